@@ -1,0 +1,26 @@
+"""One tick source for the whole simulated bench.
+
+The Pi's tick (pigpio: µs, 32-bit wrap) and the virtual board's ``time.ticks_us()``
+(the unix port reads CLOCK_MONOTONIC in µs) come from the same clock, so an edge
+carries one timestamp from wherever it was made to wherever it lands.
+"""
+
+import time
+
+TICK_MASK = 0xFFFFFFFF
+
+
+def now_us() -> int:
+    """Monotonic microseconds, unwrapped."""
+    return time.monotonic_ns() // 1000
+
+
+def tick() -> int:
+    """Current pigpio tick: monotonic µs wrapped to 32 bits."""
+    return now_us() & TICK_MASK
+
+
+def tick_diff(later: int, earlier: int) -> int:
+    """Signed difference of two 32-bit ticks, correct across one wrap."""
+    d = (later - earlier) & TICK_MASK
+    return d - (1 << 32) if d & 0x80000000 else d
