@@ -1,0 +1,344 @@
+# tsfrig watcher and scenarios (MicroPython; uploaded to the target, never run by CPython).
+#
+# The host starts one scenario per soft reboot:
+#     import tsf_watcher; tsf_watcher.run({...params...})
+# and talks to it with single bytes on stdin: b"G" (go to the next phase), b"E" (end).
+# Timed sections never print. IRQ and wake timestamps go into preallocated arrays
+# (microseconds since arming, board clock); logs go out afterwards via tsf_log.
+#
+# Set sources ("kinds"): the stimulus pin's IRQ always counts and timestamps the edge;
+#   hard     - hard IRQ handler calls flag.set()
+#   soft     - soft IRQ handler (micropython.schedule by the port) calls flag.set()
+#   thread   - IRQ counts; a _thread notices the new count and calls flag.set()
+#   loop     - IRQ counts; an asyncio task notices the new count and calls flag.set()
+#   schedule - hard IRQ counts and micropython.schedule()s a function that calls flag.set()
+import sys
+import time
+
+import asyncio
+import micropython
+import tsf_log
+from array import array
+from machine import Pin
+
+micropython.alloc_emergency_exception_buf(128)
+
+ticks_us = time.ticks_us
+ticks_diff = time.ticks_diff
+
+# Everything the IRQ and wake paths touch is created before the IRQ is enabled.
+CAP = 1
+T0 = 0
+flag = None
+ack = None
+ack_level = 0
+irq_t = array("i", [0])
+n_irq = 0
+wake_t = array("i", [0])
+wake_n = array("i", [0])
+n_wake = 0
+busy_after_wake_us = 0
+running = True
+seen_by_setter = 0
+stim = None
+
+
+def _stamp_irq():
+    global n_irq
+    i = n_irq
+    if i < CAP:
+        irq_t[i] = ticks_diff(ticks_us(), T0)
+    n_irq = i + 1
+
+
+def isr_set(pin):
+    _stamp_irq()
+    flag.set()
+
+
+def isr_count(pin):
+    _stamp_irq()
+
+
+def _sched_set(_):
+    flag.set()
+
+
+def isr_schedule(pin):
+    _stamp_irq()
+    micropython.schedule(_sched_set, None)
+
+
+def _setter_thread():
+    global seen_by_setter
+    while running:
+        if n_irq != seen_by_setter:
+            seen_by_setter = n_irq
+            flag.set()
+        time.sleep_us(20)
+
+
+async def _setter_task():
+    global seen_by_setter
+    while running:
+        if n_irq != seen_by_setter:
+            seen_by_setter = n_irq
+            flag.set()
+        await asyncio.sleep_ms(1)
+
+
+def arm(p):
+    """Create the flag, arrays and pins, then enable the IRQ for the requested set source."""
+    global CAP, T0, flag, ack, ack_level, irq_t, wake_t, wake_n, n_irq, n_wake
+    global busy_after_wake_us, running, seen_by_setter, stim
+    CAP = p.get("cap", 256)
+    irq_t = array("i", [0] * CAP)
+    wake_t = array("i", [0] * CAP)
+    wake_n = array("i", [0] * CAP)
+    n_irq = n_wake = seen_by_setter = 0
+    busy_after_wake_us = p.get("busy_after_wake_us", 0)
+    running = True
+    flag = asyncio.ThreadSafeFlag()
+    ack_level = 0
+    ack = Pin(p["ack_pin"], Pin.OUT, value=0)
+    stim = Pin(p["stim_pin"], Pin.IN, Pin.PULL_DOWN)
+    kind = p["kind"]
+    T0 = ticks_us()
+    if kind == "hard":
+        stim.irq(isr_set, Pin.IRQ_RISING, hard=True)
+    elif kind == "soft":
+        stim.irq(isr_set, Pin.IRQ_RISING)
+    elif kind == "schedule":
+        stim.irq(isr_schedule, Pin.IRQ_RISING, hard=p.get("hard_ok", True))
+    else:
+        stim.irq(isr_count, Pin.IRQ_RISING, hard=p.get("hard_ok", True))
+        if kind == "thread":
+            import _thread
+
+            _thread.start_new_thread(_setter_thread, ())
+        elif kind == "loop":
+            asyncio.create_task(_setter_task())
+    return stim
+
+
+def record_wake():
+    """Timestamp a wake, toggle the ack pin, remember how many IRQs had happened."""
+    global n_wake, ack_level
+    t = ticks_diff(ticks_us(), T0)
+    ack_level ^= 1
+    ack.value(ack_level)
+    i = n_wake
+    if i < CAP:
+        wake_t[i] = t
+        wake_n[i] = n_irq
+    n_wake = i + 1
+
+
+async def watcher():
+    while True:
+        await flag.wait()
+        record_wake()
+        if busy_after_wake_us:
+            time.sleep_us(busy_after_wake_us)  # blocks the loop: sets pile up meanwhile
+
+
+async def busy_cotask(slice_us):
+    """Background load: hogs the loop in blocking slices, as a busy application would."""
+    while running:
+        time.sleep_us(slice_us)
+        await asyncio.sleep(0)
+
+
+class Host:
+    """Single-byte commands from the host over stdin."""
+
+    def __init__(self):
+        self.reader = asyncio.StreamReader(sys.stdin)
+
+    async def expect(self, cmd):
+        while True:
+            b = await self.reader.read(1)
+            if not b:
+                raise OSError("stdin closed")
+            if b == cmd:
+                return
+
+
+def identity():
+    """Firmware identity as the board reports it."""
+    import os
+
+    impl = sys.implementation
+    info = {
+        "implementation": impl.name,
+        "version": ".".join(str(x) for x in impl.version[:3]),
+        "sys_version": sys.version,
+        "machine": getattr(impl, "_machine", ""),
+        "build": getattr(impl, "_build", ""),
+        "mpy": getattr(impl, "_mpy", 0),
+        "platform": sys.platform,
+        "asyncio": getattr(asyncio, "__file__", "frozen"),
+        "opt_level": micropython.opt_level() if hasattr(micropython, "opt_level") else -1,
+    }
+    try:
+        info["uname"] = " ".join(os.uname())
+    except AttributeError:
+        info["uname"] = None
+    try:
+        import machine
+
+        info["irq_dropped"] = getattr(machine, "_irq_dropped", None)
+    except ImportError:
+        pass
+    return info
+
+
+def report(result):
+    global running
+    running = False
+    if stim is not None:
+        stim.irq(None)  # the timed section is over: no more IRQs while logs go out
+    tsf_log.emit_array("IRQ", irq_t, min(n_irq, CAP))
+    tsf_log.emit_array("WAKE", wake_t, min(n_wake, CAP))
+    tsf_log.emit_array("WAKEN", wake_n, min(n_wake, CAP))
+    counts = {"irqs": n_irq, "wakes": n_wake, "cap": CAP}
+    try:
+        import machine
+
+        counts["dropped"] = getattr(machine, "_irq_dropped", None)
+    except ImportError:
+        pass
+    tsf_log.emit("COUNT", counts)
+    tsf_log.emit("RESULT", result)
+    tsf_log.end()
+
+
+# ---- scenarios: each arms, says READY, follows the host's commands, returns facts ----
+
+
+async def sc_watch(p, host):
+    """wake, auto_reset, coalesce, latency, stress, set sources: one watcher, host pulses."""
+    arm(p)
+    asyncio.create_task(watcher())
+    if p.get("busy_slice_us"):
+        asyncio.create_task(busy_cotask(p["busy_slice_us"]))
+    tsf_log.emit("READY")
+    await host.expect(b"E")
+    return {}
+
+
+async def sc_spurious(p, host):
+    """Pulses arrive before the watcher is ready; optionally clear() before the first wait."""
+    arm(p)
+    tsf_log.emit("READY")
+    await host.expect(b"G")
+    deadline = time.ticks_add(time.ticks_ms(), 2000)
+    while n_irq < p["pre"] and time.ticks_diff(deadline, time.ticks_ms()) > 0:
+        await asyncio.sleep_ms(1)
+    pre_seen = n_irq
+    if p["clear"]:
+        flag.clear()
+    t_ready = ticks_diff(ticks_us(), T0)
+    asyncio.create_task(watcher())
+    tsf_log.emit("WAITING", {"pre_seen": pre_seen})
+    await host.expect(b"E")
+    return {"pre_seen": pre_seen, "t_ready": t_ready, "cleared": p["clear"]}
+
+
+async def sc_fanout(p, host):
+    """The supported pattern: one owner task fans each wake out through an asyncio.Event."""
+    arm(p)
+    k = p["subscribers"]
+    hits = array("i", [0] * k)
+    ev = asyncio.Event()
+
+    async def owner():
+        while True:
+            await flag.wait()
+            ev.set()
+            ev.clear()
+            await asyncio.sleep(0)  # let every subscriber run before acking
+            record_wake()
+
+    async def subscriber(j):
+        while True:
+            await ev.wait()
+            hits[j] += 1
+
+    for j in range(k):
+        asyncio.create_task(subscriber(j))
+    asyncio.create_task(owner())
+    tsf_log.emit("READY")
+    await host.expect(b"E")
+    return {"subscriber_wakes": list(hits)}
+
+
+async def sc_second_waiter(p, host):
+    """Two tasks wait on one flag at once: characterise what this firmware does."""
+    arm(p)
+    log = []  # outside any timed path: records (task, pulse count, outcome)
+
+    async def waiter(name):
+        try:
+            await flag.wait()
+            record_wake()
+            log.append((name, n_irq, "woke"))
+        except Exception as e:  # noqa - the behaviour under test may raise anything
+            log.append((name, n_irq, "raised " + type(e).__name__))
+
+    asyncio.create_task(waiter("first"))
+    await asyncio.sleep_ms(5)
+    asyncio.create_task(waiter("second"))
+    await asyncio.sleep_ms(5)
+    tsf_log.emit("READY")
+    await host.expect(b"E")
+    return {"events": log}
+
+
+async def sc_cancel(p, host):
+    """A cancelled waiter and a timed-out wait_for must leave the flag usable."""
+    arm(p)
+    t = asyncio.create_task(flag.wait())
+    await asyncio.sleep_ms(5)
+    t.cancel()
+    cancelled = False
+    try:
+        await t
+    except asyncio.CancelledError:
+        cancelled = True
+    timed_out = False
+    try:
+        await asyncio.wait_for_ms(flag.wait(), 20)
+    except asyncio.TimeoutError:
+        timed_out = True
+    asyncio.create_task(watcher())
+    tsf_log.emit("READY")
+    await host.expect(b"E")
+    return {"cancelled": cancelled, "timed_out": timed_out}
+
+
+SCENARIOS = {
+    "watch": sc_watch,
+    "spurious": sc_spurious,
+    "fanout": sc_fanout,
+    "second_waiter": sc_second_waiter,
+    "cancel": sc_cancel,
+}
+
+
+def run(p):
+    """Entry point the host calls after a soft reboot."""
+    tsf_log.reset()
+    tsf_log.emit("HELLO", {"proto": 1, "scenario": p["scenario"], "kind": p["kind"]})
+    tsf_log.emit("ID", identity())
+    host = Host()
+
+    async def main():
+        return await SCENARIOS[p["scenario"]](p, host)
+
+    try:
+        result = asyncio.run(main())
+    except Exception as e:
+        report({"error": "%s: %s" % (type(e).__name__, e)})
+        raise
+    report(result)

@@ -1,0 +1,130 @@
+"""The Pi side of the bench: pigpio stimulus pulses and edge capture on the wires.
+
+Works the same against a real pigpiod and the simulated one: only the pigpio client
+library is used. Edge ticks are the Pi's clock (µs, 32-bit wrap).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pigpio
+
+PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
+
+
+class BenchError(Exception):
+    """Infrastructure fault (pigpiod unreachable, wave refused): not a firmware failure."""
+
+
+def tick_diff(later: int, earlier: int) -> int:
+    """Signed difference of two 32-bit pigpio ticks."""
+    d = (later - earlier) & 0xFFFFFFFF
+    return d - (1 << 32) if d & 0x80000000 else d
+
+
+@dataclass
+class Edge:
+    tick: int
+    level: int
+
+
+class EdgeCapture:
+    """Every edge pigpio reports on one GPIO, with a way to wait for the N-th."""
+
+    def __init__(self, pi: pigpio.pi, gpio: int, edge: int = pigpio.EITHER_EDGE) -> None:
+        self.gpio = gpio
+        self.edges: list[Edge] = []
+        self._cond = threading.Condition()
+        self._cb = pi.callback(gpio, edge, self._on_edge)
+
+    def _on_edge(self, gpio: int, level: int, tick: int) -> None:
+        if level > 1:  # watchdog timeout report, not an edge
+            return
+        with self._cond:
+            self.edges.append(Edge(tick, level))
+            self._cond.notify_all()
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self.edges)
+
+    def wait_for(self, n: int, timeout_s: float) -> bool:
+        """Block until at least n edges were seen; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.edges) >= n, timeout_s)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.edges.clear()
+
+    def cancel(self) -> None:
+        self._cb.cancel()
+
+
+class PiDriver:
+    """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO."""
+
+    def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int) -> None:
+        self.pi = pigpio.pi(host, port, show_errors=False)
+        if not self.pi.connected:
+            raise BenchError(
+                f"pigpiod at {host}:{port} does not answer: start it on the Pi (sudo pigpiod -s 1) "
+                "or fix pigpio.host/port in rig_config.yaml"
+            )
+        self.stimulus_gpio = stimulus_gpio
+        self.ack_gpio = ack_gpio
+        self.pi.set_mode(stimulus_gpio, pigpio.OUTPUT)
+        self.pi.write(stimulus_gpio, 0)
+        self.pi.set_mode(ack_gpio, pigpio.INPUT)
+        self.pi.set_pull_up_down(ack_gpio, pigpio.PUD_OFF)
+        self.stimulus = EdgeCapture(self.pi, stimulus_gpio, pigpio.RISING_EDGE)
+        self.ack = EdgeCapture(self.pi, ack_gpio, pigpio.EITHER_EDGE)
+
+    def identity(self) -> dict:
+        return {
+            "hw_revision": self.pi.get_hardware_revision(),
+            "pigpio_version": self.pi.get_pigpio_version(),
+        }
+
+    def reset_capture(self) -> None:
+        self.stimulus.clear()
+        self.ack.clear()
+
+    def pulse(self) -> None:
+        """One stimulus pulse now (pigpio's trigger: exact width, no host jitter)."""
+        self.pi.gpio_trigger(self.stimulus_gpio, PULSE_US, 1)
+
+    def burst(self, count: int, period_us: int) -> None:
+        """count pulses at exact spacing, played by pigpio's waveform engine; returns when sent."""
+        if count <= 0:
+            return
+        mask = 1 << self.stimulus_gpio
+        low_us = max(period_us - PULSE_US, 1)
+        pulses = [pigpio.pulse(mask, 0, PULSE_US), pigpio.pulse(0, mask, low_us)] * count
+        pi = self.pi
+        pi.wave_clear()
+        pi.wave_add_generic(pulses)
+        wid = pi.wave_create()
+        if wid < 0:
+            raise BenchError(f"pigpiod refused a {count}-pulse waveform (error {wid})")
+        start = self.stimulus.count()
+        try:
+            pi.wave_send_once(wid)
+            deadline_s = count * period_us / 1e6 + 2.0
+            if not self.stimulus.wait_for(start + count, deadline_s):
+                raise BenchError(
+                    f"pigpio reported {self.stimulus.count() - start} of {count} burst edges "
+                    f"within {deadline_s:.1f} s: check the stimulus GPIO is free"
+                )
+        finally:
+            pi.wave_delete(wid)
+
+    def close(self) -> None:
+        self.stimulus.cancel()
+        self.ack.cancel()
+        try:
+            self.pi.write(self.stimulus_gpio, 0)
+        finally:
+            self.pi.stop()
