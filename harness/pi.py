@@ -55,6 +55,11 @@ class EdgeCapture:
         with self._cond:
             return self._cond.wait_for(lambda: len(self.edges) >= n, timeout_s)
 
+    def wait_until(self, predicate, timeout_s: float) -> bool:
+        """Block until predicate(edges) holds; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.edges), timeout_s)
+
     def clear(self) -> None:
         with self._cond:
             self.edges.clear()

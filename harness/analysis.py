@@ -1,0 +1,203 @@
+"""Turn one scenario's raw observations into facts in the flag's own terms.
+
+Inputs are the board's log (IRQ and wake timestamps in µs since arming, board clock)
+and the Pi's captured edges (stimulus rising edges and ack edges, Pi ticks). The ack
+pin toggles once per wake, so ack edge j pairs with wake j; the median of their
+differences maps board time onto the Pi clock for one shared timeline.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from harness.pi import tick_diff
+from harness.protocol import DeviceLog
+
+
+@dataclass
+class Observation:
+    """Everything one scenario run saw, from both ends of the wires."""
+
+    scenario: str
+    kind: str
+    log: DeviceLog
+    stim_ticks: list[int]
+    ack_ticks: list[int]
+    error_output: str = ""
+    steps: list[int] = field(default_factory=list)  # stress: pulses per step
+
+    @property
+    def irq_t(self) -> list[int]:
+        return self.log.array("IRQ")
+
+    @property
+    def wake_t(self) -> list[int]:
+        return self.log.array("WAKE")
+
+    @property
+    def wake_n(self) -> list[int]:
+        return self.log.array("WAKEN")
+
+    @property
+    def counts(self) -> dict:
+        c = self.log.first("COUNT") or {}
+        return {
+            "pulses": len(self.stim_ticks),
+            "pi_edges": len(self.stim_ticks),
+            "irqs": c.get("irqs", 0),
+            "wakes": c.get("wakes", 0),
+            "acks": len(self.ack_ticks),
+        }
+
+    @property
+    def result(self) -> dict:
+        return self.log.first("RESULT") or {}
+
+
+def board_to_pi_offset(obs: Observation) -> float | None:
+    """µs to add to a board timestamp to place it on the Pi timeline (relative to stimulus 0)."""
+    if not obs.stim_ticks or not obs.ack_ticks or not obs.wake_t:
+        return None
+    t0 = obs.stim_ticks[0]
+    pairs = zip(obs.ack_ticks, obs.wake_t, strict=False)
+    return statistics.median(tick_diff(a, t0) - w for a, w in pairs)
+
+
+def pi_rel(obs: Observation, ticks: list[int]) -> list[int]:
+    t0 = obs.stim_ticks[0] if obs.stim_ticks else (ticks[0] if ticks else 0)
+    return [tick_diff(t, t0) for t in ticks]
+
+
+def timeline(obs: Observation) -> list[dict]:
+    """Per pulse: stimulus, IRQ, first wake after that IRQ, and its ack, all µs on the Pi clock."""
+    off = board_to_pi_offset(obs)
+    stim = pi_rel(obs, obs.stim_ticks)
+    acks = pi_rel(obs, obs.ack_ticks)
+    irq, wake = obs.irq_t, obs.wake_t
+    rows = []
+    for i in range(max(len(stim), len(irq))):
+        row: dict = {"seq": i, "stimulus_us": stim[i] if i < len(stim) else None,
+                     "irq_us": None, "wake_us": None, "ack_us": None}
+        if i < len(irq):
+            j = next((j for j, w in enumerate(wake) if w >= irq[i]), None)
+            if off is not None:
+                row["irq_us"] = irq[i] + off
+                if j is not None:
+                    row["wake_us"] = wake[j] + off
+            if j is not None and j < len(acks):
+                row["ack_us"] = acks[j]
+        rows.append(row)
+    return rows
+
+
+def fmt_us(v: float | None) -> str:
+    return "?" if v is None else f"+{v:.0f} µs"
+
+
+# ---- checks: each returns failure sentences (empty when the clause holds) ----------------
+
+def check_counts_reconcile(obs: Observation) -> list[str]:
+    """The board saw every edge the Pi sent; a shortfall on soft IRQs is scheduler overflow."""
+    c = obs.counts
+    if c["irqs"] == c["pi_edges"]:
+        return []
+    dropped = (obs.log.first("COUNT") or {}).get("dropped")
+    if c["irqs"] < c["pi_edges"] and obs.kind == "soft":
+        return [f"scheduler queue overflow: {c['pi_edges'] - c['irqs']} of {c['pi_edges']} pulses "
+                f"never reached the soft IRQ handler (port dropped {dropped}); not a flag fault"]
+    return [f"IRQ count {c['irqs']} != pulses the Pi sent {c['pi_edges']}"]
+
+
+def check_isolated(obs: Observation, wake_timeout_ms: float) -> list[str]:
+    """Isolated pulses: pulse i wakes the waiter exactly once, after IRQ i and before IRQ i+1."""
+    fails = []
+    irq, wake = obs.irq_t, obs.wake_t
+    tl = timeline(obs)
+    for i, t in enumerate(irq):
+        nxt = irq[i + 1] if i + 1 < len(irq) else None
+        woke = [w for w in wake if w >= t and (nxt is None or w < nxt)]
+        at = fmt_us(tl[i]["irq_us"]) if i < len(tl) else "?"
+        if not woke:
+            fails.append(f"pulse {i}: IRQ at {at}, no wake within {wake_timeout_ms:.0f} ms")
+        elif len(woke) > 1:
+            fails.append(f"pulse {i}: IRQ at {at}, woke {len(woke)} times (one set, one wake)")
+    early = [w for w in wake if not irq or w < irq[0]]
+    if early:
+        fails.append(f"{len(early)} wake(s) before the first pulse: wake without set()")
+    return fails
+
+
+def check_no_wake_without_set(obs: Observation) -> list[str]:
+    """Auto-reset: every wake needs a set since the previous wake (one racing set excused once)."""
+    fails = []
+    prev_n, excuse = 0, False
+    for j, n in enumerate(obs.wake_n):
+        if n > prev_n:
+            excuse = True
+        elif excuse:
+            excuse = False
+        else:
+            fails.append(f"wake {j}: no pulse since wake {j - 1} — wait() returned without a new "
+                         "set(): the flag did not auto-clear")
+            if len(fails) >= 3:
+                break
+        prev_n = n
+    return fails
+
+
+def check_last_set_wakes(obs: Observation, step_ends: list[int] | None = None) -> list[str]:
+    """No lost wake-up: after the last IRQ of each burst there is a wake."""
+    irq, wake = obs.irq_t, obs.wake_t
+    ends = step_ends or ([len(irq)] if irq else [])
+    fails = []
+    tl = timeline(obs)
+    for end in ends:
+        if end == 0 or end > len(irq):
+            continue
+        t_last = irq[end - 1]
+        if not any(w >= t_last for w in wake):
+            at = fmt_us(tl[end - 1]["irq_us"]) if end - 1 < len(tl) else "?"
+            fails.append(f"lost wake-up: pulse {end - 1} (IRQ at {at}) was the last set and "
+                         "no wake followed it")
+    return fails
+
+
+def check_not_more_wakes_than_sets(obs: Observation) -> list[str]:
+    c = obs.counts
+    if c["wakes"] > c["irqs"]:
+        return [f"{c['wakes']} wakes for {c['irqs']} IRQs: "
+                "the flag woke more often than it was set"]
+    return []
+
+
+def latency_samples(obs: Observation) -> dict[str, list[float]]:
+    """Isolated pulses only: IRQ i → wake i (board clock), stimulus i → ack i (Pi clock)."""
+    irq, wake = obs.irq_t, obs.wake_t
+    n = min(len(irq), len(wake))
+    irq_to_wake = [float(wake[i] - irq[i]) for i in range(n) if wake[i] >= irq[i]]
+    m = min(len(obs.stim_ticks), len(obs.ack_ticks))
+    edge_to_ack = [float(tick_diff(obs.ack_ticks[i], obs.stim_ticks[i])) for i in range(m)]
+    return {"irq_to_wake_us": irq_to_wake, "edge_to_ack_us": edge_to_ack}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100): a value that was actually measured."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(-(-q * len(s) // 100)) - 1))
+    return s[k]
+
+
+def check_latency(samples: dict[str, list[float]], budget: dict[str, float]) -> list[str]:
+    fails = []
+    for metric, values in samples.items():
+        if not values:
+            fails.append(f"{metric}: no samples")
+            continue
+        for name, limit in budget.items():
+            q = 100.0 if name == "max" else float(name[1:])
+            got = percentile(values, q)
+            if got > limit:
+                fails.append(f"{metric} {name} = {got:.0f} µs exceeds the budget {limit:.0f} µs "
+                             f"({len(values)} samples)")
+    return fails

@@ -1,0 +1,172 @@
+"""Host-side choreography of each scenario: soft-reboot the board, start the device
+scenario, drive pigpio stimulus in step with the board, collect both ends' records.
+
+Waits are on events (the Pi seeing an ack edge, the board sending a record), each
+with a deadline. Gaps between isolated pulses are stimulus spacing, not synchronisation.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.analysis import Observation
+from harness.pi import PiDriver, tick_diff
+from harness.protocol import LogParser
+from harness.target import Target
+
+# Stress steps: (pulse rate Hz, pulses). Rates step up to 5 kHz.
+STRESS_STEPS = [(100, 50), (500, 100), (1000, 100), (2000, 100), (5000, 100)]
+
+
+@dataclass
+class BenchHandle:
+    """What a scenario needs: both ends of the wires and the target's settings."""
+
+    pi: PiDriver
+    target: Target
+    stim_pin: int | str
+    ack_pin: int | str
+    wake_timeout_ms: float
+    device_timeout_s: float
+    hard_irq: bool = True  # esp32: no hard IRQs
+    progress: Callable[..., None] | None = None
+
+
+def _progress(b: BenchHandle, **kw: int) -> None:
+    if b.progress:
+        b.progress(**kw)
+
+
+def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogParser:
+    b.target.soft_reset()
+    b.pi.reset_capture()
+    p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.stim_pin,
+         "ack_pin": b.ack_pin, "hard_ok": b.hard_irq, **params}
+    parser = LogParser()
+    b.target.start(f"import tsf_watcher\ntsf_watcher.run({p!r})")
+    b.target.read_until_record(parser, "READY", b.device_timeout_s)
+    return parser
+
+
+def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
+            steps: list[int] | None = None) -> Observation:
+    b.target.send(b"E")
+    err = b.target.read_to_end(parser, b.device_timeout_s)
+    return Observation(
+        scenario=obs_scenario, kind=kind, log=parser.log,
+        stim_ticks=[e.tick for e in b.pi.stimulus.edges],
+        ack_ticks=[e.tick for e in b.pi.ack.edges],
+        error_output=err, steps=steps or [],
+    )
+
+
+def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: int) -> None:
+    """n pulses, each waiting for its ack (or the wake timeout) and a random gap."""
+    rnd = random.Random(seed)
+    for i in range(n):
+        acks = b.pi.ack.count()
+        b.pi.pulse()
+        b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
+        _progress(b, pulses=i + 1, wakes=b.pi.ack.count())
+        time.sleep(rnd.uniform(*gap_ms) / 1000)
+
+
+def _quiet_window(b: BenchHandle) -> None:
+    """After the last pulse, give a spurious wake the chance to show (returns early if one does)."""
+    b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
+
+
+def run_isolated(b: BenchHandle, scenario: str, kind: str, n: int,
+                 gap_ms: tuple[float, float] = (1.0, 3.0), **params) -> Observation:
+    parser = _start(b, "watch", kind, cap=max(n + 8, 64), **params)
+    _isolated_pulses(b, n, gap_ms, seed=n)
+    _quiet_window(b)
+    return _finish(b, parser, scenario, kind)
+
+
+def run_coalesce(b: BenchHandle, kind: str, burst: int = 8, period_us: int = 500,
+                 busy_ms: int = 20) -> Observation:
+    """One pulse wakes the waiter, which then blocks the loop while a burst arrives."""
+    parser = _start(b, "watch", kind, cap=64, busy_after_wake_us=busy_ms * 1000)
+    b.pi.pulse()
+    b.pi.ack.wait_for(1, b.wake_timeout_ms / 1000)
+    b.pi.burst(burst, period_us)
+    _wait_wake_after_last_pulse(b, (busy_ms + b.wake_timeout_ms) / 1000)
+    _quiet_window(b)
+    obs = _finish(b, parser, "coalesce", kind)
+    obs.steps = [1, burst]
+    return obs
+
+
+def _wait_wake_after_last_pulse(b: BenchHandle, timeout_s: float) -> bool:
+    """Event wait until the Pi sees an ack edge later than the last stimulus edge."""
+    last = b.pi.stimulus.edges[-1].tick if b.pi.stimulus.edges else 0
+    return b.pi.ack.wait_until(
+        lambda edges: any(tick_diff(e.tick, last) > 0 for e in edges[-4:]), timeout_s)
+
+
+def run_stress(b: BenchHandle, kind: str, busy_slice_us: int = 300) -> Observation:
+    total = sum(n for _, n in STRESS_STEPS)
+    parser = _start(b, "watch", kind, cap=total + 8, busy_slice_us=busy_slice_us)
+    for rate, n in STRESS_STEPS:
+        b.pi.burst(n, 1_000_000 // rate)
+        _wait_wake_after_last_pulse(b, b.wake_timeout_ms / 1000)
+        _progress(b, pulses=b.pi.stimulus.count(), wakes=b.pi.ack.count())
+    return _finish(b, parser, "stress", kind, steps=[n for _, n in STRESS_STEPS])
+
+
+def run_spurious(b: BenchHandle, kind: str, clear: bool, pre: int = 3) -> Observation:
+    """Pulses before the watcher waits; then a quiet window; then one real pulse."""
+    parser = _start(b, "spurious", kind, cap=32, pre=pre, clear=clear)
+    b.pi.burst(pre, 1000)
+    b.target.send(b"G")
+    b.target.read_until_record(parser, "WAITING", b.device_timeout_s)
+    _quiet_window(b)
+    acks = b.pi.ack.count()
+    b.pi.pulse()
+    b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
+    _quiet_window(b)
+    return _finish(b, parser, "clear" if clear else "pending_set", kind)
+
+
+def run_fanout(b: BenchHandle, kind: str, n: int = 5, subscribers: int = 3) -> Observation:
+    parser = _start(b, "fanout", kind, cap=32, subscribers=subscribers)
+    _isolated_pulses(b, n, (1.0, 2.0), seed=7)
+    _quiet_window(b)
+    return _finish(b, parser, "fanout", kind)
+
+
+def run_second_waiter(b: BenchHandle, kind: str) -> Observation:
+    parser = _start(b, "second_waiter", kind, cap=8)
+    _isolated_pulses(b, 2, (1.0, 2.0), seed=3)
+    return _finish(b, parser, "second_waiter", kind)
+
+
+def run_cancel(b: BenchHandle, kind: str, n: int = 3) -> Observation:
+    parser = _start(b, "cancel", kind, cap=16)
+    _isolated_pulses(b, n, (1.0, 2.0), seed=5)
+    _quiet_window(b)
+    return _finish(b, parser, "cancellation", kind)
+
+
+def classify_second_waiter(events: list[list]) -> dict:
+    """What two concurrent waiters saw: who woke on the first pulse, who raised, who is stranded."""
+    raised = [name for name, _, what in events if what.startswith("raised")]
+    woke_first = {name for name, n, what in events if what == "woke" and n <= 1}
+    woke_any = {name for name, _, what in events if what == "woke"}
+    if raised:
+        observed = "raises"
+    elif woke_first == {"first", "second"}:
+        observed = "both-wake"
+    elif woke_first == {"second"}:
+        observed = "second-wins"
+    elif woke_first == {"first"}:
+        observed = "first-wins"
+    else:
+        observed = "none-wake"
+    stranded = sorted({"first", "second"} - woke_any - set(raised))
+    return {"second_waiter_observed": observed, "raised": raised, "stranded": stranded,
+            "events": events}
