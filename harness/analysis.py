@@ -201,3 +201,56 @@ def check_latency(samples: dict[str, list[float]], budget: dict[str, float]) -> 
                 fails.append(f"{metric} {name} = {got:.0f} µs exceeds the budget {limit:.0f} µs "
                              f"({len(values)} samples)")
     return fails
+
+
+def check_burst_coalesced(obs: Observation, first_burst_irq: int, busy_us: int) -> list[str]:
+    """Binary flag: sets that pile up while the waiter is busy wake it once, not once each."""
+    irq, wake = obs.irq_t, obs.wake_t
+    if not wake or len(irq) <= first_burst_irq:
+        return []  # the liveness checks report this
+    busy_end = wake[0] + busy_us
+    burst = irq[first_burst_irq:]
+    late = [t for t in burst if t >= busy_end]
+    allowed = 1 + len(late)
+    woke = len(wake) - 1
+    if woke > allowed:
+        return [f"a burst of {len(burst)} pulses ({len(burst) - len(late)} during a "
+                f"{busy_us // 1000} ms busy period) woke the waiter {woke} times: several sets "
+                f"before the waiter runs must wake it once (at most {allowed} here)"]
+    return []
+
+
+def check_pending(obs: Observation, pre: int, cleared: bool, wake_timeout_ms: float) -> list[str]:
+    """Sets before the first wait(): remembered unless clear() discarded them."""
+    r = obs.result
+    irq, wake = obs.irq_t, obs.wake_t
+    fails = []
+    if r.get("pre_seen") != pre:
+        fails.append(f"the board counted {r.get('pre_seen')} of the {pre} pulses sent before "
+                     "the watcher was ready")
+    if len(irq) <= pre:
+        return fails + ["the real pulse after the quiet window never reached the board's IRQ"]
+    t_ready, real = r.get("t_ready", 0), irq[pre]
+    early = [w for w in wake if w < real]
+    after = [w for w in wake if w >= real]
+    if cleared:
+        if early:
+            fails.append(f"after clear(), wait() returned {early[0] - t_ready} µs after the "
+                         f"watcher started waiting, {real - early[0]} µs before the next real pulse: "
+                         "clear() did not discard the earlier set")
+        if len(after) != 1:
+            fails.append(f"the real pulse after clear() woke the waiter {len(after)} times "
+                         "(expected once)")
+    else:
+        if not early:
+            fails.append(f"{pre} pulses before the first wait(): it did not return until the real "
+                         f"pulse {real - t_ready} µs later — the earlier set was forgotten")
+        elif early[0] - t_ready > wake_timeout_ms * 1000:
+            fails.append(f"the pending set woke the first wait() only after "
+                         f"{early[0] - t_ready} µs (expected at once, < {wake_timeout_ms:.0f} ms)")
+        if len(early) > 1:
+            fails.append(f"{pre} pending sets woke the waiter {len(early)} times "
+                         "(binary flag: once)")
+        if len(after) != 1:
+            fails.append(f"the real pulse woke the waiter {len(after)} times (expected once)")
+    return fails

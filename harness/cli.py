@@ -1,0 +1,114 @@
+"""`tsfrig`: run the ThreadSafeFlag suite, start a simulated bench, build and compare reports.
+
+Exit codes: 0 all good, 1 test failures or a regression, 2 bad usage, config or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.config import ConfigError, load_config, with_overlay
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = "rig_config.yaml"
+
+
+def _die(msg: str) -> int:
+    print(f"tsfrig: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from harness.sim.bench import serve
+    from harness.sim.firmware import FirmwareNotFound
+
+    try:
+        cfg = load_config(args.config)
+        if args.overlay:
+            cfg = with_overlay(cfg, args.overlay)
+        target = cfg.target(args.target) if args.target else cfg.targets[0]
+        if target.kind != "sim":
+            return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
+                        "pick a sim target with --target")
+        return serve(target, pigpio_port=args.pigpio_port,
+                     flash_dir=Path(args.flash) if args.flash else None)
+    except (ConfigError, FirmwareNotFound) as e:
+        return _die(str(e))
+    except OSError as e:
+        return _die(f"cannot start the simulated bench: {e} "
+                    "(is the port busy? try --pigpio-port 0)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from harness.results import new_run_dir
+
+    try:
+        cfg = load_config(args.config)
+        if args.overlay:
+            cfg = with_overlay(cfg, args.overlay)
+        if args.target:
+            cfg.target(args.target)
+    except ConfigError as e:
+        return _die(str(e))
+    run_dir = new_run_dir(Path(args.report_dir) if args.report_dir else REPO / "reports")
+    pytest_args = [
+        str(REPO / "tests" / "hil"),
+        f"--rig-config={cfg.path}",
+        f"--report-dir={run_dir}",
+        f"--junitxml={run_dir / 'junit.xml'}",
+        "-p", "no:cacheprovider",
+        "-q",
+    ]
+    if args.target:
+        pytest_args.append(f"--target={args.target}")
+    if args.overlay:
+        pytest_args.append(f"--overlay={args.overlay}")
+    if args.k:
+        pytest_args += ["-k", args.k]
+    code = pytest.main(pytest_args)
+    print(f"report: {run_dir / 'index.html'}")
+    if code in (0, 1):
+        return int(code)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tsfrig", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the ThreadSafeFlag suite against the configured targets")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help="rig config file")
+    run.add_argument("--overlay", help="directory of modules searched before the frozen ones (sim)")
+    run.add_argument("--target", help="run only this target")
+    run.add_argument("--report-dir", help="where run directories go (default reports/)")
+    run.add_argument("-k", help="pytest -k expression selecting scenarios")
+    run.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("sim", help="start one simulated bench in the foreground")
+    sim.add_argument("--config", default=DEFAULT_CONFIG)
+    sim.add_argument("--overlay")
+    sim.add_argument("--target", help="sim target to start (default: the first)")
+    sim.add_argument("--pigpio-port", type=int, default=0, help="pigpiod port (0: a free one)")
+    sim.add_argument("--flash", help="directory to use as the board's flash (default: temporary)")
+    sim.set_defaults(func=cmd_sim)
+
+    try:
+        from harness.report_cli import add_report_parsers
+    except ImportError:
+        pass
+    else:
+        add_report_parsers(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

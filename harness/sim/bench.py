@@ -1,0 +1,108 @@
+"""One simulated bench: the pigpiod-compatible Pi and the virtual board, wired per config.
+
+`tsfrig sim` runs it in the foreground and prints where to connect; the pytest plugin
+runs the same thing as a child process, so the harness above it cannot tell a
+simulated bench from a real one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from harness.config import TargetConfig
+from harness.sim.board import VirtualBoard
+from harness.sim.firmware import Firmware, find_executable
+from harness.sim.pigpiod import SimPi
+from harness.sim.wire import ENV_WIRE
+
+
+def board_pin_number(pin: int | str) -> int:
+    """The virtual board numbers its pins; accept 2 or "GP2"."""
+    if isinstance(pin, int):
+        return pin
+    digits = "".join(ch for ch in pin if ch.isdigit())
+    if not digits:
+        raise ValueError(f"virtual board pin {pin!r}: use a number or a name like 'GP2'")
+    return int(digits)
+
+
+class SimBench:
+    """Starts and stops the simulated Pi and the virtual board as one unit."""
+
+    def __init__(self, target: TargetConfig, flash_dir: Path | None = None,
+                 pigpio_port: int = 0) -> None:
+        w = target.wiring
+        self.target = target
+        self.wiring = [
+            (w.stimulus_pi_gpio, board_pin_number(w.stimulus_board_pin), "to_board"),
+            (w.ack_pi_gpio, board_pin_number(w.ack_board_pin), "from_board"),
+        ]
+        exe = find_executable(target.firmware.executable)
+        self.firmware = Firmware(exe, target.firmware.overlay)
+        self._own_flash = flash_dir is None
+        self.flash_dir = Path(flash_dir or tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-flash-"))
+        self.pi = SimPi(wiring=self.wiring, port=pigpio_port)
+        self.board: VirtualBoard | None = None
+
+    def start(self) -> SimBench:
+        self.pi.start()
+        try:
+            env = {
+                ENV_WIRE: f"127.0.0.1:{self.pi.wire_port}",
+                "TSFRIG_IRQ_WAKE": self.target.irq_wake,
+                "TSFRIG_IRQ_LATENCY_US": str(self.target.irq_latency_us),
+                "TSFRIG_IRQ_JITTER_US": str(self.target.irq_jitter_us),
+            }
+            self.board = VirtualBoard(self.firmware, self.flash_dir, env)
+            self.board.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def serial_port(self) -> str:
+        assert self.board is not None
+        return self.board.port
+
+    @property
+    def pigpio_address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.pi.port
+
+    def stop(self) -> None:
+        if self.board is not None:
+            self.board.stop()
+            self.board = None
+        self.pi.stop()
+        if self._own_flash:
+            shutil.rmtree(self.flash_dir, ignore_errors=True)
+
+    def __enter__(self) -> SimBench:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = None) -> int:
+    """Run one bench until Ctrl-C or SIGTERM; print the two addresses a person connects to."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with SimBench(target, flash_dir=flash_dir, pigpio_port=pigpio_port) as bench:
+        host, port = bench.pigpio_address
+        print(f"serial: {bench.serial_port}", flush=True)
+        print(f"pigpio: {host}:{port}", flush=True)
+        print(f"firmware: {bench.firmware.executable}"
+              + (f" + overlay {bench.firmware.overlay}" if bench.firmware.overlay else ""),
+              flush=True)
+        print("ready (Ctrl-C stops the bench)", flush=True)
+        while not stop.wait(0.5):
+            pass
+    print("stopped", file=sys.stderr, flush=True)
+    return 0

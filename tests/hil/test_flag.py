@@ -1,0 +1,124 @@
+"""The ThreadSafeFlag suite: each test is one clause of the flag's contract, checked from
+the board's timing log and the Pi's captured edges. Runs on every target in the rig config."""
+
+import pytest
+
+from harness import analysis as a
+from harness import scenarios as s
+
+KINDS = ["hard", "soft", "thread"]
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_wake(flag_bench, verdict, irq_kind):
+    """Each isolated pulse wakes the waiter exactly once; no wake without a pulse."""
+    obs = s.run_isolated(flag_bench, "wake", irq_kind, n=20)
+    verdict(obs, a.check_counts_reconcile(obs)
+            + a.check_isolated(obs, flag_bench.wake_timeout_ms))
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_auto_reset(flag_bench, verdict, irq_kind):
+    """After wait() returns, the next wait() blocks until the next pulse."""
+    obs = s.run_isolated(flag_bench, "auto_reset", irq_kind, n=10, gap_ms=(4.0, 6.0))
+    verdict(obs, a.check_no_wake_without_set(obs) + a.check_not_more_wakes_than_sets(obs)
+            + a.check_isolated(obs, flag_bench.wake_timeout_ms))
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_coalesce_no_lost_wakeup(flag_bench, verdict, irq_kind):
+    """A burst while the waiter is busy wakes it at least once after the last pulse and
+    never more often than it was set; the board counted every edge the Pi sent."""
+    busy_ms = 20
+    obs = s.run_coalesce(flag_bench, irq_kind, burst=8, period_us=500, busy_ms=busy_ms)
+    fails = a.check_counts_reconcile(obs) + a.check_last_set_wakes(obs, [1, 9])
+    fails += a.check_not_more_wakes_than_sets(obs)
+    if irq_kind != "thread":
+        fails += a.check_no_wake_without_set(obs)
+    fails += a.check_burst_coalesced(obs, first_burst_irq=1, busy_us=busy_ms * 1000)
+    verdict(obs, fails)
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_pending_set_is_remembered(flag_bench, verdict, irq_kind):
+    """Pulses before the watcher waits make its first wait() return at once."""
+    obs = s.run_spurious(flag_bench, irq_kind, clear=False, pre=3)
+    verdict(obs, a.check_pending(obs, pre=3, cleared=False, wake_timeout_ms=50),
+            details=obs.result)
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_clear_discards_pending_set(flag_bench, verdict, irq_kind):
+    """After clear(), wait() blocks until the next real pulse."""
+    obs = s.run_spurious(flag_bench, irq_kind, clear=True, pre=3)
+    verdict(obs, a.check_pending(obs, pre=3, cleared=True, wake_timeout_ms=50),
+            details=obs.result)
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_one_waiter_fanout(flag_bench, verdict, irq_kind):
+    """One owner task fanning out through asyncio.Event wakes all subscribers every pulse."""
+    n, k = 5, 3
+    obs = s.run_fanout(flag_bench, irq_kind, n=n, subscribers=k)
+    hits = obs.result.get("subscriber_wakes", [])
+    fails = a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    if hits != [n] * k:
+        fails.append(f"subscribers woke {hits} times for {n} pulses (expected {[n] * k})")
+    verdict(obs, fails, details={"subscriber_wakes": hits})
+
+
+@pytest.mark.parametrize("irq_kind", ["hard"])
+def test_second_waiter_behaviour(flag_bench, verdict, irq_kind, target_config):
+    """A second concurrent wait() is unsupported; what this firmware does must not change."""
+    obs = s.run_second_waiter(flag_bench, irq_kind)
+    seen = s.classify_second_waiter(obs.result.get("events", []))
+    expected = target_config.second_waiter
+    fails = []
+    if seen["second_waiter_observed"] != expected:
+        fails.append(f"second concurrent waiter: observed {seen['second_waiter_observed']} "
+                     f"(raised {seen['raised'] or 'nothing'}, "
+                     f"stranded {seen['stranded'] or 'none'}), "
+                     f"this firmware is expected to be {expected}")
+    verdict(obs, fails, details=seen)
+
+
+@pytest.mark.parametrize("irq_kind", ["loop", "schedule"])
+def test_set_from_loop_and_schedule(flag_bench, verdict, irq_kind):
+    """set() called from the loop itself, and from a micropython.schedule callback."""
+    obs = s.run_isolated(flag_bench, "set_source", irq_kind, n=10)
+    verdict(obs, a.check_counts_reconcile(obs)
+            + a.check_isolated(obs, flag_bench.wake_timeout_ms))
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_cancellation(flag_bench, verdict, irq_kind):
+    """A cancelled waiter and a timed-out wait_for leave the flag working for the next waiter."""
+    obs = s.run_cancel(flag_bench, irq_kind, n=3)
+    r = obs.result
+    fails = []
+    if not r.get("cancelled"):
+        fails.append("cancelling a task blocked in flag.wait() did not raise CancelledError")
+    if not r.get("timed_out"):
+        fails.append("asyncio.wait_for(flag.wait(), 20 ms) did not time out with no pulse")
+    fails += a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    verdict(obs, fails, details=r)
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_stress(flag_bench, verdict, irq_kind):
+    """Pulse rates stepping 100 Hz -> 5 kHz under a busy co-task: no crash, no lost wake-up."""
+    obs = s.run_stress(flag_bench, irq_kind)
+    ends = [sum(obs.steps[: i + 1]) for i in range(len(obs.steps))]
+    fails = a.check_counts_reconcile(obs) + a.check_last_set_wakes(obs, ends)
+    fails += a.check_not_more_wakes_than_sets(obs)
+    verdict(obs, fails, details={"steps": [list(x) for x in s.STRESS_STEPS]})
+
+
+@pytest.mark.parametrize("irq_kind", KINDS)
+def test_latency(flag_bench, verdict, irq_kind, target_config):
+    """IRQ -> wake (board clock) and stimulus edge -> ack edge (Pi clock) within budget."""
+    obs = s.run_isolated(flag_bench, "latency", irq_kind, n=100, gap_ms=(1.0, 4.0))
+    samples = a.latency_samples(obs)
+    fails = a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    fails += a.check_latency(samples, target_config.budgets.latency_us)
+    verdict(obs, fails, latency=True)
