@@ -236,7 +236,7 @@ def check_pending(obs: Observation, pre: int, cleared: bool, wake_timeout_ms: fl
     if cleared:
         if early:
             fails.append(f"after clear(), wait() returned {early[0] - t_ready} µs after the "
-                         f"watcher started waiting, {real - early[0]} µs before the next real pulse: "
+                         f"watcher started waiting, {real - early[0]} µs before the real pulse: "
                          "clear() did not discard the earlier set")
         if len(after) != 1:
             fails.append(f"the real pulse after clear() woke the waiter {len(after)} times "
