@@ -26,6 +26,7 @@ class Observation:
     ack_ticks: list[int]
     error_output: str = ""
     steps: list[int] = field(default_factory=list)  # stress: pulses per step
+    overhead: dict = field(default_factory=dict)  # host time spent outside the stimulus
 
     @property
     def irq_t(self) -> list[int]:

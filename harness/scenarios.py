@@ -33,6 +33,8 @@ class BenchHandle:
     device_timeout_s: float
     hard_irq: bool = True  # esp32: no hard IRQs
     progress: Callable[..., None] | None = None
+    started_at: float = 0.0
+    ready_s: float = 0.0
 
 
 def _progress(b: BenchHandle, **kw: int) -> None:
@@ -41,6 +43,7 @@ def _progress(b: BenchHandle, **kw: int) -> None:
 
 
 def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogParser:
+    b.started_at = time.monotonic()
     b.target.soft_reset()
     b.pi.reset_capture()
     p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.stim_pin,
@@ -48,18 +51,21 @@ def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogPars
     parser = LogParser()
     b.target.start(f"import tsf_watcher\ntsf_watcher.run({p!r})")
     b.target.read_until_record(parser, "READY", b.device_timeout_s)
+    b.ready_s = time.monotonic() - b.started_at
     return parser
 
 
 def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
             steps: list[int] | None = None) -> Observation:
+    t_end = time.monotonic()
     b.target.send(b"E")
     err = b.target.read_to_end(parser, b.device_timeout_s)
+    overhead = {"setup_s": round(b.ready_s, 4), "readout_s": round(time.monotonic() - t_end, 4)}
     return Observation(
         scenario=obs_scenario, kind=kind, log=parser.log,
         stim_ticks=[e.tick for e in b.pi.stimulus.edges],
         ack_ticks=[e.tick for e in b.pi.ack.edges],
-        error_output=err, steps=steps or [],
+        error_output=err, steps=steps or [], overhead=overhead,
     )
 
 
