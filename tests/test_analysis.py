@@ -1,0 +1,96 @@
+"""Contract checks on hand-built observations: each catches the defect it names."""
+
+import json
+import zlib
+
+from harness import analysis as a
+from harness.protocol import LogParser
+
+
+def make_obs(irq, wake, wake_n=None, stim=None, acks=None, kind="hard", result=None):
+    p = LogParser()
+    recs = [("IRQ", {"i0": 0, "v": irq}), ("WAKE", {"i0": 0, "v": wake}),
+            ("WAKEN", {"i0": 0, "v": wake_n if wake_n is not None else
+                       [sum(1 for t in irq if t <= w) for w in wake]}),
+            ("COUNT", {"irqs": len(irq), "wakes": len(wake)}),
+            ("RESULT", result or {})]
+    for seq, (kind_, payload) in enumerate(recs):
+        body = f"@TSF1 {seq} {kind_} {json.dumps(payload)}"
+        p.feed(f"{body} #{zlib.crc32(body.encode()):08x}")
+    stim = stim if stim is not None else [1000 + t for t in irq]
+    acks = acks if acks is not None else [1000 + w + 5 for w in wake]
+    return a.Observation("t", kind, p.log, stim, acks)
+
+
+def test_isolated_ok():
+    obs = make_obs([0, 1000, 2000], [50, 1060, 2040])
+    assert a.check_isolated(obs, 50) == []
+    assert a.check_counts_reconcile(obs) == []
+
+
+def test_isolated_missing_wake_is_named_by_pulse():
+    obs = make_obs([0, 1000, 2000], [50, 2040])
+    fails = a.check_isolated(obs, 50)
+    assert len(fails) == 1 and fails[0].startswith("pulse 1: IRQ at +")
+    assert "no wake within 50 ms" in fails[0]
+
+
+def test_double_wake_is_caught():
+    obs = make_obs([0, 1000], [50, 60, 1050])
+    assert "woke 2 times" in a.check_isolated(obs, 50)[0]
+
+
+def test_wake_without_set_is_caught_once_racing_set_is_excused():
+    ok = make_obs([0, 1000], [50, 55, 1050], wake_n=[1, 1, 2])  # one racing set excused
+    assert a.check_no_wake_without_set(ok) == []
+    bad = make_obs([0, 1000], [50, 55, 60, 1050], wake_n=[1, 1, 1, 2])
+    assert "did not auto-clear" in a.check_no_wake_without_set(bad)[0]
+
+
+def test_lost_wakeup_after_burst():
+    obs = make_obs([0, 100, 200, 300], [50])
+    assert "lost wake-up: pulse 3" in a.check_last_set_wakes(obs)[0]
+    assert a.check_last_set_wakes(make_obs([0, 100, 200, 300], [50, 20300])) == []
+
+
+def test_burst_during_busy_must_coalesce():
+    irq = [0] + [1000 + 500 * i for i in range(8)]
+    once = make_obs(irq, [50, 20100])
+    assert a.check_burst_coalesced(once, 1, 20000) == []
+    each = make_obs(irq, [50] + [20100 + 10 * i for i in range(8)])
+    assert "woke the waiter 8 times" in a.check_burst_coalesced(each, 1, 20000)[0]
+
+
+def test_counts_mismatch_and_soft_overflow_are_told_apart():
+    obs = make_obs([0, 100], [50, 150], stim=[0, 100, 200])
+    assert "IRQ count 2 != pulses the Pi sent 3" in a.check_counts_reconcile(obs)[0]
+    soft = make_obs([0, 100], [50, 150], stim=[0, 100, 200], kind="soft")
+    assert "scheduler queue overflow" in a.check_counts_reconcile(soft)[0]
+
+
+def test_pending_and_clear():
+    # 3 early pulses, watcher ready at 5000, real pulse at 40000
+    irq = [0, 1000, 2000, 40000]
+    remembered = make_obs(irq, [5010, 40050], result={"pre_seen": 3, "t_ready": 5000})
+    assert a.check_pending(remembered, 3, cleared=False, wake_timeout_ms=50) == []
+    assert "did not discard" in a.check_pending(remembered, 3, True, 50)[0]
+    forgotten = make_obs(irq, [40050], result={"pre_seen": 3, "t_ready": 5000})
+    assert "forgotten" in a.check_pending(forgotten, 3, False, 50)[0]
+    assert a.check_pending(forgotten, 3, True, 50) == []
+
+
+def test_latency_budget_and_percentiles():
+    assert a.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50) == 5
+    assert a.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99) == 10
+    samples = {"irq_to_wake_us": [100.0] * 99 + [900.0]}
+    assert a.check_latency(samples, {"p50": 200, "max": 1000}) == []
+    assert "max = 900 µs exceeds" in a.check_latency(samples, {"max": 500})[0]
+
+
+def test_timeline_aligns_board_clock_to_pi():
+    # board clock runs 1_000_000 µs behind the Pi's stimulus-relative time
+    obs = make_obs([0, 1000], [40, 1040], stim=[5000, 6000], acks=[5045, 6045])
+    rows = a.timeline(obs)
+    assert rows[0]["stimulus_us"] == 0 and rows[1]["stimulus_us"] == 1000
+    assert rows[0]["wake_us"] == 45 and rows[0]["ack_us"] == 45
+    assert rows[1]["irq_us"] == 1005
