@@ -2,7 +2,7 @@
 #
 # The host starts one scenario per soft reboot:
 #     import tsf_watcher; tsf_watcher.run({...params...})
-# and talks to it with single bytes on stdin: b"G" (go to the next phase), b"E" (end).
+# and talks to it with single characters on stdin: "G" (go to the next phase), "E" (end).
 # Timed sections never print. IRQ and wake timestamps go into preallocated arrays
 # (microseconds since arming, board clock); logs go out afterwards via tsf_log.
 #
@@ -21,7 +21,8 @@ import tsf_log
 from array import array
 from machine import Pin
 
-micropython.alloc_emergency_exception_buf(128)
+if hasattr(micropython, "alloc_emergency_exception_buf"):  # absent on the unix port
+    micropython.alloc_emergency_exception_buf(128)
 
 ticks_us = time.ticks_us
 ticks_diff = time.ticks_diff
@@ -150,17 +151,19 @@ async def busy_cotask(slice_us):
 
 
 class Host:
-    """Single-byte commands from the host over stdin."""
+    """Single-character commands from the host over stdin ("G" next phase, "E" end)."""
 
     def __init__(self):
         self.reader = asyncio.StreamReader(sys.stdin)
 
     async def expect(self, cmd):
         while True:
-            b = await self.reader.read(1)
-            if not b:
+            c = await self.reader.read(1)
+            if not c:
                 raise OSError("stdin closed")
-            if b == cmd:
+            if isinstance(c, bytes):
+                c = c.decode()
+            if c == cmd:
                 return
 
 
@@ -223,7 +226,7 @@ async def sc_watch(p, host):
     if p.get("busy_slice_us"):
         asyncio.create_task(busy_cotask(p["busy_slice_us"]))
     tsf_log.emit("READY")
-    await host.expect(b"E")
+    await host.expect("E")
     return {}
 
 
@@ -231,7 +234,7 @@ async def sc_spurious(p, host):
     """Pulses arrive before the watcher is ready; optionally clear() before the first wait."""
     arm(p)
     tsf_log.emit("READY")
-    await host.expect(b"G")
+    await host.expect("G")
     deadline = time.ticks_add(time.ticks_ms(), 2000)
     while n_irq < p["pre"] and time.ticks_diff(deadline, time.ticks_ms()) > 0:
         await asyncio.sleep_ms(1)
@@ -241,7 +244,7 @@ async def sc_spurious(p, host):
     t_ready = ticks_diff(ticks_us(), T0)
     asyncio.create_task(watcher())
     tsf_log.emit("WAITING", {"pre_seen": pre_seen})
-    await host.expect(b"E")
+    await host.expect("E")
     return {"pre_seen": pre_seen, "t_ready": t_ready, "cleared": p["clear"]}
 
 
@@ -269,7 +272,7 @@ async def sc_fanout(p, host):
         asyncio.create_task(subscriber(j))
     asyncio.create_task(owner())
     tsf_log.emit("READY")
-    await host.expect(b"E")
+    await host.expect("E")
     return {"subscriber_wakes": list(hits)}
 
 
@@ -291,7 +294,7 @@ async def sc_second_waiter(p, host):
     asyncio.create_task(waiter("second"))
     await asyncio.sleep_ms(5)
     tsf_log.emit("READY")
-    await host.expect(b"E")
+    await host.expect("E")
     return {"events": log}
 
 
@@ -313,7 +316,7 @@ async def sc_cancel(p, host):
         timed_out = True
     asyncio.create_task(watcher())
     tsf_log.emit("READY")
-    await host.expect(b"E")
+    await host.expect("E")
     return {"cancelled": cancelled, "timed_out": timed_out}
 
 
