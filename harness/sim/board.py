@@ -1,0 +1,231 @@
+"""The virtual board: a real MicroPython VM behind a pty that mpremote and pyserial open
+like a USB serial device.
+
+The unix port already speaks the friendly REPL, raw REPL and raw-paste mode over a tty.
+The bridge adds what a board does and the unix port doesn't: Ctrl-D in the raw REPL with
+an empty buffer soft-reboots (the VM is restarted fresh and `MPY: soft reboot` printed);
+a VM that exits is restarted like a board after a reset. Ctrl-C while code runs reaches
+the VM as SIGINT -> KeyboardInterrupt because the VM's pty is its controlling terminal
+with ISIG on (the unix REPL turns ISIG off only while it reads a line).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+
+from harness.sim.firmware import Firmware
+
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+RAW_PROMPT = RAW_BANNER + b">"
+BOOT_TIMEOUT_S = 5.0
+
+
+class BoardError(Exception):
+    """The virtual board's VM would not start or answer."""
+
+
+def _make_controlling_tty() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _raw_with_isig(fd: int) -> None:
+    tty.setraw(fd)
+    attrs = termios.tcgetattr(fd)
+    attrs[3] |= termios.ISIG
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+class VirtualBoard:
+    """Owns the client-facing pty, the VM process and the bridge thread between them."""
+
+    def __init__(self, firmware: Firmware, flash_dir: Path, env_extra: dict[str, str]) -> None:
+        self.firmware = firmware
+        self.flash_dir = Path(flash_dir)
+        self.env_extra = dict(env_extra)
+        self.reboots = 0
+        self.port = ""
+        self._proc: subprocess.Popen | None = None
+        self._vm_fd = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._raw = False          # VM is in the raw REPL
+        self._raw_empty = False    # ... at its prompt with nothing typed
+        self._paste_state = 0      # 1: saw \x05, 2: saw \x05A, 3: pasting until \x04
+        self._tail = b""
+
+    @property
+    def vm_pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> VirtualBoard:
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        self._client_fd, self._client_slave = os.openpty()
+        tty.setraw(self._client_slave)  # kept open so the master never sees a hang-up
+        self.port = os.ttyname(self._client_slave)
+        self._spawn_vm()
+        self._thread = threading.Thread(target=self._bridge, name="board-bridge", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Kill the VM's process group, stop the bridge, close every fd."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+        self._kill_vm()
+        for fd in (getattr(self, "_client_fd", -1), getattr(self, "_client_slave", -1)):
+            if fd >= 0:
+                os.close(fd)
+        self._client_fd = self._client_slave = -1
+
+    def __enter__(self) -> VirtualBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn_vm(self) -> None:
+        master, slave = os.openpty()
+        _raw_with_isig(slave)
+        env = dict(os.environ, MICROPYPATH=self.firmware.micropypath(self.flash_dir),
+                   **self.env_extra)
+        try:
+            self._proc = subprocess.Popen(
+                [str(self.firmware.executable)], stdin=slave, stdout=slave, stderr=slave,
+                cwd=self.flash_dir, env=env, preexec_fn=_make_controlling_tty, close_fds=True)
+        except OSError as e:
+            os.close(master)
+            raise BoardError(f"cannot start {self.firmware.executable}: {e}") from None
+        finally:
+            os.close(slave)
+        self._vm_fd = master
+        self._raw = self._raw_empty = False
+        self._paste_state = 0
+        self._tail = b""
+
+    def _kill_vm(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc is not None:
+            proc.wait(timeout=5)
+        if self._vm_fd >= 0:
+            os.close(self._vm_fd)
+            self._vm_fd = -1
+
+    # ---- the bridge ------------------------------------------------------------------------
+    def _bridge(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._client_fd, self._vm_fd], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if self._vm_fd in ready:
+                try:
+                    data = os.read(self._vm_fd, 4096)
+                except OSError:
+                    data = b""
+                if data:
+                    self._from_vm(data)
+                else:
+                    self._reset(raw=False)  # the VM exited: reboot like a reset board
+                    continue
+            if self._client_fd in ready:
+                try:
+                    data = os.read(self._client_fd, 4096)
+                except OSError:
+                    continue
+                self._from_client(data)
+
+    def _to_client(self, data: bytes) -> None:
+        try:
+            os.write(self._client_fd, data)
+        except OSError:
+            pass
+
+    def _from_vm(self, data: bytes) -> None:
+        self._to_client(data)
+        self._tail = (self._tail + data)[-64:]
+        if self._tail.endswith(RAW_PROMPT) or self._tail.endswith(b"\x04>"):
+            self._raw, self._raw_empty = True, True
+        elif self._tail.endswith(b">>> "):
+            self._raw = self._raw_empty = False
+
+    def _from_client(self, data: bytes) -> None:
+        out = bytearray()
+        for b in data:
+            if self._raw and self._paste_state == 3:
+                out.append(b)
+                if b == 0x04:
+                    self._paste_state = 0
+                continue
+            if self._raw and self._raw_empty and b == 0x04:
+                self._write_vm(bytes(out))
+                out.clear()
+                self._to_client(b"OK\r\n")
+                self._reset(raw=True)
+                continue
+            if self._raw and self._raw_empty and b == 0x05:
+                self._paste_state = 1
+            elif self._paste_state == 1 and b == ord("A"):
+                self._paste_state = 2
+            elif self._paste_state == 2 and b == 0x01:
+                self._paste_state = 3
+                self._raw_empty = False
+            else:
+                self._paste_state = 0
+                if b == 0x02:
+                    self._raw = False
+                if b not in (0x01, 0x03):
+                    self._raw_empty = False
+            out.append(b)
+        self._write_vm(bytes(out))
+
+    def _write_vm(self, data: bytes) -> None:
+        while data and self._vm_fd >= 0:
+            try:
+                n = os.write(self._vm_fd, data)
+            except OSError:
+                return
+            data = data[n:]
+
+    def _reset(self, raw: bool) -> None:
+        """Restart the VM fresh; in raw mode come back at the raw REPL prompt as a board does."""
+        self._kill_vm()
+        self.reboots += 1
+        if raw:
+            self._to_client(b"MPY: soft reboot\r\n")
+        self._spawn_vm()
+        if not raw:
+            return
+        self._write_vm(b"\x01")
+        seen = b""
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while not seen.endswith(RAW_PROMPT) and time.monotonic() < deadline:
+            r, _, _ = select.select([self._vm_fd], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(self._vm_fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        if seen.endswith(RAW_PROMPT):
+            self._from_vm(RAW_PROMPT)
+        else:
+            self._to_client(b"virtual board: VM did not come back after soft reboot\r\n")
