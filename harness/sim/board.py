@@ -74,6 +74,7 @@ class VirtualBoard:
         tty.setraw(self._client_slave)  # kept open so the master never sees a hang-up
         self.port = os.ttyname(self._client_slave)
         self._spawn_vm()
+        self._from_vm(self._banner)
         self._thread = threading.Thread(target=self._bridge, name="board-bridge", daemon=True)
         self._thread.start()
         return self
@@ -113,6 +114,27 @@ class VirtualBoard:
         self._raw = self._raw_empty = False
         self._paste_state = 0
         self._tail = b""
+        self._banner = self._read_vm_until(b">>> ")
+
+    def _read_vm_until(self, ending: bytes) -> bytes:
+        """Read VM output until `ending` (boot banner, raw prompt); client input waits meanwhile,
+        as a booting board takes none — a Ctrl-C now would kill the VM's own start-up."""
+        seen = b""
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while not seen.endswith(ending) and time.monotonic() < deadline:
+            r, _, _ = select.select([self._vm_fd], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(self._vm_fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        if not seen.endswith(ending):
+            raise BoardError(f"{self.firmware.executable} did not reach its prompt within "
+                             f"{BOOT_TIMEOUT_S:.0f} s: {seen[-200:]!r}")
+        return seen
 
     def _kill_vm(self) -> None:
         proc, self._proc = self._proc, None
@@ -211,21 +233,12 @@ class VirtualBoard:
             self._to_client(b"MPY: soft reboot\r\n")
         self._spawn_vm()
         if not raw:
+            self._from_vm(self._banner)
             return
         self._write_vm(b"\x01")
-        seen = b""
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while not seen.endswith(RAW_PROMPT) and time.monotonic() < deadline:
-            r, _, _ = select.select([self._vm_fd], [], [], 0.1)
-            if r:
-                try:
-                    chunk = os.read(self._vm_fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-        if seen.endswith(RAW_PROMPT):
-            self._from_vm(RAW_PROMPT)
-        else:
-            self._to_client(b"virtual board: VM did not come back after soft reboot\r\n")
+        try:
+            self._read_vm_until(RAW_PROMPT)
+        except BoardError as e:
+            self._to_client(f"virtual board: {e}\r\n".encode())
+            return
+        self._from_vm(RAW_PROMPT)
