@@ -41,6 +41,8 @@ n_wake = 0
 busy_after_wake_us = 0
 running = True
 seen_by_setter = 0
+n_deferred_set = 0  # sets made by the thread / loop / schedule set sources
+last_set_t = 0
 stim = None
 
 
@@ -61,8 +63,15 @@ def isr_count(pin):
     _stamp_irq()
 
 
-def _sched_set(_):
+def _deferred_set():
+    global n_deferred_set, last_set_t
     flag.set()
+    last_set_t = ticks_diff(ticks_us(), T0)
+    n_deferred_set += 1
+
+
+def _sched_set(_):
+    _deferred_set()
 
 
 def isr_schedule(pin):
@@ -73,30 +82,32 @@ def isr_schedule(pin):
 def _setter_thread():
     global seen_by_setter
     while running:
-        if n_irq != seen_by_setter:
-            seen_by_setter = n_irq
-            flag.set()
+        n = n_irq
+        if n != seen_by_setter:
+            seen_by_setter = n
+            _deferred_set()
         time.sleep_us(20)
 
 
 async def _setter_task():
     global seen_by_setter
     while running:
-        if n_irq != seen_by_setter:
-            seen_by_setter = n_irq
-            flag.set()
+        n = n_irq
+        if n != seen_by_setter:
+            seen_by_setter = n
+            _deferred_set()
         await asyncio.sleep_ms(1)
 
 
 def arm(p):
     """Create the flag, arrays and pins, then enable the IRQ for the requested set source."""
     global CAP, T0, flag, ack, ack_level, irq_t, wake_t, wake_n, n_irq, n_wake
-    global busy_after_wake_us, running, seen_by_setter, stim
+    global busy_after_wake_us, running, seen_by_setter, stim, n_deferred_set
     CAP = p.get("cap", 256)
     irq_t = array("i", [0] * CAP)
     wake_t = array("i", [0] * CAP)
     wake_n = array("i", [0] * CAP)
-    n_irq = n_wake = seen_by_setter = 0
+    n_irq = n_wake = seen_by_setter = n_deferred_set = 0
     busy_after_wake_us = p.get("busy_after_wake_us", 0)
     running = True
     flag = asyncio.ThreadSafeFlag()
@@ -204,7 +215,8 @@ def report(result):
     tsf_log.emit_array("IRQ", irq_t, min(n_irq, CAP))
     tsf_log.emit_array("WAKE", wake_t, min(n_wake, CAP))
     tsf_log.emit_array("WAKEN", wake_n, min(n_wake, CAP))
-    counts = {"irqs": n_irq, "wakes": n_wake, "cap": CAP}
+    counts = {"irqs": n_irq, "wakes": n_wake, "cap": CAP, "deferred_sets": n_deferred_set,
+              "last_set_t": last_set_t, "seen_by_setter": seen_by_setter}
     try:
         import machine
 
