@@ -41,22 +41,28 @@ n_wake = 0
 busy_after_wake_us = 0
 running = True
 seen_by_setter = 0
+n_late = 0  # IRQs that arrived after the timed section ended
 n_deferred_set = 0  # sets made by the thread / loop / schedule set sources
 last_set_t = 0
 stim = None
 
 
 def _stamp_irq():
-    global n_irq
+    """Count and timestamp an edge; False once the timed section is over."""
+    global n_irq, n_late
+    if not running:  # late IRQs are counted apart, never as a set to wake for
+        n_late += 1
+        return False
     i = n_irq
     if i < CAP:
         irq_t[i] = ticks_diff(ticks_us(), T0)
     n_irq = i + 1
+    return True
 
 
 def isr_set(pin):
-    _stamp_irq()
-    flag.set()
+    if _stamp_irq():
+        flag.set()
 
 
 def isr_count(pin):
@@ -75,8 +81,8 @@ def _sched_set(_):
 
 
 def isr_schedule(pin):
-    _stamp_irq()
-    micropython.schedule(_sched_set, None)
+    if _stamp_irq():
+        micropython.schedule(_sched_set, None)
 
 
 def _setter_thread():
@@ -102,12 +108,12 @@ async def _setter_task():
 def arm(p):
     """Create the flag, arrays and pins, then enable the IRQ for the requested set source."""
     global CAP, T0, flag, ack, ack_level, irq_t, wake_t, wake_n, n_irq, n_wake
-    global busy_after_wake_us, running, seen_by_setter, stim, n_deferred_set
+    global busy_after_wake_us, running, seen_by_setter, stim, n_deferred_set, n_late
     CAP = p.get("cap", 256)
     irq_t = array("i", [0] * CAP)
     wake_t = array("i", [0] * CAP)
     wake_n = array("i", [0] * CAP)
-    n_irq = n_wake = seen_by_setter = n_deferred_set = 0
+    n_irq = n_wake = seen_by_setter = n_deferred_set = n_late = 0
     busy_after_wake_us = p.get("busy_after_wake_us", 0)
     running = True
     flag = asyncio.ThreadSafeFlag()
@@ -216,7 +222,7 @@ def report(result):
     tsf_log.emit_array("WAKE", wake_t, min(n_wake, CAP))
     tsf_log.emit_array("WAKEN", wake_n, min(n_wake, CAP))
     counts = {"irqs": n_irq, "wakes": n_wake, "cap": CAP, "deferred_sets": n_deferred_set,
-              "last_set_t": last_set_t, "seen_by_setter": seen_by_setter}
+              "last_set_t": last_set_t, "late_irqs": n_late}
     try:
         import machine
 
@@ -349,7 +355,10 @@ def run(p):
     host = Host()
 
     async def main():
-        return await SCENARIOS[p["scenario"]](p, host)
+        global running
+        result = await SCENARIOS[p["scenario"]](p, host)
+        running = False  # end of the timed section: later IRQs are counted as late
+        return result
 
     try:
         result = asyncio.run(main())

@@ -121,6 +121,10 @@ def check_counts_reconcile(obs: Observation, allow_overflow: bool = False) -> li
             return []
         return [f"scheduler queue overflow: {lost} of {c['pi_edges']} pulses never reached the "
                 "soft IRQ handler (micropython.schedule queue full); not a flag fault"]
+    late = (obs.log.first("COUNT") or {}).get("late_irqs", 0)
+    if late and c["irqs"] + late == c["pi_edges"]:
+        return [f"{late} of {c['pi_edges']} pulses reached the IRQ handler only after the "
+                "scenario had ended (the board fell behind)"]
     return [f"IRQ count {c['irqs']} != pulses the Pi sent {c['pi_edges']}: counts don't "
             "reconcile"]
 

@@ -45,12 +45,12 @@ def _progress(b: BenchHandle, **kw: int) -> None:
 def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogParser:
     b.started_at = time.monotonic()
     b.target.soft_reset()
-    b.pi.reset_capture()
     p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.stim_pin,
          "ack_pin": b.ack_pin, "hard_ok": b.hard_irq, **params}
     parser = LogParser()
     b.target.start(f"import tsf_watcher\ntsf_watcher.run({p!r})")
     b.target.read_until_record(parser, "READY", b.device_timeout_s)
+    b.pi.reset_capture()  # edges before READY are pin set-up (ack driven low), not results
     b.ready_s = time.monotonic() - b.started_at
     return parser
 
