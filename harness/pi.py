@@ -36,6 +36,7 @@ class EdgeCapture:
     def __init__(self, pi: pigpio.pi, gpio: int, edge: int = pigpio.EITHER_EDGE) -> None:
         self.gpio = gpio
         self.edges: list[Edge] = []
+        self.since: int | None = None  # edges older than this tick belong to set-up
         self._cond = threading.Condition()
         self._cb = pi.callback(gpio, edge, self._on_edge)
 
@@ -43,6 +44,8 @@ class EdgeCapture:
         if level > 1:  # watchdog timeout report, not an edge
             return
         with self._cond:
+            if self.since is not None and tick_diff(tick, self.since) < 0:
+                return
             self.edges.append(Edge(tick, level))
             self._cond.notify_all()
 
@@ -60,9 +63,11 @@ class EdgeCapture:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self.edges), timeout_s)
 
-    def clear(self) -> None:
+    def clear(self, since: int | None = None) -> None:
+        """Forget captured edges; with `since`, also ignore late reports of older edges."""
         with self._cond:
             self.edges.clear()
+            self.since = since
 
     def cancel(self) -> None:
         self._cb.cancel()
@@ -94,8 +99,11 @@ class PiDriver:
         }
 
     def reset_capture(self) -> None:
-        self.stimulus.clear()
-        self.ack.clear()
+        """Start a fresh capture now: edges stamped before this tick (pin set-up whose
+        notification is still in flight) are not counted."""
+        now = self.pi.get_current_tick()
+        self.stimulus.clear(now)
+        self.ack.clear(now)
 
     def pulse(self) -> None:
         """One stimulus pulse now (pigpio's trigger: exact width, no host jitter)."""
