@@ -222,7 +222,8 @@ def report(result):
     tsf_log.emit_array("WAKE", wake_t, min(n_wake, CAP))
     tsf_log.emit_array("WAKEN", wake_n, min(n_wake, CAP))
     counts = {"irqs": n_irq, "wakes": n_wake, "cap": CAP, "deferred_sets": n_deferred_set,
-              "last_set_t": last_set_t, "late_irqs": n_late}
+              "last_set_t": last_set_t, "late_irqs": n_late,
+              "flag_state_at_end": getattr(flag, "state", None)}
     try:
         import machine
 

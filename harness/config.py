@@ -74,6 +74,7 @@ class TargetConfig:
     irq_jitter_us: int = 0
     irq_kinds: tuple[str, ...] = ("hard", "soft", "thread")
     second_waiter: str = "second-wins"
+    known_issues: dict[str, str] = field(default_factory=dict)  # "test[kind]" -> why
 
     def to_dict(self) -> dict:
         """JSON-friendly copy for reports."""
@@ -118,7 +119,8 @@ ENUMS = {
 }
 IRQ_KINDS = ("hard", "soft", "thread")
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
-               "irq_kinds", "second_waiter", "pigpio", "serial", "wiring", "budgets"}
+               "irq_kinds", "second_waiter", "pigpio", "serial", "wiring", "budgets",
+               "known_issues"}
 SIM_ONLY = {"firmware", "irq_wake", "irq_latency_us", "irq_jitter_us"}
 SUBKEYS = {
     "firmware": {"executable", "overlay"},
@@ -282,6 +284,13 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         ov = L.path(fm["overlay"], f"{key}.firmware.overlay", must_be_dir=True) \
             if "overlay" in fm else None
         kw["firmware"] = FirmwareConfig(exe, ov)
+    if "known_issues" in m:
+        km = m["known_issues"]
+        if not isinstance(km.value, dict):
+            raise L.fail(km.line, f"{key}.known_issues", "expected a mapping of "
+                                                         "'test_name[kind]': reason")
+        kw["known_issues"] = {
+            k: L.string(v, f"{key}.known_issues.{k}") for k, v in km.value.items()}
     for k in ("irq_wake", "second_waiter"):
         if k in m:
             kw[k] = L.enum(m[k], f"{key}.{k}", ENUMS[k])
