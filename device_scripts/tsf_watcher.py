@@ -153,11 +153,13 @@ def record_wake():
 
 
 async def watcher():
-    while True:
+    while n_wake < CAP:  # a flag that never blocks must not wedge the board: stop at CAP
         await flag.wait()
         record_wake()
         if busy_after_wake_us:
             time.sleep_us(busy_after_wake_us)  # blocks the loop: sets pile up meanwhile
+        else:
+            await asyncio.sleep(0)  # let the host's commands in even if wait() never blocks
 
 
 async def busy_cotask(slice_us):
