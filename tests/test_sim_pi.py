@@ -122,8 +122,9 @@ def test_ten_thousand_edges_all_delivered(pi):
 def test_board_link_carries_edges_both_ways(sim, pi):
     board = socket.create_connection(("127.0.0.1", sim.wire_port), timeout=2)
     try:
-        hello = wire.decode(board.recv(8, socket.MSG_WAITALL))
-        assert hello[:3] == (wire.EDGE, 2, 0)  # current level of the wired board pin
+        assert wire.decode(board.recv(8, socket.MSG_WAITALL))[0] == wire.HELLO
+        first = wire.decode(board.recv(8, socket.MSG_WAITALL))
+        assert first[:3] == (wire.EDGE, 2, 0)  # current level of the wired board pin
         pi.set_mode(17, pigpio.OUTPUT)
         pi.write(17, 1)
         kind, pin, level, _, _ = wire.decode(board.recv(8, socket.MSG_WAITALL))

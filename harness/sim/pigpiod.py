@@ -365,6 +365,7 @@ class SimPi:
             except OSError:
                 pass
         t = clock.tick()
+        self._send_board(wire.encode(wire.HELLO, 0, 0, t))
         for gpio, pin in self.to_board.items():
             self._send_board(wire.encode(wire.EDGE, pin, self.level[gpio], t))
         try:

@@ -142,6 +142,9 @@ def _connect():
     host, port = addr.rsplit(":", 1)
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+    hello = s.read(8)  # the Pi's hello: from here on no edge is lost
+    if not hello or hello[0] != 72:  # b"H"
+        raise OSError("tsfrig wire: no hello from the simulated Pi")
     _sock = s
     _thread.start_new_thread(_controller, ())
 
