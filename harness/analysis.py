@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.pi import tick_diff
 from harness.protocol import DeviceLog
+from harness.stats import percentile
 
 
 @dataclass
@@ -199,13 +200,6 @@ def latency_samples(obs: Observation) -> dict[str, list[float]]:
     m = min(len(obs.stim_ticks), len(obs.ack_ticks))
     edge_to_ack = [float(tick_diff(obs.ack_ticks[i], obs.stim_ticks[i])) for i in range(m)]
     return {"irq_to_wake_us": irq_to_wake, "edge_to_ack_us": edge_to_ack}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100): a value that was actually measured."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(-(-q * len(s) // 100)) - 1))
-    return s[k]
 
 
 def check_latency(samples: dict[str, list[float]], budget: dict[str, float]) -> list[str]:

@@ -80,8 +80,6 @@ def test_pending_and_clear():
 
 
 def test_latency_budget_and_percentiles():
-    assert a.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50) == 5
-    assert a.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99) == 10
     samples = {"irq_to_wake_us": [100.0] * 99 + [900.0]}
     assert a.check_latency(samples, {"p50": 200, "max": 1000}) == []
     assert "max = 900 µs exceeds" in a.check_latency(samples, {"max": 500})[0]

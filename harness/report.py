@@ -1,0 +1,179 @@
+"""index.html for one run, built from results.json alone: a self-contained page a firmware
+engineer would rather read than the logs."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+
+from harness.charts import cdf_svg, histogram_svg, timeline_svg
+from harness.results import validate
+from harness.stats import summary
+
+METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
+           ("edge_to_ack_us", "stimulus edge → ack edge (Pi clock)"))
+LOG_LINES = 300
+
+CSS = """
+body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ccc;padding:4px 8px;
+font-size:13px;text-align:left;vertical-align:top} th{background:#f3f3f3}
+.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:bold}
+.pass,.passed{background:#2ca02c} .fail,.failed{background:#d62728} .error{background:#ff7f0e}
+.skipped,.xfailed{background:#888} td.outcome{color:#fff;font-weight:bold}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px;max-height:400px}
+.charts{display:flex;flex-wrap:wrap;gap:12px} td.num{text-align:right;font-family:monospace}
+"""
+
+
+class ReportError(Exception):
+    """results.json missing or not what the schema says."""
+
+
+def load_results(run_dir: Path) -> dict:
+    path = Path(run_dir) / "results.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no results.json here; give a run directory "
+                          "(reports/<run-id>)") from None
+    except ValueError as e:
+        raise ReportError(f"{path}: not valid JSON ({e})") from None
+    import jsonschema
+
+    try:
+        validate(doc)
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
+        raise ReportError(f"{path}: {where}: {e.message}") from None
+    return doc
+
+
+def latency_groups(doc: dict) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """(target, irq kind) -> metric -> every sample of the run."""
+    groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+        lambda: {m: [] for m, _ in METRICS})
+    for t in doc["tests"]:
+        for m, _ in METRICS:
+            groups[(t["target"], t["irq_kind"])][m] += t.get("latency", {}).get(m, [])
+    return {k: v for k, v in groups.items() if any(v.values())}
+
+
+def _table(headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _identity(doc: dict) -> str:
+    rows = []
+    host = doc["rig"]["host"]
+    for t in doc["targets"]:
+        fw, pg = t["firmware"], t.get("pigpio", {})
+        items = [("target", f"{t['name']} ({t['kind']})"),
+                 ("implementation", fw.get("implementation")), ("version", fw.get("version")),
+                 ("uname", fw.get("uname")), ("build", fw.get("build_id")),
+                 ("asyncio", fw.get("asyncio")), ("executable", fw.get("executable")),
+                 ("overlay", fw.get("overlay")),
+                 ("pigpio", f"v{pg.get('pigpio_version', '?')} on hw rev "
+                            f"{pg.get('hw_revision', '?')} at {pg.get('host')}:{pg.get('port')}"),
+                 ("IRQ wake model", t.get("irq_wake_model")),
+                 ("second waiter expected", t.get("second_waiter_expected")),
+                 ("wiring", json.dumps(t.get("wiring")))]
+        rows.append("".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
+                            for k, v in items if v is not None))
+    hostline = (f"host {host['hostname']}, Python {host['python']}, tsfrig {host['tsfrig']}, "
+                f"pigpio client {host.get('pigpio_client')}, mpremote {host.get('mpremote')}")
+    return "<table>" + "".join(rows) + f"</table><p>{escape(hostline)}</p>"
+
+
+def _scenarios(doc: dict) -> str:
+    rows = []
+    for t in doc["tests"]:
+        c = t.get("counts", {})
+        counts = ", ".join(f"{k} {c[k]}" for k in ("pulses", "irqs", "wakes", "acks") if k in c)
+        rows.append(f'<tr data-nodeid="{escape(t["nodeid"])}"><td>{escape(t["scenario"])}</td>'
+                    f'<td>{escape(t["target"])}</td><td>{escape(t["irq_kind"])}</td>'
+                    f'<td class="outcome {t["outcome"]}">{t["outcome"]}</td>'
+                    f'<td>{escape(counts)}</td>'
+                    f'<td><pre style="max-height:120px">{escape(t["message"]) or "—"}</pre></td>'
+                    "</tr>")
+    return _table(["scenario", "target", "set source", "verdict", "counts", "in the flag's terms"],
+                  rows)
+
+
+def _latency(doc: dict) -> str:
+    out = []
+    for (target, kind), metrics in sorted(latency_groups(doc).items()):
+        rows = []
+        for m, label in METRICS:
+            if not metrics[m]:
+                continue
+            s = summary(metrics[m])
+            cells = "".join(f'<td class="num" data-metric="{q}" data-kind="{escape(kind)}" '
+                            f'data-series="{m}">{s[q]:.0f}</td>' for q in ("p50", "p90", "p99",
+                                                                          "max"))
+            rows.append(f"<tr><td>{escape(label)}</td><td class='num'>{s['n']}</td>{cells}</tr>")
+        out.append(f"<h3>{escape(target)} — {escape(kind)} IRQ</h3>")
+        out.append(_table(["metric", "samples", "p50 µs", "p90 µs", "p99 µs", "max µs"], rows))
+        charts = [histogram_svg(metrics["irq_to_wake_us"] or metrics["edge_to_ack_us"],
+                                f"{kind}: histogram of IRQ → wake")]
+        series = {label: metrics[m] for m, label in METRICS if metrics[m]}
+        charts.append(cdf_svg(series, f"{kind}: CDF"))
+        out.append('<div class="charts">' + "".join(charts) + "</div>")
+    return "".join(out) or "<p>No latency samples in this run.</p>"
+
+
+def _timelines(doc: dict) -> str:
+    picked = [t for t in doc["tests"] if t["outcome"] == "failed" and t.get("timeline")]
+    passing = [t for t in doc["tests"] if t["outcome"] == "passed" and t.get("latency")
+               and t.get("timeline")]
+    picked += passing[:1]
+    out = []
+    for t in picked:
+        out.append(f"<h3>{escape(t['scenario'])} [{escape(t['irq_kind'])}] on "
+                   f"{escape(t['target'])} — {t['outcome']}</h3>")
+        out.append(timeline_svg(t["timeline"], f"timeline of {t['nodeid']}"))
+    return "".join(out) or "<p>No timelines recorded.</p>"
+
+
+def _logs(doc: dict) -> str:
+    out = []
+    for t in doc["tests"]:
+        lines = t.get("device_log", "").splitlines()
+        more = f"\n… {len(lines) - LOG_LINES} more lines in results.json" \
+            if len(lines) > LOG_LINES else ""
+        open_ = " open" if t["outcome"] in ("failed", "error") else ""
+        out.append(f"<details{open_}><summary>{escape(t['nodeid'])} ({t['outcome']})</summary>"
+                   f"<pre>{escape(chr(10).join(lines[:LOG_LINES]) + more)}</pre></details>")
+    return "".join(out)
+
+
+def render(doc: dict) -> str:
+    counts = defaultdict(int)
+    for t in doc["tests"]:
+        counts[t["outcome"]] += 1
+    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    verdict = doc["verdict"]
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>tsfrig {escape(doc['run_id'])}: {verdict}</title><style>{CSS}</style></head><body>
+<h1>ThreadSafeFlag run {escape(doc['run_id'])}
+<span class="verdict {verdict}" id="verdict">{verdict.upper()}</span></h1>
+<p id="tally">{escape(tally)} — started {escape(doc['started'])},
+{doc.get('duration_s', 0):.1f} s</p>
+<h2>Firmware and bench</h2>{_identity(doc)}
+<h2>Scenarios</h2>{_scenarios(doc)}
+<h2>Latency</h2>{_latency(doc)}
+<h2>Timelines</h2>{_timelines(doc)}
+<h2>Device log</h2>{_logs(doc)}
+</body></html>"""
+
+
+def write_report(run_dir: Path) -> Path:
+    """Rebuild run_dir/index.html from run_dir/results.json."""
+    doc = load_results(Path(run_dir))
+    out = Path(run_dir) / "index.html"
+    out.write_text(render(doc))
+    return out
