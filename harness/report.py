@@ -94,12 +94,12 @@ def _scenarios(doc: dict) -> str:
     for t in doc["tests"]:
         c = t.get("counts", {})
         counts = ", ".join(f"{k} {c[k]}" for k in ("pulses", "irqs", "wakes", "acks") if k in c)
+        msg = (f'<pre style="max-height:120px">{escape(t["message"])}</pre>'
+               if t["message"] else "—")
         rows.append(f'<tr data-nodeid="{escape(t["nodeid"])}"><td>{escape(t["scenario"])}</td>'
                     f'<td>{escape(t["target"])}</td><td>{escape(t["irq_kind"])}</td>'
                     f'<td class="outcome {t["outcome"]}">{t["outcome"]}</td>'
-                    f'<td>{escape(counts)}</td>'
-                    f'<td><pre style="max-height:120px">{escape(t["message"]) or "—"}</pre></td>'
-                    "</tr>")
+                    f'<td>{escape(counts)}</td><td>{msg}</td></tr>')
     return _table(["scenario", "target", "set source", "verdict", "counts", "in the flag's terms"],
                   rows)
 
@@ -165,9 +165,9 @@ def render(doc: dict) -> str:
 {doc.get('duration_s', 0):.1f} s</p>
 <h2>Firmware and bench</h2>{_identity(doc)}
 <h2>Scenarios</h2>{_scenarios(doc)}
-<h2>Latency</h2>{_latency(doc)}
-<h2>Timelines</h2>{_timelines(doc)}
-<h2>Device log</h2>{_logs(doc)}
+<h2 id="latency">Latency</h2>{_latency(doc)}
+<h2 id="timelines">Timelines</h2>{_timelines(doc)}
+<h2 id="logs">Device log</h2>{_logs(doc)}
 </body></html>"""
 
 
