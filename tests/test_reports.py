@@ -1,0 +1,189 @@
+"""Reports as a user meets them: real runs on the simulated bench, results.json against its
+schema, index.html rebuilt from results.json alone, compare on same vs 20 ms-late builds,
+and both pages rendered in headless Chromium."""
+
+import json
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from harness.progress import Progress
+from harness.report import latency_groups
+from harness.results import validate
+from harness.stats import shift_test, summary
+from tests.mutants import write_overlay
+
+REPO = Path(__file__).resolve().parent.parent
+SUBSET = "latency or second_waiter or auto_reset"
+
+
+def tsfrig(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs of the same build and one of a build whose task wakes 20 ms late."""
+    tmp = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, overlay in (("base", None), ("same", None), ("late", "slow_wake")):
+        args = ["run", "--report-dir", str(tmp / name), "-k", SUBSET]
+        if overlay:
+            args += ["--overlay", str(write_overlay(overlay, tmp / "overlay"))]
+        r = tsfrig(*args)
+        assert r.returncode == (1 if overlay else 0), r.stdout[-3000:]
+        out[name] = (tmp / name / "latest").resolve()
+    return out
+
+
+def test_results_json_matches_schema_and_holds_every_sample(runs):
+    doc = json.loads((runs["base"] / "results.json").read_text())
+    validate(doc)
+    assert doc["verdict"] == "pass" and doc["targets"][0]["firmware"]["implementation"]
+    lat = [t for t in doc["tests"] if t["scenario"] == "latency"]
+    assert {t["irq_kind"] for t in lat} == {"hard", "soft", "thread"}
+    for t in lat:
+        assert len(t["latency"]["irq_to_wake_us"]) == t["counts"]["pulses"] == 100
+        assert len(t["latency"]["edge_to_ack_us"]) == 100
+    assert (runs["base"] / "junit.xml").exists()
+
+
+def test_report_rebuilds_from_results_alone(runs, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(runs["base"], d)
+    (d / "index.html").unlink()
+    r = tsfrig("report", str(d))
+    assert r.returncode == 0, r.stderr
+    html = (d / "index.html").read_text()
+    doc = json.loads((d / "results.json").read_text())
+    hard = latency_groups(doc)[("sim", "hard")]["irq_to_wake_us"]
+    cell = (f'data-metric="p99" data-kind="hard" data-series="irq_to_wake_us">'
+            f'{summary(hard)["p99"]:.0f}<')
+    assert cell in html and 'id="verdict">PASS' in html
+
+
+def test_report_bad_input_is_one_line(tmp_path):
+    r = tsfrig("report", str(tmp_path))
+    assert r.returncode == 2 and "no results.json" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 1}))
+    r = tsfrig("report", str(tmp_path))
+    assert r.returncode == 2 and "required property" in r.stderr
+
+
+def test_compare_same_build_is_clean(runs):
+    r = tsfrig("compare", str(runs["base"]), str(runs["same"]))
+    assert r.returncode == 0, r.stdout
+    assert "0 regressions" in r.stdout and (runs["same"] / "compare.html").exists()
+
+
+def test_compare_flags_a_build_that_wakes_20ms_late(runs):
+    r = tsfrig("compare", str(runs["base"]), str(runs["late"]))
+    assert r.returncode == 1, r.stdout
+    assert "latency [hard]: passed → failed" in r.stdout
+    assert "irq_to_wake_us: median +2" in r.stdout  # +20xxx µs
+
+
+def test_compare_mismatched_runs_named(runs, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(runs["same"], other)
+    doc = json.loads((other / "results.json").read_text())
+    doc["targets"][0]["name"] = "pico"
+    for t in doc["tests"]:
+        t["target"] = "pico"
+    (other / "results.json").write_text(json.dumps(doc))
+    r = tsfrig("compare", str(runs["base"]), str(other))
+    assert r.returncode == 2 and "share no target" in r.stderr and "pico" in r.stderr
+    r = tsfrig("compare", str(runs["base"]), str(tmp_path / "missing"))
+    assert r.returncode == 2 and "missing" in r.stderr
+
+
+def test_shift_test_ignores_noise_and_catches_20ms():
+    rnd = random.Random(1)
+    base = [rnd.uniform(0, 1000) + 50 for _ in range(300)]
+    for seed in range(10):
+        r = random.Random(seed + 100)
+        same = [r.uniform(0, 1000) + 50 for _ in range(300)]
+        assert not shift_test(base, same, 0.01, 100, 0.3).regression
+    late = [v + 20000 for v in base]
+    assert shift_test(base, late, 0.01, 100, 0.3).regression
+    tiny = [v + 30 for v in base]  # significant with enough samples, but under the floor
+    assert not shift_test(base, tiny, 0.01, 100, 0.3).regression
+
+
+def test_progress_plain_has_no_control_codes_live_redraws():
+    import io
+
+    plain, live = io.StringIO(), io.StringIO()
+    for stream, is_live in ((plain, False), (live, True)):
+        p = Progress(stream, live=is_live)
+        p.start("wake[hard]")
+        p.update(pulses=3, wakes=3)
+        p.finish("wake[hard]", "passed", {"pulses": 3, "irqs": 3, "wakes": 3})
+    assert "\x1b" not in plain.getvalue() and "\r" not in plain.getvalue()
+    assert "pulses 3  IRQs 3  wakes 3" in plain.getvalue()
+    assert "\r\x1b[K" in live.getvalue()
+
+
+# ---- in a browser ----------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium(tmp_path: Path, page: Path) -> tuple[str, bytes]:
+    if not CHROMIUM:
+        pytest.skip("chromium not installed: `make test` installs it (apt-get install chromium)")
+    prof = tmp_path / "profile"
+    png = tmp_path / "shot.png"
+    url = page.resolve().as_uri()
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120).stdout
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", f"--screenshot={png}",
+                    "--window-size=1280,2000", url], capture_output=True, timeout=120)
+    return dom, png.read_bytes()
+
+
+def png_is_drawn(data: bytes) -> bool:
+    """Decode the PNG's pixels and check it isn't one flat colour."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IHDR":
+            width = struct.unpack(">I", data[pos + 8:pos + 12])[0]
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = len(raw) // (len(raw) // (width * 4 + 1))
+    sample = {raw[i:i + 3] for i in range(1, len(raw), stride * 7 + 13)}
+    return len(sample) > 3
+
+
+def test_index_html_renders_charts_and_numbers(runs, tmp_path):
+    dom, png = chromium(tmp_path, runs["late"] / "index.html")
+    assert png_is_drawn(png)
+    assert dom.count('data-chart="histogram"') == 3 and dom.count('data-chart="cdf"') == 3
+    assert 'class="bar"' in dom and 'class="cdf"' in dom
+    assert 'data-chart="timeline"' in dom and 'class="event"' in dom  # failing latency scenario
+    doc = json.loads((runs["late"] / "results.json").read_text())
+    soft = latency_groups(doc)[("sim", "soft")]["edge_to_ack_us"]
+    assert (f'data-series="edge_to_ack_us">{summary(soft)["p50"]:.0f}<') in dom
+    assert 'id="verdict">FAIL' in dom
+
+
+def test_compare_html_renders_overlaid_cdfs(runs, tmp_path):
+    tsfrig("compare", str(runs["base"]), str(runs["late"]))
+    dom, png = chromium(tmp_path, runs["late"] / "compare.html")
+    assert png_is_drawn(png)
+    assert dom.count('data-chart="cdf"') == 6 and dom.count('class="cdf"') == 12
+    assert "REGRESSION" in dom and 'id="verdict">FAIL' in dom
