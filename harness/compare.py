@@ -40,6 +40,13 @@ class CompareResult:
     cfg: CompareConfig = field(default_factory=CompareConfig)
 
 
+def _first_failure(message: str) -> str:
+    """The first "  - ..." clause of a verdict message, else its first line."""
+    lines = message.splitlines()
+    clauses = [ln.strip()[2:] for ln in lines if ln.strip().startswith("- ")]
+    return clauses[0] if clauses else (lines[0] if lines else "")
+
+
 def _key(t: dict) -> str:
     return f"{t['target']} / {t['scenario']} [{t['irq_kind']}]"
 
@@ -65,7 +72,7 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
         note = ""
         if b["outcome"] == "passed" and n["outcome"] == "failed":
             note = "regression"
-            res.regressions.append(f"{k}: passed → failed: {n['message'].splitlines()[-1:]}")
+            res.regressions.append(f"{k}: passed → failed: {_first_failure(n['message'])}")
         elif b["outcome"] == "failed" and n["outcome"] == "passed":
             note = "fixed"
             res.improvements.append(f"{k}: failed → passed")
