@@ -6,6 +6,7 @@ library is used. Edge ticks are the Pi's clock (µs, 32-bit wrap).
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 
@@ -76,7 +77,14 @@ class EdgeCapture:
 class PiDriver:
     """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO."""
 
-    def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int) -> None:
+    def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int,
+                 connect_timeout_s: float = 5.0) -> None:
+        try:  # the pigpio client connects with no timeout: probe first so nothing hangs
+            socket.create_connection((host, port), timeout=connect_timeout_s).close()
+        except OSError as e:
+            raise BenchError(f"pigpiod at {host}:{port} does not answer ({e}): start it on the "
+                             "Pi (sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml"
+                             ) from None
         self.pi = pigpio.pi(host, port, show_errors=False)
         if not self.pi.connected:
             raise BenchError(
