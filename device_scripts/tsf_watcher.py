@@ -215,6 +215,12 @@ def identity():
     return info
 
 
+def ready():
+    """Armed: tell the host, with the arming instant on the board's clock (low 32 bits), so
+    a bench whose clocks are shared (the simulated one) can check the host's clock alignment."""
+    tsf_log.emit("READY", {"t0": T0 & 0xFFFFFFFF})
+
+
 def report(result):
     global running
     running = False
@@ -246,7 +252,7 @@ async def sc_watch(p, host):
     asyncio.create_task(watcher())
     if p.get("busy_slice_us"):
         asyncio.create_task(busy_cotask(p["busy_slice_us"]))
-    tsf_log.emit("READY")
+    ready()
     await host.expect("E")
     return {}
 
@@ -254,7 +260,7 @@ async def sc_watch(p, host):
 async def sc_spurious(p, host):
     """Pulses arrive before the watcher is ready; optionally clear() before the first wait."""
     arm(p)
-    tsf_log.emit("READY")
+    ready()
     await host.expect("G")
     deadline = time.ticks_add(time.ticks_ms(), 2000)
     while n_irq < p["pre"] and time.ticks_diff(deadline, time.ticks_ms()) > 0:
@@ -292,7 +298,7 @@ async def sc_fanout(p, host):
     for j in range(k):
         asyncio.create_task(subscriber(j))
     asyncio.create_task(owner())
-    tsf_log.emit("READY")
+    ready()
     await host.expect("E")
     return {"subscriber_wakes": list(hits)}
 
@@ -314,7 +320,7 @@ async def sc_second_waiter(p, host):
     await asyncio.sleep_ms(5)
     asyncio.create_task(waiter("second"))
     await asyncio.sleep_ms(5)
-    tsf_log.emit("READY")
+    ready()
     await host.expect("E")
     return {"events": log}
 
@@ -336,7 +342,7 @@ async def sc_cancel(p, host):
     except asyncio.TimeoutError:
         timed_out = True
     asyncio.create_task(watcher())
-    tsf_log.emit("READY")
+    ready()
     await host.expect("E")
     return {"cancelled": cancelled, "timed_out": timed_out}
 

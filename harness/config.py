@@ -363,6 +363,43 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     return TargetConfig(**kw)
 
 
+def _line_of(node: _Node, *keys: str) -> int:
+    """Line of a nested key under a target node, or the deepest one that exists."""
+    line = node.line
+    for k in keys:
+        if not isinstance(node.value, dict) or k not in node.value:
+            break
+        node = node.value[k]
+        line = node.line
+    return line
+
+
+def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> None:
+    """Real benches can share a pigpiod: a Pi GPIO or a serial port used by two targets is a
+    wire declared twice. (Each sim target has its own simulated Pi and board.)"""
+    gpios: dict[tuple[str, int, int], int] = {}
+    ports: dict[str, int] = {}
+    for i, t in enumerate(targets):
+        if t.kind != "serial":
+            continue
+        node = tn.value[i]
+        for role, gpio in (("stimulus", t.wiring.stimulus_pi_gpio),
+                           ("ack", t.wiring.ack_pi_gpio)):
+            key = (t.pigpio.host, t.pigpio.port, gpio)
+            if key in gpios:
+                raise L.fail(_line_of(node, "wiring", role, "pi_gpio"),
+                             f"targets[{i}].wiring.{role}.pi_gpio",
+                             f"Pi GPIO {gpio} on {t.pigpio.host}:{t.pigpio.port} is already "
+                             f"wired for targets[{gpios[key]}]; use another GPIO")
+            gpios[key] = i
+        if t.serial.port != "auto":
+            if t.serial.port in ports:
+                raise L.fail(_line_of(node, "serial", "port"), f"targets[{i}].serial.port",
+                             f"{t.serial.port} is already targets[{ports[t.serial.port]}]'s "
+                             "board; each target needs its own port")
+            ports[t.serial.port] = i
+
+
 def load_config(path: str | Path) -> RigConfig:
     """Parse and validate a rig config; raise ConfigError with file:line on any problem."""
     path = Path(path)
@@ -397,6 +434,7 @@ def load_config(path: str | Path) -> RigConfig:
             raise L.fail(tn.value[i].line, f"targets[{i}].name",
                          f"{t.name!r} is also targets[{seen[t.name]}]; names must be unique")
         seen[t.name] = i
+    _check_shared_wires(L, tn, targets)
     compare = CompareConfig()
     if "compare" in top:
         cm = L.mapping(top["compare"], "compare", SUBKEYS["compare"])
