@@ -137,3 +137,26 @@ def test_board_link_carries_edges_both_ways(sim, pi):
         assert e.got == [(1, tick)] and pi.read(27) == 1
     finally:
         board.close()
+
+
+def test_glitch_filter_hides_short_pulses_and_stamps_the_steady_tick(pi):
+    pi.set_mode(17, pigpio.OUTPUT)
+    pi.write(17, 0)
+    pi.set_glitch_filter(17, 100)
+    e = Edges(pi, 17, 2)
+    m = 1 << 17
+    pi.wave_clear()  # a 20 µs glitch, then a 300 µs pulse, then low for good
+    pi.wave_add_generic([pigpio.pulse(m, 0, 20), pigpio.pulse(0, m, 200),
+                         pigpio.pulse(m, 0, 300), pigpio.pulse(0, m, 1000)])
+    pi.wave_send_once(pi.wave_create())
+    assert e.done.wait(2)
+    (l1, t1), (l2, t2) = e.got[:2]
+    assert (l1, l2) == (1, 0) and (t2 - t1) & 0xFFFFFFFF == 300
+    unfiltered = pi.callback(17, pigpio.EITHER_EDGE)  # the filter applies to reports only
+    pi.set_glitch_filter(17, 0)
+    pi.gpio_trigger(17, 10, 1)
+    for _ in range(200):
+        if unfiltered.tally() == 2:
+            break
+        threading.Event().wait(0.01)
+    assert unfiltered.tally() == 2 and len(e.got) == 4

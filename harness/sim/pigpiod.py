@@ -57,6 +57,11 @@ class SimPi:
         self.mode = [INPUT] * NUM_GPIO
         self.pull = [PUD_OFF] * NUM_GPIO
         self.glitch = [0] * NUM_GPIO
+        self.reported = [0] * NUM_GPIO  # levels as notifications see them (glitch filter)
+        self._glitch_gen = [0] * NUM_GPIO
+        self._pending: list[tuple[int, int] | None] = [None] * NUM_GPIO
+        self._wave_due = 0  # unwrapped µs of the next waveform step
+        self._timers: list[threading.Timer] = []
         self.board_modes: dict[int, tuple[int, int]] = {}
         self.edges = [0] * NUM_GPIO
         self._notifiers: dict[int, _Notifier] = {}
@@ -113,7 +118,9 @@ class SimPi:
                 except OSError:
                     pass
                 s.close()
-        for t in [*self._threads, self._wave_thread]:
+        for timer in self._timers:
+            timer.cancel()
+        for t in [*self._threads, self._wave_thread, *self._timers]:
             if t is not None and t is not threading.current_thread():
                 t.join(timeout=2)
 
@@ -152,18 +159,61 @@ class SimPi:
             self.level[gpio] = value
             self.edges[gpio] += 1
             if gpio < 32:
-                bank = self.levels()
-                for handle, n in list(self._notifiers.items()):
-                    if n.active and n.bits & (1 << gpio):
-                        try:
-                            n.sock.sendall(struct.pack("<HHII", n.seq & 0xFFFF, 0,
-                                                       tick & 0xFFFFFFFF, bank))
-                        except OSError:
-                            self._notifiers.pop(handle, None)
-                        n.seq += 1
+                if self.glitch[gpio]:
+                    self._filter_edge(gpio, value, tick)
+                else:
+                    self.reported[gpio] = value
+                    self._notify(gpio, tick)
         pin = self.to_board.get(gpio)
         if pin is not None:
             self._send_board(wire.encode(wire.EDGE, pin, value, tick))
+
+    def _notify(self, gpio: int, tick: int) -> None:
+        """One 12-byte report to every running notification watching gpio (lock held)."""
+        bank = sum(1 << g for g in range(32) if self.reported[g])
+        for handle, n in list(self._notifiers.items()):
+            if n.active and n.bits & (1 << gpio):
+                try:
+                    n.sock.sendall(struct.pack("<HHII", n.seq & 0xFFFF, 0,
+                                               tick & 0xFFFFFFFF, bank))
+                except OSError:
+                    self._notifiers.pop(handle, None)
+                n.seq += 1
+
+    def _filter_edge(self, gpio: int, value: int, tick: int) -> None:
+        """Glitch filter (pigpio's FG), in the tick domain: a change is reported once the level
+        has held for the steady time, stamped with the tick it became steady; a shorter pulse
+        is never reported. Edges can be applied a little after their tick (waveforms), so
+        steadiness is judged from ticks, with a timer only for the last change."""
+        steady = self.glitch[gpio]
+        pending = self._pending[gpio]
+        if pending is not None and clock.tick_diff(tick, pending[1]) >= steady:
+            self.reported[gpio] = pending[0]
+            self._notify(gpio, (pending[1] + steady) & clock.TICK_MASK)
+        self._glitch_gen[gpio] += 1
+        self._pending[gpio] = (value, tick) if value != self.reported[gpio] else None
+        if self._pending[gpio] is not None:
+            self._settle_later(gpio, self._glitch_gen[gpio], (tick + steady) & clock.TICK_MASK)
+
+    def _settle_later(self, gpio: int, gen: int, due_tick: int) -> None:
+        wait_us = max(0, clock.tick_diff(due_tick, clock.tick()))
+        timer = threading.Timer(wait_us / 1e6 + 0.0002, self._settled, (gpio, gen, due_tick))
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _settled(self, gpio: int, gen: int, due_tick: int) -> None:
+        with self._lock:
+            if self._stop.is_set() or gen != self._glitch_gen[gpio]:
+                return  # the level changed again within the steady time
+            w = self._wave_thread
+            if w is not None and w.is_alive() and \
+                    clock.tick_diff(due_tick, self._wave_due & clock.TICK_MASK) >= 0:
+                self._settle_later(gpio, gen, due_tick)  # a wave edge before due is not out yet
+                return
+            self.reported[gpio] = self._pending[gpio][0]
+            self._pending[gpio] = None
+            self._notify(gpio, due_tick)
 
     def _idle_level(self, gpio: int) -> int:
         return 1 if self.pull[gpio] == PUD_UP else 0
@@ -255,6 +305,9 @@ class SimPi:
                 if p2 > 300000:
                     return PI_BAD_FILTER
                 self.glitch[p1] = p2
+                self.reported[p1] = self.level[p1]
+                self._pending[p1] = None
+                self._glitch_gen[p1] += 1
                 return 0
             if cmd == WDOG:
                 return 0 if p2 <= 60000 else PI_BAD_WDOG_TIMEOUT
@@ -332,6 +385,7 @@ class SimPi:
         start = clock.now_us() + 50
         due = start
         for on, off, delay in pulses:
+            self._wave_due = due
             wait_s = (due - clock.now_us()) / 1e6
             if wait_s > 0 and self._wave_stop.wait(wait_s):
                 return
