@@ -134,6 +134,12 @@ def check_isolated(obs: Observation, wake_timeout_ms: float) -> list[str]:
     """Isolated pulses: pulse i wakes the waiter exactly once, after IRQ i and before IRQ i+1."""
     fails = []
     irq, wake = obs.irq_t, obs.wake_t
+    sent = obs.counts["pi_edges"]
+    if not sent:
+        return ["no stimulus pulse was captured: nothing was tested"]
+    if not irq:
+        return [f"{sent} pulses sent and the board recorded no IRQ: no pulse reached the "
+                "handler, so no wake could be checked"]
     tl = timeline(obs)
     for i, t in enumerate(irq):
         nxt = irq[i + 1] if i + 1 < len(irq) else None

@@ -6,6 +6,7 @@ library is used. Edge ticks are the Pi's clock (µs, 32-bit wrap).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass
@@ -74,11 +75,21 @@ class EdgeCapture:
         self._cb.cancel()
 
 
+@contextlib.contextmanager
+def _pigpiod(what: str, host: str, port: int):
+    """A pigpiod that stops answering or refuses a command is a bench fault, never a verdict."""
+    try:
+        yield
+    except (OSError, pigpio.error) as e:
+        raise BenchError(f"pigpiod at {host}:{port} failed to {what} ({e}): check pigpiod "
+                         "is running and the Pi is reachable") from None
+
+
 class PiDriver:
     """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO."""
 
     def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int,
-                 connect_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
         try:  # the pigpio client connects with no timeout: probe first so nothing hangs
             socket.create_connection((host, port), timeout=connect_timeout_s).close()
         except OSError as e:
@@ -91,31 +102,46 @@ class PiDriver:
                 f"pigpiod at {host}:{port} does not answer: start it on the Pi (sudo pigpiod -s 1) "
                 "or fix pigpio.host/port in rig_config.yaml"
             )
+        self.pi.sl.s.settimeout(command_timeout_s)  # the client itself would wait forever
+        self.host, self.port = host, port
         self.stimulus_gpio = stimulus_gpio
         self.ack_gpio = ack_gpio
-        self.pi.set_mode(stimulus_gpio, pigpio.OUTPUT)
-        self.pi.write(stimulus_gpio, 0)
-        self.pi.set_mode(ack_gpio, pigpio.INPUT)
-        self.pi.set_pull_up_down(ack_gpio, pigpio.PUD_OFF)
-        self.stimulus = EdgeCapture(self.pi, stimulus_gpio, pigpio.RISING_EDGE)
-        self.ack = EdgeCapture(self.pi, ack_gpio, pigpio.EITHER_EDGE)
+        with self.guard("set up the stimulus and ack GPIOs"):
+            self.pi.set_mode(stimulus_gpio, pigpio.OUTPUT)
+            self.pi.write(stimulus_gpio, 0)
+            self.pi.set_mode(ack_gpio, pigpio.INPUT)
+            self.pi.set_pull_up_down(ack_gpio, pigpio.PUD_OFF)
+            self.stimulus = EdgeCapture(self.pi, stimulus_gpio, pigpio.RISING_EDGE)
+            self.ack = EdgeCapture(self.pi, ack_gpio, pigpio.EITHER_EDGE)
+
+    def guard(self, what: str):
+        """Context for pigpio calls: socket timeouts and pigpio errors become BenchError."""
+        return _pigpiod(what, self.host, self.port)
 
     def identity(self) -> dict:
-        return {
-            "hw_revision": self.pi.get_hardware_revision(),
-            "pigpio_version": self.pi.get_pigpio_version(),
-        }
+        with self.guard("report its version"):
+            return {
+                "hw_revision": self.pi.get_hardware_revision(),
+                "pigpio_version": self.pi.get_pigpio_version(),
+            }
 
     def reset_capture(self) -> None:
         """Start a fresh capture now: edges stamped before this tick (pin set-up whose
         notification is still in flight) are not counted."""
-        now = self.pi.get_current_tick()
+        with self.guard("read the current tick"):
+            now = self.pi.get_current_tick()
         self.stimulus.clear(now)
         self.ack.clear(now)
 
     def pulse(self) -> None:
-        """One stimulus pulse now (pigpio's trigger: exact width, no host jitter)."""
-        self.pi.gpio_trigger(self.stimulus_gpio, PULSE_US, 1)
+        """One stimulus pulse now (pigpio's trigger: exact width, no host jitter); returns once
+        pigpio has reported its edge."""
+        before = self.stimulus.count()
+        with self.guard("send a stimulus pulse"):
+            self.pi.gpio_trigger(self.stimulus_gpio, PULSE_US, 1)
+        if not self.stimulus.wait_for(before + 1, 2.0):  # no vacuous scenario on a mute Pi
+            raise BenchError(f"pigpio never reported the stimulus pulse on GPIO "
+                             f"{self.stimulus_gpio}: check that nothing else drives it")
 
     def burst(self, count: int, period_us: int) -> None:
         """count pulses at exact spacing, played by pigpio's waveform engine; returns when sent."""
@@ -125,14 +151,14 @@ class PiDriver:
         low_us = max(period_us - PULSE_US, 1)
         pulses = [pigpio.pulse(mask, 0, PULSE_US), pigpio.pulse(0, mask, low_us)] * count
         pi = self.pi
-        pi.wave_clear()
-        pi.wave_add_generic(pulses)
-        wid = pi.wave_create()
-        if wid < 0:
-            raise BenchError(f"pigpiod refused a {count}-pulse waveform (error {wid})")
+        with self.guard(f"build a {count}-pulse waveform"):
+            pi.wave_clear()
+            pi.wave_add_generic(pulses)
+            wid = pi.wave_create()
         start = self.stimulus.count()
         try:
-            pi.wave_send_once(wid)
+            with self.guard("send a waveform"):
+                pi.wave_send_once(wid)
             deadline_s = count * period_us / 1e6 + 2.0
             if not self.stimulus.wait_for(start + count, deadline_s):
                 raise BenchError(
@@ -140,12 +166,17 @@ class PiDriver:
                     f"within {deadline_s:.1f} s: check the stimulus GPIO is free"
                 )
         finally:
-            pi.wave_delete(wid)
+            with self.guard("delete a waveform"):
+                pi.wave_delete(wid)
 
     def close(self) -> None:
-        self.stimulus.cancel()
-        self.ack.cancel()
+        """Leave the stimulus low and disconnect; a pigpiod already gone is not an error here."""
         try:
+            self.stimulus.cancel()
+            self.ack.cancel()
             self.pi.write(self.stimulus_gpio, 0)
+        except (OSError, pigpio.error):
+            pass
         finally:
-            self.pi.stop()
+            with contextlib.suppress(OSError, pigpio.error):
+                self.pi.stop()

@@ -81,7 +81,9 @@ def _identity(doc: dict) -> str:
                             f"{pg.get('hw_revision', '?')} at {pg.get('host')}:{pg.get('port')}"),
                  ("IRQ wake model", t.get("irq_wake_model")),
                  ("second waiter expected", t.get("second_waiter_expected")),
-                 ("wiring", json.dumps(t.get("wiring")))]
+                 ("wiring", json.dumps(t.get("wiring"))),
+                 ("wiring self-test", ", ".join(f"{k} {v}" for k, v in
+                                                t.get("wiring_check", {}).items()) or None)]
         rows.append("".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
                             for k, v in items if v is not None))
     hostline = (f"host {host['hostname']}, Python {host['python']}, tsfrig {host['tsfrig']}, "

@@ -92,3 +92,11 @@ def test_timeline_aligns_board_clock_to_pi():
     assert rows[0]["stimulus_us"] == 0 and rows[1]["stimulus_us"] == 1000
     assert rows[0]["wake_us"] == 45 and rows[0]["ack_us"] == 45
     assert rows[1]["irq_us"] == 1005
+
+
+def test_isolated_checks_cannot_pass_vacuously():
+    no_irq = make_obs([], [], stim=[1000, 3000, 5000])
+    assert "3 pulses sent and the board recorded no IRQ" in a.check_isolated(no_irq, 200)[0]
+    assert a.check_counts_reconcile(no_irq)  # and the counts say so too
+    nothing_sent = make_obs([], [], stim=[])
+    assert "nothing was tested" in a.check_isolated(nothing_sent, 200)[0]
