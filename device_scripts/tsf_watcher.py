@@ -238,6 +238,12 @@ def report(result):
         counts["dropped"] = getattr(machine, "_irq_dropped", None)
     except ImportError:
         pass
+    try:  # a lost wake-up: was the waiter still registered with the loop's poller?
+        from asyncio import core
+
+        counts["waiter_polled"] = id(flag) in core._io_queue.map
+    except (ImportError, AttributeError):
+        pass
     tsf_log.emit("COUNT", counts)
     tsf_log.emit("RESULT", result)
     tsf_log.end()

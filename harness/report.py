@@ -153,6 +153,13 @@ def _logs(doc: dict) -> str:
     return "".join(out)
 
 
+def _fault(doc: dict) -> str:
+    if not doc.get("bench_fault"):
+        return ""
+    return (f'<p id="bench-fault"><span class="verdict error">BENCH FAULT</span> '
+            f'{escape(doc["bench_fault"])} — not a firmware verdict</p>')
+
+
 def render(doc: dict) -> str:
     counts = defaultdict(int)
     for t in doc["tests"]:
@@ -165,7 +172,7 @@ def render(doc: dict) -> str:
 <span class="verdict {verdict}" id="verdict">{verdict.upper()}</span></h1>
 <p id="tally">{escape(tally)} — started {escape(doc['started'])},
 {doc.get('duration_s', 0):.1f} s</p>
-<h2>Firmware and bench</h2>{_identity(doc)}
+{_fault(doc)}<h2>Firmware and bench</h2>{_identity(doc)}
 <h2>Scenarios</h2>{_scenarios(doc)}
 <h2 id="latency">Latency</h2>{_latency(doc)}
 <h2 id="timelines">Timelines</h2>{_timelines(doc)}

@@ -86,6 +86,12 @@ class Results:
             self.doc["verdict"] = "error"
         self.write()
 
+    def bench_fault(self, message: str) -> None:
+        """The bench could not be brought up: the run ends as an error, not a pass."""
+        self.doc["verdict"] = "error"
+        self.doc["bench_fault"] = message
+        self.write()
+
     def write(self) -> Path:
         self.doc["finished"] = _now()
         self.doc["duration_s"] = (dt.datetime.now(dt.UTC) - self._t0).total_seconds()

@@ -19,6 +19,7 @@ from harness.target import Target
 
 # Stress steps: (pulse rate Hz, pulses). Rates step up to 5 kHz.
 STRESS_STEPS = [(100, 50), (500, 100), (1000, 100), (2000, 100), (5000, 100)]
+MAX_MISSES = 5  # isolated pulses in a row with no wake before a scenario stops early
 
 
 @dataclass
@@ -70,13 +71,19 @@ def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
 
 
 def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: int) -> None:
-    """n pulses, each waiting for its ack (or the wake timeout) and a random gap."""
+    """n pulses, each waiting for its ack (or the wake timeout) and a random gap. Stops after
+    MAX_MISSES pulses in a row go unanswered: the verdict is clear and the rest would only
+    cost a wake timeout each."""
     rnd = random.Random(seed)
+    misses = 0
     for i in range(n):
         acks = b.pi.ack.count()
         b.pi.pulse()
-        b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
+        woke = b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
+        misses = 0 if woke else misses + 1
         _progress(b, pulses=i + 1, wakes=b.pi.ack.count())
+        if misses >= MAX_MISSES:
+            return
         time.sleep(rnd.uniform(*gap_ms) / 1000)
 
 

@@ -184,3 +184,19 @@ def test_tsfrig_sim_one_line_errors(tmp_path):
         busy.listen(1)
         r = run_cli("sim", "--pigpio-port", str(busy.getsockname()[1]))
     assert r.returncode == 2 and "port" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_upload_sends_only_files_whose_hash_changed(bench, tmp_path):
+    t = Target(bench.serial_port)
+    try:
+        t.soft_reset()
+        assert t.upload() == ["tsf_log.py", "tsf_watcher.py"]
+        assert t.upload() == []  # the board's copies hash the same: nothing is sent
+        (tmp_path / "build2").mkdir()  # tmp_path itself is the board's flash
+        changed = tmp_path / "build2" / "tsf_log.py"
+        changed.write_text("# a different build of the log module\n")
+        assert t.upload([changed]) == ["tsf_log.py"]
+        assert t.exec("print(open('tsf_log.py').read())").strip() == \
+            "# a different build of the log module"
+    finally:
+        t.close()

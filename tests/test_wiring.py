@@ -67,7 +67,9 @@ def test_miswired_stimulus_is_a_bench_fault_named_by_the_wire(running_sim, tmp_p
     assert ("wiring self-test: Pi GPIO 17 -> board pin 4: the board counted 0 of 3 pulses"
             in r.stdout + r.stderr)
     assert doc["targets"][0]["firmware"]["implementation"] == "micropython"  # not lost
-    assert doc["tests"] == []
+    assert doc["tests"] == [] and doc["verdict"] == "error"
+    assert doc["bench_fault"].endswith("wiring.stimulus in the rig config")
+    assert "BENCH FAULT" in (tmp_path / "r" / "latest" / "index.html").read_text()
 
 
 def test_miswired_ack_is_a_bench_fault_named_by_the_wire(running_sim, tmp_path):
