@@ -152,14 +152,48 @@ def record_wake():
     n_wake = i + 1
 
 
+watcher_exit = None  # why the watcher stopped, if it did: reported with the counts
+
+
 async def watcher():
-    while n_wake < CAP:  # a flag that never blocks must not wedge the board: stop at CAP
-        await flag.wait()
-        record_wake()
-        if busy_after_wake_us:
-            time.sleep_us(busy_after_wake_us)  # blocks the loop: sets pile up meanwhile
-        else:
-            await asyncio.sleep(0)  # let the host's commands in even if wait() never blocks
+    global watcher_exit
+    try:
+        while n_wake < CAP:  # a flag that never blocks must not wedge the board: stop at CAP
+            await flag.wait()
+            record_wake()
+            if busy_after_wake_us:
+                time.sleep_us(busy_after_wake_us)  # blocks the loop: sets pile up meanwhile
+            else:
+                await asyncio.sleep(0)  # let the host's commands in even if wait() never blocks
+        watcher_exit = "cap"
+    except BaseException as e:  # noqa - whatever ends the waiter is a finding to report
+        watcher_exit = "%s: %s" % (type(e).__name__, e)
+        raise
+
+
+watcher_task = None
+
+
+def start_watcher():
+    global watcher_task
+    watcher_task = asyncio.create_task(watcher())
+
+
+def watcher_state():
+    """Where the waiter is at the end: polled (waiting in flag.wait()), done, or elsewhere."""
+    t = watcher_task
+    if t is None:
+        return None
+    try:
+        from asyncio import core
+
+        head = core._task_queue.peek()
+        return {"done": t.done(), "polled": id(flag) in core._io_queue.map,
+                "state": type(t.state).__name__, "data": type(t.data).__name__,
+                "queue_head": "watcher" if head is t else type(head).__name__,
+                "due_in_ms": time.ticks_diff(t.ph_key, time.ticks_ms()) if head is t else None}
+    except (ImportError, AttributeError) as e:
+        return {"done": t.done(), "error": str(e)}
 
 
 async def busy_cotask(slice_us):
@@ -170,20 +204,48 @@ async def busy_cotask(slice_us):
 
 
 class Host:
-    """Single-character commands from the host over stdin ("G" next phase, "E" end)."""
+    """Commands from the host over stdin: "G" (next phase), "E<pulses sent>\n" (end)."""
 
     def __init__(self):
         self.reader = asyncio.StreamReader(sys.stdin)
 
+    async def _char(self):
+        c = await self.reader.read(1)
+        if not c:
+            raise OSError("stdin closed")
+        return c.decode() if isinstance(c, bytes) else c
+
     async def expect(self, cmd):
+        while await self._char() != cmd:
+            pass
+
+    async def end(self):
+        """Wait for the end command; return how many pulses the Pi sent (None if not said)."""
+        await self.expect("E")
+        digits = ""
         while True:
-            c = await self.reader.read(1)
-            if not c:
-                raise OSError("stdin closed")
-            if isinstance(c, bytes):
-                c = c.decode()
-            if c == cmd:
-                return
+            c = await self._char()
+            if c == "\n":
+                return int(digits) if digits else None
+            digits += c
+
+
+async def settle(pulses, timeout_ms):
+    """Before the timed section ends: every pulse the Pi sent has reached the handler and the
+    waiter has woken after the last one, or timeout_ms passed with no progress. The host
+    can't tell this from its own clock when the board lags behind the stimulus."""
+    deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+    give_up = time.ticks_add(time.ticks_ms(), 5000)  # well inside the host's device timeout
+    seen = (-1, -1)
+    while time.ticks_diff(deadline, time.ticks_ms()) > 0 and \
+            time.ticks_diff(give_up, time.ticks_ms()) > 0:
+        done = n_irq >= pulses and n_wake > 0 and wake_n[min(n_wake, CAP) - 1] >= n_irq
+        if done or n_wake >= CAP:
+            return
+        if (n_irq, n_wake) != seen:  # progress: the board is still catching up
+            seen = (n_irq, n_wake)
+            deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+        await asyncio.sleep_ms(1)
 
 
 def identity():
@@ -238,12 +300,9 @@ def report(result):
         counts["dropped"] = getattr(machine, "_irq_dropped", None)
     except ImportError:
         pass
-    try:  # a lost wake-up: was the waiter still registered with the loop's poller?
-        from asyncio import core
+    counts["waiter"] = watcher_state()  # after a lost wake-up: where was the waiter?
+    counts["waiter_exit"] = watcher_exit
 
-        counts["waiter_polled"] = id(flag) in core._io_queue.map
-    except (ImportError, AttributeError):
-        pass
     tsf_log.emit("COUNT", counts)
     tsf_log.emit("RESULT", result)
     tsf_log.end()
@@ -255,11 +314,13 @@ def report(result):
 async def sc_watch(p, host):
     """wake, auto_reset, coalesce, latency, stress, set sources: one watcher, host pulses."""
     arm(p)
-    asyncio.create_task(watcher())
+    start_watcher()
     if p.get("busy_slice_us"):
         asyncio.create_task(busy_cotask(p["busy_slice_us"]))
     ready()
-    await host.expect("E")
+    pulses = await host.end()
+    if pulses:
+        await settle(pulses, p.get("settle_ms", 200))
     return {}
 
 
@@ -275,9 +336,9 @@ async def sc_spurious(p, host):
     if p["clear"]:
         flag.clear()
     t_ready = ticks_diff(ticks_us(), T0)
-    asyncio.create_task(watcher())
+    start_watcher()
     tsf_log.emit("WAITING", {"pre_seen": pre_seen})
-    await host.expect("E")
+    await host.end()
     return {"pre_seen": pre_seen, "t_ready": t_ready, "cleared": p["clear"]}
 
 
@@ -305,7 +366,7 @@ async def sc_fanout(p, host):
         asyncio.create_task(subscriber(j))
     asyncio.create_task(owner())
     ready()
-    await host.expect("E")
+    await host.end()
     return {"subscriber_wakes": list(hits)}
 
 
@@ -327,7 +388,7 @@ async def sc_second_waiter(p, host):
     asyncio.create_task(waiter("second"))
     await asyncio.sleep_ms(5)
     ready()
-    await host.expect("E")
+    await host.end()
     return {"events": log}
 
 
@@ -347,9 +408,9 @@ async def sc_cancel(p, host):
         await asyncio.wait_for_ms(flag.wait(), 20)
     except asyncio.TimeoutError:
         timed_out = True
-    asyncio.create_task(watcher())
+    start_watcher()
     ready()
-    await host.expect("E")
+    await host.end()
     return {"cancelled": cancelled, "timed_out": timed_out}
 
 

@@ -23,6 +23,8 @@ class Wiring:
     stimulus_board_pin: int | str
     ack_board_pin: int | str
     ack_pi_gpio: int
+    reset_pi_gpio: int | None = None  # optional: Pi GPIO on the board's RUN/EN (reset) pin
+    reset_board_pin: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class TargetConfig:
             "stimulus": {"pi_gpio": w.stimulus_pi_gpio, "board_pin": w.stimulus_board_pin},
             "ack": {"board_pin": w.ack_board_pin, "pi_gpio": w.ack_pi_gpio},
         }
+        if w.reset_pi_gpio is not None:
+            d["wiring"]["reset"] = {"pi_gpio": w.reset_pi_gpio, "board_pin": w.reset_board_pin}
         return d
 
 
@@ -126,9 +130,10 @@ SUBKEYS = {
     "firmware": {"executable", "overlay"},
     "pigpio": {"host", "port"},
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
-    "wiring": {"stimulus", "ack"},
+    "wiring": {"stimulus", "ack", "reset"},
     "stimulus": {"pi_gpio", "board_pin"},
     "ack": {"board_pin", "pi_gpio"},
+    "reset": {"pi_gpio", "board_pin"},
     "budgets": {"latency_us", "wake_timeout_ms", "device_timeout_s"},
     "latency_us": {"p50", "p90", "p99", "max"},
     "compare": {"alpha", "effect_floor_us", "min_effect_size"},
@@ -338,7 +343,18 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     if s_pin == a_pin:
         raise L.fail(ac["board_pin"].line, f"{ak}.board_pin",
                      f"board pin {a_pin!r} is already wired to the stimulus; use another pin")
-    kw["wiring"] = Wiring(s_gpio, s_pin, a_pin, a_gpio)
+    r_gpio: int | None = None
+    r_pin: int | str | None = None
+    if "reset" in wm:
+        rk = f"{key}.wiring.reset"
+        rm = L.mapping(wm["reset"], rk, SUBKEYS["reset"])
+        r_gpio = L.integer(L.require(rm, wm["reset"], rk, "pi_gpio"), f"{rk}.pi_gpio", 0, 53)
+        r_pin = L.pin(L.require(rm, wm["reset"], rk, "board_pin"), f"{rk}.board_pin")
+        if r_gpio in (s_gpio, a_gpio):
+            raise L.fail(rm["pi_gpio"].line, f"{rk}.pi_gpio",
+                         f"Pi GPIO {r_gpio} is already wired to the "
+                         f"{'stimulus' if r_gpio == s_gpio else 'ack'}; use another GPIO")
+    kw["wiring"] = Wiring(s_gpio, s_pin, a_pin, a_gpio, r_gpio, r_pin)
 
     lat = dict(LATENCY_DEFAULT)
     wake_ms, dev_s = 200.0, 10.0
@@ -384,7 +400,9 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
             continue
         node = tn.value[i]
         for role, gpio in (("stimulus", t.wiring.stimulus_pi_gpio),
-                           ("ack", t.wiring.ack_pi_gpio)):
+                           ("ack", t.wiring.ack_pi_gpio), ("reset", t.wiring.reset_pi_gpio)):
+            if gpio is None:
+                continue
             key = (t.pigpio.host, t.pigpio.port, gpio)
             if key in gpios:
                 raise L.fail(_line_of(node, "wiring", role, "pi_gpio"),

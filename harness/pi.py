@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import pigpio
@@ -89,7 +90,8 @@ class PiDriver:
     """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO."""
 
     def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int,
-                 connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0,
+                 reset_gpio: int | None = None) -> None:
         try:  # the pigpio client connects with no timeout: probe first so nothing hangs
             socket.create_connection((host, port), timeout=connect_timeout_s).close()
         except OSError as e:
@@ -106,11 +108,14 @@ class PiDriver:
         self.host, self.port = host, port
         self.stimulus_gpio = stimulus_gpio
         self.ack_gpio = ack_gpio
+        self.reset_gpio = reset_gpio
         with self.guard("set up the stimulus and ack GPIOs"):
             self.pi.set_mode(stimulus_gpio, pigpio.OUTPUT)
             self.pi.write(stimulus_gpio, 0)
             self.pi.set_mode(ack_gpio, pigpio.INPUT)
             self.pi.set_pull_up_down(ack_gpio, pigpio.PUD_OFF)
+            if reset_gpio is not None:  # released: the board's pull-up holds RUN high
+                self.pi.set_mode(reset_gpio, pigpio.INPUT)
             self.stimulus = EdgeCapture(self.pi, stimulus_gpio, pigpio.RISING_EDGE)
             self.ack = EdgeCapture(self.pi, ack_gpio, pigpio.EITHER_EDGE)
 
@@ -159,7 +164,7 @@ class PiDriver:
         try:
             with self.guard("send a waveform"):
                 pi.wave_send_once(wid)
-            deadline_s = count * period_us / 1e6 + 2.0
+            deadline_s = count * period_us / 1e6 + 5.0
             if not self.stimulus.wait_for(start + count, deadline_s):
                 raise BenchError(
                     f"pigpio reported {self.stimulus.count() - start} of {count} burst edges "
@@ -168,6 +173,14 @@ class PiDriver:
         finally:
             with self.guard("delete a waveform"):
                 pi.wave_delete(wid)
+
+    def hard_reset(self, reset_gpio: int, hold_ms: float = 10.0) -> None:
+        """Pull the board's RUN/EN line low for hold_ms, then release it (input: the board's
+        own pull-up takes it high), as an open-drain reset switch would."""
+        with self.guard(f"pulse the reset line on GPIO {reset_gpio}"):
+            self.pi.write(reset_gpio, 0)
+            time.sleep(hold_ms / 1000)  # the reset pulse width, not a wait for anything
+            self.pi.set_mode(reset_gpio, pigpio.INPUT)
 
     def close(self) -> None:
         """Leave the stimulus low and disconnect; a pigpiod already gone is not an error here."""

@@ -47,7 +47,8 @@ def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogPars
     b.started_at = time.monotonic()
     b.target.soft_reset()
     p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.stim_pin,
-         "ack_pin": b.ack_pin, "hard_ok": b.hard_irq, **params}
+         "ack_pin": b.ack_pin, "hard_ok": b.hard_irq, "settle_ms": int(b.wake_timeout_ms),
+         **params}
     parser = LogParser()
     b.target.start(f"import tsf_watcher\ntsf_watcher.run({p!r})")
     b.target.read_until_record(parser, "READY", b.device_timeout_s)
@@ -57,9 +58,13 @@ def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogPars
 
 
 def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
-            steps: list[int] | None = None) -> Observation:
+            steps: list[int] | None = None, settle: bool = False) -> Observation:
+    """End the scenario. With settle, the board is told how many pulses the Pi sent and
+    ends its timed section only once it has handled them all and woken after the last (or
+    the wake timeout passes): a board lagging behind a burst is not cut short."""
     t_end = time.monotonic()
-    b.target.send(b"E")
+    sent = b.pi.stimulus.count() if settle else ""
+    b.target.send(f"E{sent}\n".encode())
     err = b.target.read_to_end(parser, b.device_timeout_s)
     overhead = {"setup_s": round(b.ready_s, 4), "readout_s": round(time.monotonic() - t_end, 4)}
     return Observation(
@@ -109,7 +114,7 @@ def run_coalesce(b: BenchHandle, kind: str, burst: int = 8, period_us: int = 500
     b.pi.burst(burst, period_us)
     _wait_wake_after_last_pulse(b, (busy_ms + b.wake_timeout_ms) / 1000)
     _quiet_window(b)
-    obs = _finish(b, parser, "coalesce", kind)
+    obs = _finish(b, parser, "coalesce", kind, settle=True)
     obs.steps = [1, burst]
     return obs
 
@@ -128,7 +133,7 @@ def run_stress(b: BenchHandle, kind: str, busy_slice_us: int = 300) -> Observati
         b.pi.burst(n, 1_000_000 // rate)
         _wait_wake_after_last_pulse(b, b.wake_timeout_ms / 1000)
         _progress(b, pulses=b.pi.stimulus.count(), wakes=b.pi.ack.count())
-    return _finish(b, parser, "stress", kind, steps=[n for _, n in STRESS_STEPS])
+    return _finish(b, parser, "stress", kind, steps=[n for _, n in STRESS_STEPS], settle=True)
 
 
 def run_spurious(b: BenchHandle, kind: str, clear: bool, pre: int = 3) -> Observation:

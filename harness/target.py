@@ -49,14 +49,32 @@ class Target:
 
     def __init__(self, port: str, baudrate: int = 115200, timeout_s: float = 10.0) -> None:
         self.port = port
+        self.baudrate = baudrate
         self.timeout_s = timeout_s
+        self._open()
+
+    def _open(self) -> None:
         try:
-            self.transport = SerialTransport(port, baudrate, timeout=0.05)
+            self.transport = SerialTransport(self.port, self.baudrate, timeout=0.05)
         except (TransportError, serial.SerialException, OSError) as e:
-            raise TargetError(f"serial port {port} can't be opened ({e}): check the cable, "
+            raise TargetError(f"serial port {self.port} can't be opened ({e}): check the cable, "
                               "the port name, and that no other program holds it") from None
         self.serial = self.transport.serial
         self._pending = b""
+
+    def reopen(self, timeout_s: float) -> None:
+        """Close and open the port again, waiting for it to come back: a USB board's port
+        disappears and re-enumerates across a hard reset."""
+        self.close()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._open()
+                return
+            except TargetError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.1)  # polling for a device node that is not there yet
 
     # ---- session control -------------------------------------------------------------
     def soft_reset(self) -> None:

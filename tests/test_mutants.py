@@ -47,3 +47,20 @@ def test_mutant_is_caught_by_its_scenario(tmp_path, mutant):
     # the firmware identity in the report names the overlay, so a run can't be mistaken
     doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
     assert doc["targets"][0]["firmware"]["overlay"] == str(overlay.resolve())
+
+
+def test_known_issue_runs_as_xfail_and_is_still_reported(tmp_path):
+    """A finding the team accepted for a firmware (known_issues in the rig config) doesn't
+    fail the run, but the report still says what happened."""
+    cfg = (REPO / "rig_config.yaml").read_text().replace(
+        "known_issues: {}", 'known_issues: {"test_wake[hard]": "accepted for this build"}')
+    (tmp_path / "rig.yaml").write_text(cfg)
+    overlay = write_overlay("no_wake", tmp_path / "overlay")
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(tmp_path / "rig.yaml"),
+           "--overlay", str(overlay), "--report-dir", str(tmp_path / "r"), "-k",
+           "test_wake and hard"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+    (test,) = doc["tests"]
+    assert test["outcome"] == "xfailed" and "no wake within" in test["message"]

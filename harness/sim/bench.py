@@ -42,11 +42,13 @@ class SimBench:
             (w.stimulus_pi_gpio, board_pin_number(w.stimulus_board_pin), "to_board"),
             (w.ack_pi_gpio, board_pin_number(w.ack_board_pin), "from_board"),
         ]
+        if w.reset_pi_gpio is not None:  # to the board's RUN pin, not a machine.Pin
+            self.wiring.append((w.reset_pi_gpio, -1, "reset"))
         exe = find_executable(target.firmware.executable)
         self.firmware = Firmware(exe, target.firmware.overlay)
         self._own_flash = flash_dir is None
         self.flash_dir = Path(flash_dir or tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-flash-"))
-        self.pi = SimPi(wiring=self.wiring, port=pigpio_port)
+        self.pi = SimPi(wiring=self.wiring, port=pigpio_port, on_reset_line=self._run_pin)
         self.board: VirtualBoard | None = None
 
     def start(self) -> SimBench:
@@ -64,6 +66,10 @@ class SimBench:
             self.stop()
             raise
         return self
+
+    def _run_pin(self, level: int) -> None:
+        if self.board is not None:
+            self.board.set_run(level)
 
     @property
     def serial_port(self) -> str:

@@ -61,7 +61,13 @@ class VirtualBoard:
         self._raw = False          # VM is in the raw REPL
         self._raw_empty = False    # ... at its prompt with nothing typed
         self._paste_state = 0      # 1: saw \x05, 2: saw \x05A, 3: pasting until \x04
+        self._pasted_code_runs = False  # raw-paste code submitted, its output not ended
+        self._last_sigint = 0.0
         self._tail = b""
+        self._run_level = 1        # the RUN/EN pin: low holds the board in reset
+        self._run_changes: list[int] = []
+        self._run_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()  # wakes the bridge for a RUN change
 
     @property
     def vm_pid(self) -> int | None:
@@ -85,10 +91,20 @@ class VirtualBoard:
         if self._thread is not None:
             self._thread.join(timeout=3)
         self._kill_vm()
-        for fd in (getattr(self, "_client_fd", -1), getattr(self, "_client_slave", -1)):
+        for fd in (getattr(self, "_client_fd", -1), getattr(self, "_client_slave", -1),
+                   self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
-        self._client_fd = self._client_slave = -1
+        self._client_fd = self._client_slave = self._wake_r = self._wake_w = -1
+
+    def set_run(self, level: int) -> None:
+        """The RUN/EN pin changed (any thread): low holds the VM in reset, high boots it."""
+        with self._run_lock:
+            self._run_changes.append(1 if level else 0)
+        try:
+            os.write(self._wake_w, b"r")
+        except OSError:
+            pass
 
     def __enter__(self) -> VirtualBoard:
         return self.start()
@@ -113,6 +129,7 @@ class VirtualBoard:
         self._vm_fd = master
         self._raw = self._raw_empty = False
         self._paste_state = 0
+        self._pasted_code_runs = False
         self._tail = b""
         self._banner = self._read_vm_until(b">>> ")
 
@@ -152,10 +169,19 @@ class VirtualBoard:
     # ---- the bridge ------------------------------------------------------------------------
     def _bridge(self) -> None:
         while not self._stop.is_set():
+            fds = [self._client_fd, self._wake_r] + ([self._vm_fd] if self._vm_fd >= 0 else [])
             try:
-                ready, _, _ = select.select([self._client_fd, self._vm_fd], [], [], 0.2)
+                ready, _, _ = select.select(fds, [], [], 0.2)
             except (OSError, ValueError):
                 return
+            if self._wake_r in ready:
+                os.read(self._wake_r, 64)
+                self._apply_run_changes()
+                continue
+            if self._vm_fd < 0:  # held in reset: input goes nowhere, as on a board
+                if self._client_fd in ready:
+                    os.read(self._client_fd, 4096)
+                continue
             if self._vm_fd in ready:
                 try:
                     data = os.read(self._vm_fd, 4096)
@@ -173,6 +199,26 @@ class VirtualBoard:
                     continue
                 self._from_client(data)
 
+    def _apply_run_changes(self) -> None:
+        """A RUN pulse is a hard reset: the VM dies on the falling edge and boots, with its
+        banner and friendly REPL, on the rising edge (bridge thread only)."""
+        with self._run_lock:
+            changes, self._run_changes = self._run_changes, []
+        for level in changes:
+            if level == self._run_level:
+                continue
+            self._run_level = level
+            if level == 0:
+                self._kill_vm()
+            else:
+                self.reboots += 1
+                try:
+                    self._spawn_vm()
+                except BoardError as e:
+                    self._to_client(f"virtual board: {e}\r\n".encode())
+                    continue
+                self._from_vm(self._banner)
+
     def _to_client(self, data: bytes) -> None:
         try:
             os.write(self._client_fd, data)
@@ -184,8 +230,9 @@ class VirtualBoard:
         self._tail = (self._tail + data)[-64:]
         if self._tail.endswith(RAW_PROMPT) or self._tail.endswith(b"\x04>"):
             self._raw, self._raw_empty = True, True
+            self._pasted_code_runs = False
         elif self._tail.endswith(b">>> "):
-            self._raw = self._raw_empty = False
+            self._raw = self._raw_empty = self._pasted_code_runs = False
 
     def _from_client(self, data: bytes) -> None:
         out = bytearray()
@@ -194,6 +241,9 @@ class VirtualBoard:
                 out.append(b)
                 if b == 0x04:
                     self._paste_state = 0
+                    self._pasted_code_runs = True
+                continue
+            if b == 0x03 and self._pasted_code_runs and self._interrupt_vm():
                 continue
             if self._raw and self._raw_empty and b == 0x04:
                 self._write_vm(bytes(out))
@@ -216,6 +266,25 @@ class VirtualBoard:
                     self._raw_empty = False
             out.append(b)
         self._write_vm(bytes(out))
+
+    def _interrupt_vm(self) -> bool:
+        """Ctrl-C while raw-paste code runs. The unix port leaves its tty's ISIG off then, so
+        the byte would reach the program's stdin instead of interrupting it, which no board
+        does; deliver it as the SIGINT the tty would have sent."""
+        try:
+            isig = termios.tcgetattr(self._vm_fd)[3] & termios.ISIG
+        except (OSError, termios.error):
+            return False
+        if isig or self._proc is None:
+            return False
+        now = time.monotonic()
+        if now - self._last_sigint >= 0.05:  # "\x03\x03" is one interrupt, not two
+            self._last_sigint = now
+            try:
+                os.kill(self._proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                return False
+        return True
 
     def _write_vm(self, data: bytes) -> None:
         while data and self._vm_fd >= 0:

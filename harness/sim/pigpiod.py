@@ -14,6 +14,7 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 from harness.sim import clock, wire
 
@@ -48,9 +49,13 @@ class _Notifier:
 class SimPi:
     """GPIO state, pigpiod command server, notification streams and the board link."""
 
-    def __init__(self, wiring: list[tuple[int, int, str]] = (), port: int = 0) -> None:
+    def __init__(self, wiring: list[tuple[int, int, str]] = (), port: int = 0,
+                 on_reset_line: Callable[[int], None] | None = None) -> None:
         self.to_board = {g: p for g, p, d in wiring if d == "to_board"}
         self.from_board = {p: g for g, p, d in wiring if d == "from_board"}
+        # the board's RUN/EN pin: pulled up on the board, low holds the board in reset
+        self.reset_lines = {g for g, _, d in wiring if d == "reset"}
+        self.on_reset_line = on_reset_line
         self._want_port = port
         self._lock = threading.RLock()
         self.level = [0] * NUM_GPIO
@@ -62,6 +67,8 @@ class SimPi:
         self._pending: list[tuple[int, int] | None] = [None] * NUM_GPIO
         self._wave_due = 0  # unwrapped µs of the next waveform step
         self._timers: list[threading.Timer] = []
+        for g in self.reset_lines:
+            self.level[g] = 1
         self.board_modes: dict[int, tuple[int, int]] = {}
         self.edges = [0] * NUM_GPIO
         self._notifiers: dict[int, _Notifier] = {}
@@ -167,6 +174,8 @@ class SimPi:
         pin = self.to_board.get(gpio)
         if pin is not None:
             self._send_board(wire.encode(wire.EDGE, pin, value, tick))
+        if gpio in self.reset_lines and self.on_reset_line is not None:
+            self.on_reset_line(value)
 
     def _notify(self, gpio: int, tick: int) -> None:
         """One 12-byte report to every running notification watching gpio (lock held)."""
@@ -216,7 +225,7 @@ class SimPi:
             self._notify(gpio, due_tick)
 
     def _idle_level(self, gpio: int) -> int:
-        return 1 if self.pull[gpio] == PUD_UP else 0
+        return 1 if self.pull[gpio] == PUD_UP or gpio in self.reset_lines else 0
 
     # ---- command socket ----------------------------------------------------------------------
     def _serve_client(self, conn: socket.socket) -> None:

@@ -12,6 +12,7 @@ KINDS = ["hard", "soft", "thread"]
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("wake")
 def test_wake(flag_bench, verdict, irq_kind):
     """Each isolated pulse wakes the waiter exactly once; no wake without a pulse."""
     obs = s.run_isolated(flag_bench, "wake", irq_kind, n=20)
@@ -20,6 +21,7 @@ def test_wake(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("auto_reset")
 def test_auto_reset(flag_bench, verdict, irq_kind):
     """After wait() returns, the next wait() blocks until the next pulse."""
     obs = s.run_isolated(flag_bench, "auto_reset", irq_kind, n=10, gap_ms=(4.0, 6.0))
@@ -29,6 +31,7 @@ def test_auto_reset(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("coalesce")
 def test_coalesce_no_lost_wakeup(flag_bench, verdict, irq_kind):
     """A burst while the waiter is busy wakes it at least once after the last pulse and
     never more often than it was set; the board counted every edge the Pi sent."""
@@ -46,6 +49,7 @@ def test_coalesce_no_lost_wakeup(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("pending_set")
 def test_pending_set_is_remembered(flag_bench, verdict, irq_kind):
     """Pulses before the watcher waits make its first wait() return at once."""
     obs = s.run_spurious(flag_bench, irq_kind, clear=False, pre=3)
@@ -54,6 +58,7 @@ def test_pending_set_is_remembered(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("clear")
 def test_clear_discards_pending_set(flag_bench, verdict, irq_kind):
     """After clear(), wait() blocks until the next real pulse."""
     obs = s.run_spurious(flag_bench, irq_kind, clear=True, pre=3)
@@ -62,6 +67,7 @@ def test_clear_discards_pending_set(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("fanout")
 def test_one_waiter_fanout(flag_bench, verdict, irq_kind):
     """One owner task fanning out through asyncio.Event wakes all subscribers every pulse."""
     n, k = 5, 3
@@ -74,6 +80,7 @@ def test_one_waiter_fanout(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", ["hard"])
+@pytest.mark.scenario("second_waiter")
 def test_second_waiter_behaviour(flag_bench, verdict, irq_kind, target_config):
     """A second concurrent wait() is unsupported; what this firmware does must not change."""
     obs = s.run_second_waiter(flag_bench, irq_kind)
@@ -89,6 +96,7 @@ def test_second_waiter_behaviour(flag_bench, verdict, irq_kind, target_config):
 
 
 @pytest.mark.parametrize("irq_kind", ["loop", "schedule"])
+@pytest.mark.scenario("set_source")
 def test_set_from_loop_and_schedule(flag_bench, verdict, irq_kind):
     """set() called from the loop itself, and from a micropython.schedule callback."""
     obs = s.run_isolated(flag_bench, "set_source", irq_kind, n=10)
@@ -97,6 +105,7 @@ def test_set_from_loop_and_schedule(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("cancellation")
 def test_cancellation(flag_bench, verdict, irq_kind):
     """A cancelled waiter and a timed-out wait_for leave the flag working for the next waiter."""
     obs = s.run_cancel(flag_bench, irq_kind, n=3)
@@ -111,6 +120,7 @@ def test_cancellation(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("stress")
 def test_stress(flag_bench, verdict, irq_kind):
     """Pulse rates stepping 100 Hz -> 5 kHz under a busy co-task: no crash, no lost wake-up."""
     obs = s.run_stress(flag_bench, irq_kind)
@@ -129,6 +139,7 @@ def test_stress(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
+@pytest.mark.scenario("latency")
 def test_latency(flag_bench, verdict, irq_kind, target_config):
     """IRQ -> wake (board clock) and stimulus edge -> ack edge (Pi clock) within budget."""
     obs = s.run_isolated(flag_bench, "latency", irq_kind, n=100, gap_ms=(1.0, 4.0))
