@@ -10,10 +10,10 @@
 #       "schedule" (default): micropython.schedule() a no-op, meant to wake the loop at
 #         once as a bare-metal core leaves WFE on any interrupt. Measured on this build
 #         (benchmarks/bench_sim.py): it does not interrupt the loop's poll; scheduled work
-#         runs at the next 1 ms re-poll, and IRQ -> wake is p50 ~0.6 ms, p99 ~1.1 ms;
+#         runs at the next 1 ms re-poll, and IRQ -> wake is p50 ~0.65 ms, p99 ~1.1 ms;
 #       "poll": nothing, the loop notices flag.set() at its next 1 ms re-poll (the unix
-#         port's behaviour for objects without a file descriptor): p50 ~0.8 ms, with a
-#         longer tail (p99 ~4 ms).
+#         port's behaviour for objects without a file descriptor): the same median, and
+#         in some runs a longer tail (p99 up to ~4 ms).
 #   soft IRQ: micropython.schedule(handler, pin), as ports do; when the schedule queue is
 #     full the IRQ is dropped silently (counted in _irq_dropped, a tsfrig debugging aid).
 # TSFRIG_IRQ_LATENCY_US / TSFRIG_IRQ_JITTER_US inject latency before dispatch, measured
