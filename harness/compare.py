@@ -37,6 +37,7 @@ class CompareResult:
     latency: list[LatencyRow] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # scenarios a bench fault hid
     cfg: CompareConfig = field(default_factory=CompareConfig)
 
 
@@ -76,6 +77,10 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
         elif b["outcome"] == "failed" and n["outcome"] == "passed":
             note = "fixed"
             res.improvements.append(f"{k}: failed → passed")
+        elif "error" in (b["outcome"], n["outcome"]):
+            note = "not compared: bench fault"
+            res.incomplete.append(f"{k}: {b['outcome']} → {n['outcome']} (bench fault, "
+                                  "not a firmware verdict)")
         bsw = b.get("details", {}).get("second_waiter_observed")
         nsw = n.get("details", {}).get("second_waiter_observed")
         if bsw and nsw and bsw != nsw:

@@ -34,6 +34,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"REGRESSION {line}")
     for line in result.improvements:
         print(f"improved   {line}")
+    for line in result.incomplete:
+        print(f"incomplete {line}")
     print(f"{len(result.regressions)} regressions; compare report: {out}")
     return 1 if result.regressions else 0
 

@@ -105,6 +105,18 @@ def test_compare_mismatched_runs_named(runs, tmp_path):
     assert r.returncode == 2 and "missing" in r.stderr
 
 
+def test_compare_names_scenarios_a_bench_fault_hid(runs, tmp_path):
+    faulted = tmp_path / "faulted"
+    shutil.copytree(runs["same"], faulted)
+    doc = json.loads((faulted / "results.json").read_text())
+    t = next(t for t in doc["tests"] if t["scenario"] == "auto_reset")
+    t["outcome"], t["message"] = "error", "bench fault (not a firmware verdict): board mute"
+    (faulted / "results.json").write_text(json.dumps(doc))
+    r = tsfrig("compare", str(runs["base"]), str(faulted))
+    assert r.returncode == 0, r.stdout
+    assert "incomplete sim / auto_reset [hard]: passed → error (bench fault" in r.stdout
+
+
 def test_shift_test_ignores_noise_and_catches_20ms():
     rnd = random.Random(1)
     base = [rnd.uniform(0, 1000) + 50 for _ in range(300)]
