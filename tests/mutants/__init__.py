@@ -10,7 +10,6 @@ unmodified build: that is the evidence the suite can catch what it claims to che
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 # MicroPython. Loads the frozen asyncio from '.frozen' while this overlay is off the path,
@@ -155,7 +154,8 @@ def write_overlay(name: str, dest: Path) -> Path:
     return dest
 
 
-if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "mutants")
+def main(argv: list[str]) -> None:
+    """Write every mutant overlay under argv[0] (default ./mutants)."""
+    out = Path(argv[0] if argv else "mutants")
     for mutant in MUTANTS:
         print(write_overlay(mutant, out / mutant))
