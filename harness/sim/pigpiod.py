@@ -171,11 +171,11 @@ class SimPi:
                 else:
                     self.reported[gpio] = value
                     self._notify(gpio, tick)
-        pin = self.to_board.get(gpio)
-        if pin is not None:
-            self._send_board(wire.encode(wire.EDGE, pin, value, tick))
-        if gpio in self.reset_lines and self.on_reset_line is not None:
-            self.on_reset_line(value)
+            pin = self.to_board.get(gpio)
+            if pin is not None:  # under the GPIO lock: the wire carries levels in order
+                self._send_board(wire.encode(wire.EDGE, pin, value, tick))
+            if gpio in self.reset_lines and self.on_reset_line is not None:
+                self.on_reset_line(value)
 
     def _notify(self, gpio: int, tick: int) -> None:
         """One 12-byte report to every running notification watching gpio (lock held)."""
@@ -420,17 +420,20 @@ class SimPi:
                 self._board = None
 
     def _serve_board(self, conn: socket.socket) -> None:
-        with self._board_tx:
-            old, self._board = self._board, conn
+        # a board that stops reading must not wedge the Pi: sends give up after 2 s
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 2, 0))
+        with self._lock:  # no edge may slip in between the hello and the current levels
+            with self._board_tx:
+                old, self._board = self._board, conn
+            t = clock.tick()
+            self._send_board(wire.encode(wire.HELLO, 0, 0, t))
+            for gpio, pin in self.to_board.items():
+                self._send_board(wire.encode(wire.EDGE, pin, self.level[gpio], t))
         if old is not None:
             try:
                 old.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        t = clock.tick()
-        self._send_board(wire.encode(wire.HELLO, 0, 0, t))
-        for gpio, pin in self.to_board.items():
-            self._send_board(wire.encode(wire.EDGE, pin, self.level[gpio], t))
         try:
             while not self._stop.is_set():
                 frame = _recv_exact(conn, wire.FRAME_SIZE)
