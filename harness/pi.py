@@ -76,16 +76,6 @@ class EdgeCapture:
         self._cb.cancel()
 
 
-@contextlib.contextmanager
-def _pigpiod(what: str, host: str, port: int):
-    """A pigpiod that stops answering or refuses a command is a bench fault, never a verdict."""
-    try:
-        yield
-    except (OSError, pigpio.error) as e:
-        raise BenchError(f"pigpiod at {host}:{port} failed to {what} ({e}): check pigpiod "
-                         "is running and the Pi is reachable") from None
-
-
 class PiDriver:
     """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO."""
 
@@ -119,9 +109,15 @@ class PiDriver:
             self.stimulus = EdgeCapture(self.pi, stimulus_gpio, pigpio.RISING_EDGE)
             self.ack = EdgeCapture(self.pi, ack_gpio, pigpio.EITHER_EDGE)
 
+    @contextlib.contextmanager
     def guard(self, what: str):
-        """Context for pigpio calls: socket timeouts and pigpio errors become BenchError."""
-        return _pigpiod(what, self.host, self.port)
+        """Context for pigpio calls: a pigpiod that times out or refuses a command is a bench
+        fault (BenchError), never a firmware verdict."""
+        try:
+            yield
+        except (OSError, pigpio.error) as e:
+            raise BenchError(f"pigpiod at {self.host}:{self.port} failed to {what} ({e}): "
+                             "check pigpiod is running and the Pi is reachable") from None
 
     def identity(self) -> dict:
         with self.guard("report its version"):

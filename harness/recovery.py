@@ -12,14 +12,15 @@ SOFT = "Ctrl-C + soft reset"
 HARD = "hard reset (RUN pin)"
 
 
-def recover(target: Target, pi: PiDriver | None, reset_gpio: int | None) -> str:
+def recover(target: Target, pi: PiDriver | None) -> str:
     """Bring the board back to the raw REPL; return the step that did it, or raise
-    TargetError saying what was tried."""
+    TargetError saying what was tried. The hard reset uses the Pi's reset line, if wired."""
     try:
         target.recover()
         return SOFT
     except TargetError as e:
         soft_error = e
+    reset_gpio = pi.reset_gpio if pi is not None else None
     if pi is None or reset_gpio is None:
         raise TargetError(f"{soft_error}; declare wiring.reset (a Pi GPIO on the board's RUN/EN "
                           "pin) so the rig can hard-reset it")
