@@ -200,11 +200,8 @@ def watcher_state():
     try:
         from asyncio import core
 
-        head = core._task_queue.peek()
         return {"done": t.done(), "polled": id(flag) in core._io_queue.map,
-                "state": type(t.state).__name__, "data": type(t.data).__name__,
-                "queue_head": "watcher" if head is t else type(head).__name__,
-                "due_in_ms": time.ticks_diff(t.ph_key, time.ticks_ms()) if head is t else None}
+                "queued_next": core._task_queue.peek() is t}
     except (ImportError, AttributeError) as e:
         return {"done": t.done(), "error": str(e)}
 
@@ -243,6 +240,14 @@ class Host:
             digits += c
 
 
+def dropped_irqs():
+    """Soft IRQs the port dropped on a full schedule queue, where it counts them (the virtual
+    board does); None where the port doesn't say."""
+    import machine
+
+    return getattr(machine, "_irq_dropped", None)
+
+
 async def settle(pulses, timeout_ms):
     """Before the timed section ends: every pulse the Pi sent has reached the handler and the
     waiter has woken after the last one, or timeout_ms passed with no progress. The host
@@ -250,11 +255,9 @@ async def settle(pulses, timeout_ms):
     deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
     give_up = time.ticks_add(time.ticks_ms(), 5000)  # well inside the host's device timeout
     seen = (-1, -1)
-    import machine
-
     while time.ticks_diff(deadline, time.ticks_ms()) > 0 and \
             time.ticks_diff(give_up, time.ticks_ms()) > 0:
-        arrived = n_irq + (getattr(machine, "_irq_dropped", 0) or 0)  # sim: known drops
+        arrived = n_irq + (dropped_irqs() or 0)
         done = arrived >= pulses and n_wake > 0 and wake_n[min(n_wake, CAP) - 1] >= n_irq
         if done or n_wake >= CAP:
             return
@@ -284,12 +287,7 @@ def identity():
         info["uname"] = " ".join(os.uname())
     except AttributeError:
         info["uname"] = None
-    try:
-        import machine
-
-        info["irq_dropped"] = getattr(machine, "_irq_dropped", None)
-    except ImportError:
-        pass
+    info["irq_dropped"] = dropped_irqs()
     return info
 
 
@@ -310,12 +308,7 @@ def report(result):
     counts = {"irqs": n_irq, "wakes": n_wake, "cap": CAP, "deferred_sets": n_deferred_set,
               "last_set_t": last_set_t, "late_irqs": n_late,
               "flag_state_at_end": getattr(flag, "state", None)}
-    try:
-        import machine
-
-        counts["dropped"] = getattr(machine, "_irq_dropped", None)
-    except ImportError:
-        pass
+    counts["dropped"] = dropped_irqs()
     counts["waiter"] = watcher_state()  # after a lost wake-up: where was the waiter?
     counts["waiter_exit"] = watcher_exit
 
