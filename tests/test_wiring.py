@@ -3,12 +3,14 @@ point it at a Pi and a USB board: a correct wiring runs the suite; a wrong wire 
 fault named by the wire (exit 2, identity still written), not a page of lost wake-ups."""
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from fixtures.plugin import _start_sim, _stop
+from harness.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -16,19 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def running_sim():
     """`tsfrig sim` wired stimulus GPIO17 -> pin 2, pin 3 -> ack GPIO27 (the shipped config)."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sim"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rig = load_config(REPO / "rig_config.yaml")
+    proc, addr = _start_sim(rig.targets[0], rig)
     try:
-        lines = [proc.stdout.readline() for _ in range(4)]
-        port = next(ln for ln in lines if ln.startswith("serial: ")).split()[1]
-        host, _, pport = next(ln for ln in lines if ln.startswith("pigpio: ")).split()[1] \
-            .rpartition(":")
-        yield port, host, int(pport)
+        yield addr.serial_port, addr.pigpio_host, addr.pigpio_port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+        _stop(proc)
 
 
 def run_serial_target(tmp_path: Path, sim, stim_pin: int, ack_pin: int, k: str):
