@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,14 +141,26 @@ SUBKEYS = {
 }
 TOP_KEYS = {"version", "targets", "defaults", "compare"}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+PIGPIO_GPIOS = (0, 31)  # pigpio callbacks and notifications only cover bank 1
+BOARD_PIN_RE = re.compile(r"^(?:GP)?(\d+)$", re.IGNORECASE)  # 2, "2", "GP2", "gp2": one pin
+TOP_LEVEL = "(top level)"
 
 
 class _Node:
     """A YAML value with the line it came from, so errors can point at it."""
 
-    def __init__(self, value: Any, line: int) -> None:
+    def __init__(self, value: Any, line: int, key_line: int | None = None) -> None:
         self.value = value
         self.line = line
+        self.key_line = key_line if key_line is not None else line
+
+
+def _subkey(parent: str, child: str) -> str:
+    return child if parent == TOP_LEVEL else f"{parent}.{child}"
+
+
+def _one_line(s: str) -> str:
+    return " ".join(str(s).split("\n"))
 
 
 class _Loader:
@@ -155,26 +168,57 @@ class _Loader:
         self.file = path
         self.fname = path.name
         self.yaml = yaml_loader
+        self._done: dict[int, _Node] = {}  # id(yaml node) -> converted: an alias is one value
+        self._open: set[int] = set()  # the nodes being converted: an alias to one recurses
 
     def fail(self, line: int, key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.fname}:{line}: {key}: {msg}")
+        return ConfigError(_one_line(f"{self.fname}:{line}: {key}: {msg}"))
 
-    def convert(self, node: yaml.Node) -> _Node:
-        """YAML node tree -> _Node tree (mappings as dicts of _Node), duplicate keys rejected."""
+    def convert(self, node: yaml.Node, key: str = TOP_LEVEL) -> _Node:
+        """YAML node tree -> _Node tree (mappings as dicts of _Node), duplicate keys rejected.
+        Each YAML node is converted once, so aliases share their value and a recursive one
+        (`a: &x [*x]`) is an error instead of an endless structure."""
         line = node.start_mark.line + 1
+        if id(node) in self._done:
+            return self._done[id(node)]
+        if id(node) in self._open:
+            raise self.fail(line, key, "recursive alias: the anchored value contains itself "
+                                       "(*alias inside its own &anchor); write the value out")
+        self._open.add(id(node))
         if isinstance(node, yaml.MappingNode):
             out: dict[str, _Node] = {}
             for k, v in node.value:
-                key = str(k.value)
-                if key in out:
-                    raise self.fail(k.start_mark.line + 1, key,
-                                    f"duplicate key (first at line {out[key].line}); keep one")
-                out[key] = self.convert(v)
-                out[key].key_line = k.start_mark.line + 1  # type: ignore[attr-defined]
-            return _Node(out, line)
-        if isinstance(node, yaml.SequenceNode):
-            return _Node([self.convert(v) for v in node.value], line)
-        return _Node(self.yaml.construct_object(node, deep=True), line)
+                kline = k.start_mark.line + 1
+                if not isinstance(k, yaml.ScalarNode):
+                    raise self.fail(kline, key, "a key must be a plain name, not a list or "
+                                                "a mapping; use a name like the README's")
+                name = str(k.value)
+                if name in out:
+                    raise self.fail(kline, name, f"duplicate key (first at line "
+                                                 f"{out[name].key_line}); keep one")
+                child = self.convert(v, _subkey(key, name))
+                out[name] = _Node(child.value, child.line, kline)
+            result = _Node(out, line)
+        elif isinstance(node, yaml.SequenceNode):
+            result = _Node([self.convert(v, f"{key}[{i}]") for i, v in enumerate(node.value)],
+                           line)
+        else:
+            result = _Node(self.scalar(node, key), line)
+        self._open.discard(id(node))
+        self._done[id(node)] = result
+        return result
+
+    def scalar(self, node: yaml.Node, key: str) -> Any:
+        try:
+            return self.yaml.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            line = node.start_mark.line + 1
+            if node.tag not in type(self.yaml).yaml_constructors:
+                tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+                raise self.fail(line, key, f"unknown YAML tag {tag}; remove it") from None
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise self.fail(line, key, f"{_show(str(node.value))} is not a valid YAML {kind}; "
+                                       "fix it, or quote it if it is text") from None
 
     # ---- typed getters -------------------------------------------------------------------
     def mapping(self, n: _Node, key: str, allowed: set[str]) -> dict[str, _Node]:
@@ -185,8 +229,7 @@ class _Loader:
                 close = difflib.get_close_matches(k, sorted(allowed), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else \
                     f"known keys: {', '.join(sorted(allowed))}"
-                raise self.fail(getattr(v, "key_line", v.line), f"{key}.{k}",
-                                f"unknown key; {hint}")
+                raise self.fail(v.key_line, _subkey(key, k), f"unknown key; {hint}")
         return n.value
 
     def require(self, m: dict[str, _Node], parent: _Node, key: str, name: str) -> _Node:
@@ -204,16 +247,40 @@ class _Loader:
         return v
 
     def number(self, n: _Node, key: str, lo: float = 0.0, lo_open: bool = True,
-               hi: float | None = None) -> float:
+               hi: float | None = None, hi_open: bool = True) -> float:
+        """A finite number in range (by default > 0): YAML booleans, .nan and .inf are not
+        numbers here, and a negative budget or threshold means nothing."""
         v = n.value
-        bad = isinstance(v, bool) or not isinstance(v, int | float)
-        if not bad:
-            bad = (v <= lo if lo_open else v < lo) or (hi is not None and v >= hi)
-        if bad:
-            rel = ">" if lo_open else ">="
-            rng = f"{rel} {lo:g}" + (f" and < {hi:g}" if hi is not None else "")
-            raise self.fail(n.line, key, f"expected a number {rng}, got {_show(v)}")
-        return float(v)
+        f = math.nan
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            try:
+                f = float(v)
+            except OverflowError:
+                pass
+        ok = math.isfinite(f) and (f > lo if lo_open else f >= lo) and \
+            (hi is None or (f < hi if hi_open else f <= hi))
+        if not ok:
+            rng = f"{'>' if lo_open else '>='} {lo:g}" + \
+                (f" and {'<' if hi_open else '<='} {hi:g}" if hi is not None else "")
+            raise self.fail(n.line, key, f"expected a finite number {rng}, got {_show(v)}")
+        return f
+
+    def pi_gpio(self, n: _Node, key: str, wire: str) -> int:
+        lo, hi = PIGPIO_GPIOS
+        v = n.value
+        if isinstance(v, int) and not isinstance(v, bool) and not lo <= v <= hi:
+            raise self.fail(n.line, key, f"the {wire} wire's Pi GPIO {v} is outside {lo}-{hi}: "
+                                         "pigpio callbacks and notifications only cover bank 1 "
+                                         f"(GPIO {lo}-{hi}); wire it to a GPIO {lo}-{hi}")
+        return self.integer(n, key, lo, hi)
+
+    def usb_id(self, n: _Node, key: str) -> int:
+        v = n.value
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFF:
+            raise self.fail(n.line, key, f"expected a 16-bit USB id 0x0000-0xffff, got "
+                                         f"{_show_usb_id(v)}; write it in hex like 0x2e8a "
+                                         "(unquoted)")
+        return v
 
     def string(self, n: _Node, key: str) -> str:
         if not isinstance(n.value, str) or not n.value:
@@ -245,13 +312,45 @@ class _Loader:
 
 
 def _show(v: Any) -> str:
-    return "nothing" if v is None else repr(v)
+    """A YAML value as the user wrote it, or its kind: never a Python repr of a container."""
+    if v is None:
+        return "nothing"
+    if isinstance(v, bool):
+        return f"{'true' if v else 'false'} (a YAML boolean)"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ".nan"
+        return repr(v) if math.isfinite(v) else (".inf" if v > 0 else "-.inf")
+    if isinstance(v, int):
+        return str(v) if abs(v) < 10**20 else f"a {len(str(abs(v)))}-digit number"
+    if isinstance(v, str):
+        return repr(v if len(v) <= 60 else v[:57] + "...")
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    return f"a YAML {type(v).__name__}"  # date, datetime, bytes, set
+
+
+def _show_usb_id(v: Any) -> str:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:#06x}" if v >= 0 else f"-{-v:#06x}"
+    return _show(v)
+
+
+def _pin_id(pin: int | str) -> int | str:
+    """One name per machine.Pin: 2, "2", "GP2" and "gp2" are the same pin; other names
+    ("X1", "D5") are compared as written."""
+    if isinstance(pin, int):
+        return pin
+    m = BOARD_PIN_RE.match(pin)
+    return int(m.group(1)) if m else pin
 
 
 def _merge(defaults: _Node | None, target: _Node) -> _Node:
-    """defaults under target, one level deep for nested sections."""
-    if defaults is None or not isinstance(defaults.value, dict) or \
-            not isinstance(target.value, dict):
+    """defaults (already checked to be a mapping) under target, one level deep for nested
+    sections."""
+    if defaults is None or not isinstance(target.value, dict):
         return target
     merged = dict(defaults.value)
     for k, v in target.value.items():
@@ -316,9 +415,16 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     if "serial" in m:
         sm = L.mapping(m["serial"], f"{key}.serial", SUBKEYS["serial"])
         port = L.string(L.require(sm, m["serial"], f"{key}.serial", "port"), f"{key}.serial.port")
-        vid = L.integer(sm["vid"], f"{key}.serial.vid", 0, 0xFFFF) if "vid" in sm else None
-        pid = L.integer(sm["pid"], f"{key}.serial.pid", 0, 0xFFFF) if "pid" in sm else None
-        sn = str(sm["serial_number"].value) if "serial_number" in sm else None
+        vid = L.usb_id(sm["vid"], f"{key}.serial.vid") if "vid" in sm else None
+        pid = L.usb_id(sm["pid"], f"{key}.serial.pid") if "pid" in sm else None
+        sn = None
+        if "serial_number" in sm:
+            snn = sm["serial_number"]
+            if not isinstance(snn.value, str) or not snn.value:
+                raise L.fail(snn.line, f"{key}.serial.serial_number",
+                             f"expected text, got {_show(snn.value)}; quote it (e.g. '0123') "
+                             "so YAML keeps it as written")
+            sn = snn.value
         if port == "auto" and vid is None and pid is None and sn is None:
             raise L.fail(sm["port"].line, f"{key}.serial.port",
                          "'auto' needs vid, pid or serial_number to find the board")
@@ -333,27 +439,36 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     ac = L.mapping(L.require(wm, wn, f"{key}.wiring", "ack"), f"{key}.wiring.ack",
                    SUBKEYS["ack"])
     sk, ak = f"{key}.wiring.stimulus", f"{key}.wiring.ack"
-    s_gpio = L.integer(L.require(st, wm["stimulus"], sk, "pi_gpio"), f"{sk}.pi_gpio", 0, 53)
+    s_gpio = L.pi_gpio(L.require(st, wm["stimulus"], sk, "pi_gpio"), f"{sk}.pi_gpio",
+                       "stimulus")
     s_pin = L.pin(L.require(st, wm["stimulus"], sk, "board_pin"), f"{sk}.board_pin")
     a_pin = L.pin(L.require(ac, wm["ack"], ak, "board_pin"), f"{ak}.board_pin")
-    a_gpio = L.integer(L.require(ac, wm["ack"], ak, "pi_gpio"), f"{ak}.pi_gpio", 0, 53)
+    a_gpio = L.pi_gpio(L.require(ac, wm["ack"], ak, "pi_gpio"), f"{ak}.pi_gpio", "ack")
     if s_gpio == a_gpio:
         raise L.fail(ac["pi_gpio"].line, f"{ak}.pi_gpio",
                      f"Pi GPIO {a_gpio} is already wired to the stimulus; use another GPIO")
-    if s_pin == a_pin:
+    if _pin_id(s_pin) == _pin_id(a_pin):
+        same = "" if s_pin == a_pin else \
+            f" ({sk}.board_pin {s_pin!r} is the same pin: n, 'n' and 'GPn' name one pin)"
         raise L.fail(ac["board_pin"].line, f"{ak}.board_pin",
-                     f"board pin {a_pin!r} is already wired to the stimulus; use another pin")
+                     f"board pin {a_pin!r} is already wired to the stimulus{same}; "
+                     "use another pin")
     r_gpio: int | None = None
     r_pin: int | str | None = None
     if "reset" in wm:
         rk = f"{key}.wiring.reset"
         rm = L.mapping(wm["reset"], rk, SUBKEYS["reset"])
-        r_gpio = L.integer(L.require(rm, wm["reset"], rk, "pi_gpio"), f"{rk}.pi_gpio", 0, 53)
+        r_gpio = L.pi_gpio(L.require(rm, wm["reset"], rk, "pi_gpio"), f"{rk}.pi_gpio", "reset")
         r_pin = L.pin(L.require(rm, wm["reset"], rk, "board_pin"), f"{rk}.board_pin")
         if r_gpio in (s_gpio, a_gpio):
             raise L.fail(rm["pi_gpio"].line, f"{rk}.pi_gpio",
                          f"Pi GPIO {r_gpio} is already wired to the "
                          f"{'stimulus' if r_gpio == s_gpio else 'ack'}; use another GPIO")
+        # The reset wire goes to RUN/EN, not to a machine.Pin: only the same name clashes.
+        if r_pin in (s_pin, a_pin):
+            raise L.fail(rm["board_pin"].line, f"{rk}.board_pin",
+                         f"board pin {r_pin!r} is already wired to the "
+                         f"{'stimulus' if r_pin == s_pin else 'ack'}; use the board's RUN/EN pin")
     kw["wiring"] = Wiring(s_gpio, s_pin, a_pin, a_gpio, r_gpio, r_pin)
 
     lat = dict(LATENCY_DEFAULT)
@@ -418,33 +533,113 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
             ports[t.serial.port] = i
 
 
+def _key_at(node: yaml.Node, index: int, key: str = TOP_LEVEL) -> str | None:
+    """The key path of the scalar at a character index of the text, if any."""
+    todo, seen = [(node, key)], set()
+    while todo:
+        n, k = todo.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.ScalarNode):
+            if n.start_mark.index <= index < n.end_mark.index:
+                return k
+        elif isinstance(n, yaml.SequenceNode):
+            todo += [(v, f"{k}[{i}]") for i, v in enumerate(n.value)]
+        elif isinstance(n, yaml.MappingNode):
+            todo += [(v, _subkey(k, str(kn.value))) for kn, v in n.value]
+            todo += [(kn, _subkey(k, str(kn.value))) for kn, _ in n.value]
+    return None
+
+
+def _where(text: str, index: int) -> str:
+    """' key:' for the value holding character `index` of the text (a bad character already
+    replaced, so the rest parses), or '' when it is not in a value or the text won't parse."""
+    try:
+        node = yaml.SafeLoader(text).get_single_node()
+    except (yaml.YAMLError, RecursionError):
+        return ""
+    key = _key_at(node, index) if node is not None else None
+    return f" {key}:" if key else ""
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """The file as text: UTF-8 (a UTF-8 byte-order mark is allowed), else a one-line error
+    with the line, and the key when the bad byte is in a value."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        bad = e.start
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path.name}:1: the file is UTF-16 (it starts with a UTF-16 "
+                          "byte-order mark), not UTF-8; save it as UTF-8") from None
+    line = data.count(b"\n", 0, bad) + 1
+    col = bad - (data.rfind(b"\n", 0, bad) + 1) + 1
+    where = _where(data.decode("utf-8-sig", "replace"), len(data[:bad].decode("utf-8-sig")))
+    raise ConfigError(f"{path.name}:{line}:{where} byte 0x{data[bad]:02x} (column {col}) is not "
+                      "valid UTF-8; save the file as UTF-8") from None
+
+
+def _yaml_error(path: Path, text: str, e: yaml.YAMLError) -> ConfigError:
+    """PyYAML's multi-line error text as one line with the line number."""
+    if isinstance(e, yaml.reader.ReaderError):  # a control character, before any parsing
+        line = text.count("\n", 0, e.position) + 1
+        where = _where(text[:e.position] + "\ufffd" + text[e.position + 1:], e.position)
+        fix = "save the file as UTF-8 (is it UTF-16?)" if e.character == 0 else "remove it"
+        return ConfigError(f"{path.name}:{line}:{where} character U+{e.character:04X} is not "
+                           f"allowed in YAML; {fix}")
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    line = mark.line + 1 if mark else 1
+    problem = getattr(e, "problem", None) or "cannot parse"
+    context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and cmark and cmark is not mark:
+        problem = f"{context} (line {cmark.line + 1}) {problem}" if problem.startswith("but ") \
+            else f"{problem} ({context} at line {cmark.line + 1})"
+    return ConfigError(_one_line(f"{path.name}:{line}: invalid YAML: {problem}; fix the "
+                                 "syntax there (see the shipped rig_config.yaml)"))
+
+
 def load_config(path: str | Path) -> RigConfig:
     """Parse and validate a rig config; raise ConfigError with file:line on any problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the rig config ({e.strerror}); "
                           "pass --config with an existing file") from None
-    yaml_loader = yaml.SafeLoader(text)
-    L = _Loader(path.resolve(), yaml_loader)
+    text = _decode(path, data)
     try:
+        yaml_loader = yaml.SafeLoader(text)
+        L = _Loader(path.resolve(), yaml_loader)
         root_node = yaml_loader.get_single_node()
+        root = L.convert(root_node) if root_node is not None else None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        raise ConfigError(f"{path.name}:{line}: invalid YAML: "
-                          f"{getattr(e, 'problem', None) or e}") from None
-    if root_node is None:
+        raise _yaml_error(path, text, e) from None
+    except RecursionError:
+        raise ConfigError(f"{path.name}: nested too deeply to be a rig config; see the "
+                          "shipped rig_config.yaml for its shape") from None
+    if root is None:
         raise ConfigError(f"{path.name}:1: empty config; start from the shipped rig_config.yaml")
-    root = L.convert(root_node)
-    top = L.mapping(root, "(top level)", TOP_KEYS)
-    if "version" in top and top["version"].value != 1:
-        raise L.fail(top["version"].line, "version", f"unsupported {top['version'].value!r}; use 1")
+    if not isinstance(root.value, dict):
+        raise L.fail(root.line, TOP_LEVEL, "the top level must be a mapping with version: and "
+                                           f"targets:, got {_show(root.value)}; start from the "
+                                           "shipped rig_config.yaml")
+    top = L.mapping(root, TOP_LEVEL, TOP_KEYS)
+    if "version" in top:
+        v = top["version"].value
+        if isinstance(v, bool) or not isinstance(v, int) or v != 1:
+            raise L.fail(top["version"].line, "version",
+                         f"unsupported version {_show(v)}; write version: 1")
     tn = L.require(top, root, "", "targets")
     if not isinstance(tn.value, list) or not tn.value:
         raise L.fail(tn.line, "targets", "expected a non-empty list of targets")
     defaults = top.get("defaults")
+    if defaults is not None:
+        if not isinstance(defaults.value, dict):
+            raise L.fail(defaults.line, "defaults", "expected a mapping of target keys merged "
+                                                    "under every target (e.g. irq_kinds: "
+                                                    f"[hard]), got {_show(defaults.value)}")
+        L.mapping(defaults, "defaults", TARGET_KEYS)
     targets = [_target(L, t, i, defaults) for i, t in enumerate(tn.value)]
     seen: dict[str, int] = {}
     for i, t in enumerate(targets):
@@ -460,7 +655,7 @@ def load_config(path: str | Path) -> RigConfig:
             L.number(cm["alpha"], "compare.alpha", 0.0, True, 1.0) if "alpha" in cm else 0.01,
             L.number(cm["effect_floor_us"], "compare.effect_floor_us", 0.0, False)
             if "effect_floor_us" in cm else 100.0,
-            L.number(cm["min_effect_size"], "compare.min_effect_size", 0.0, False, 1.0000001)
+            L.number(cm["min_effect_size"], "compare.min_effect_size", 0.0, False, 1.0, False)
             if "min_effect_size" in cm else 0.3,
         )
     return RigConfig(L.file, targets, compare)

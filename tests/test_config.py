@@ -1,6 +1,7 @@
 """rig_config.yaml validation: every problem is one line naming the file, the line, the key
 and the fix; `tsfrig run` turns it into exit code 2 before touching any bench."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,17 +33,21 @@ SERIAL = """\
 """
 
 
-def load_text(tmp_path: Path, text: str):
+def load_text(tmp_path: Path, text: str | bytes):
     path = tmp_path / "rig.yaml"
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     return load_config(path)
 
 
-def error_of(tmp_path: Path, text: str) -> str:
+def error_of(tmp_path: Path, text: str | bytes) -> str:
     with pytest.raises(ConfigError) as e:
         load_text(tmp_path, text)
     msg = str(e.value)
     assert "\n" not in msg, f"not one line: {msg!r}"
+    assert not re.search(r"<[^>]* at 0x|\{'|\['|_Node", msg), f"object repr in: {msg!r}"
     return msg
 
 
@@ -159,3 +164,132 @@ def test_tsfrig_run_bad_config_is_exit_2_and_one_line(tmp_path):
                         "--report-dir", str(tmp_path / "reports")],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no target named 'nope' (known: sim)" in r.stderr
+
+
+def test_file_that_is_not_utf8(tmp_path):
+    assert error_of(tmp_path, b"\xff\xfe" + SIM.encode()) == (
+        "rig.yaml:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; "
+        "save it as UTF-8")
+    latin1 = SIM.replace("name: sim", "name: caf\xe9").encode("latin-1")
+    assert error_of(tmp_path, latin1) == (
+        "rig.yaml:3: targets[0].name: byte 0xe9 (column 14) is not valid UTF-8; "
+        "save the file as UTF-8")
+    bad = tmp_path / "rig.yaml"  # and `tsfrig run` prints it as its one line, exit 2
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(bad),
+                        "--report-dir", str(tmp_path / "reports")],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "tsfrig: rig.yaml:3: targets[0].name: byte 0xe9 (column 14) " \
+        "is not valid UTF-8; save the file as UTF-8"
+
+
+def test_recursive_alias_and_yaml_syntax_errors_are_one_line(tmp_path):
+    assert error_of(tmp_path, "a: &x [*x]\n") == (
+        "rig.yaml:1: a[0]: recursive alias: the anchored value contains itself "
+        "(*alias inside its own &anchor); write the value out")
+    assert error_of(tmp_path, SIM + "    irq_kinds: &k [hard, *k]\n").startswith(
+        "rig.yaml:8: targets[0].irq_kinds[1]: recursive alias")
+    assert "nested too deeply" in error_of(tmp_path, "[" * 5000 + "]" * 5000)
+    assert error_of(tmp_path, SIM + "---\nversion: 1\n").startswith(
+        "rig.yaml:8: invalid YAML: expected a single document in the stream (line 1) but "
+        "found another document")
+    assert error_of(tmp_path, SIM.replace("name: sim", "name: s\x01im")) == (
+        "rig.yaml:3: targets[0].name: character U+0001 is not allowed in YAML; remove it")
+    assert error_of(tmp_path, SIM + "    irq_latency_us: !foo 3\n") == (
+        "rig.yaml:8: targets[0].irq_latency_us: unknown YAML tag !foo; remove it")
+    assert error_of(tmp_path, SIM + "    irq_latency_us: 2024-13-45\n") == (
+        "rig.yaml:8: targets[0].irq_latency_us: '2024-13-45' is not a valid YAML timestamp; "
+        "fix it, or quote it if it is text")
+    # an alias that is not recursive is still just a shared value
+    text = SIM.replace("budgets:", "") + "    budgets: &b {wake_timeout_ms: 50}\n"
+    assert load_text(tmp_path, text).targets[0].budgets.wake_timeout_ms == 50
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    assert error_of(tmp_path, "- version: 1\n- targets: []\n") == (
+        "rig.yaml:1: (top level): the top level must be a mapping with version: and targets:, "
+        "got a list; start from the shipped rig_config.yaml")
+    assert "must be a mapping with version: and targets:, got 'hello'" in \
+        error_of(tmp_path, "hello\n")
+
+
+def test_yaml_booleans_are_not_numbers(tmp_path):
+    assert error_of(tmp_path, SIM.replace("version: 1", "version: true")) == (
+        "rig.yaml:1: version: unsupported version true (a YAML boolean); write version: 1")
+    assert error_of(tmp_path, SIM.replace("version: 1", "version: 1.0")).endswith(
+        "unsupported version 1.0; write version: 1")
+    assert error_of(tmp_path, SIM + "    budgets: {wake_timeout_ms: true}\n") == (
+        "rig.yaml:8: targets[0].budgets.wake_timeout_ms: expected a finite number > 0, "
+        "got true (a YAML boolean)")
+    assert "got false (a YAML boolean)" in error_of(tmp_path, SIM + "    irq_latency_us: no\n")
+
+
+@pytest.mark.parametrize("section, key", [
+    ("    budgets: {latency_us: {p50: %s}}", "targets[0].budgets.latency_us.p50"),
+    ("    budgets: {latency_us: {max: %s}}", "targets[0].budgets.latency_us.max"),
+    ("    budgets: {wake_timeout_ms: %s}", "targets[0].budgets.wake_timeout_ms"),
+    ("    budgets: {device_timeout_s: %s}", "targets[0].budgets.device_timeout_s"),
+    ("    irq_latency_us: %s", "targets[0].irq_latency_us"),
+    ("    irq_jitter_us: %s", "targets[0].irq_jitter_us"),
+    ("compare: {alpha: %s}", "compare.alpha"),
+    ("compare: {effect_floor_us: %s}", "compare.effect_floor_us"),
+    ("compare: {min_effect_size: %s}", "compare.min_effect_size"),
+])
+def test_nan_infinite_and_negative_budgets_and_thresholds(tmp_path, section, key):
+    for value in (".nan", ".inf", "-.inf", "-1"):
+        msg = error_of(tmp_path, SIM + section % value + "\n")
+        assert msg.startswith(f"rig.yaml:8: {key}: expected a"), msg
+        assert msg.endswith(f", got {value}"), msg
+    assert error_of(tmp_path, SIM + "    budgets: {wake_timeout_ms: .inf}\n") == (
+        "rig.yaml:8: targets[0].budgets.wake_timeout_ms: expected a finite number > 0, got .inf")
+
+
+def test_defaults_must_be_a_mapping(tmp_path):
+    msg = error_of(tmp_path, SIM.replace("targets:", "defaults: [irq_kinds]\ntargets:"))
+    assert msg == ("rig.yaml:2: defaults: expected a mapping of target keys merged under every "
+                   "target (e.g. irq_kinds: [hard]), got a list")
+    msg = error_of(tmp_path, SIM.replace("targets:", "defaults:\n  irq_kind: [hard]\ntargets:"))
+    assert msg == "rig.yaml:3: defaults.irq_kind: unknown key; did you mean 'irq_kinds'?"
+
+
+def test_pi_gpio_outside_pigpio_bank_1(tmp_path):
+    assert error_of(tmp_path, SIM.replace("pi_gpio: 27", "pi_gpio: 40")) == (
+        "rig.yaml:7: targets[0].wiring.ack.pi_gpio: the ack wire's Pi GPIO 40 is outside 0-31: "
+        "pigpio callbacks and notifications only cover bank 1 (GPIO 0-31); wire it to a GPIO "
+        "0-31")
+    reset = SIM + "      reset: {pi_gpio: 32, board_pin: RUN}\n"
+    assert error_of(tmp_path, reset).startswith(
+        "rig.yaml:8: targets[0].wiring.reset.pi_gpio: the reset wire's Pi GPIO 32 is outside")
+    ok = SIM.replace("pi_gpio: 17", "pi_gpio: 0").replace("pi_gpio: 27", "pi_gpio: 31")
+    assert load_text(tmp_path, ok).targets[0].wiring.ack_pi_gpio == 31
+
+
+def test_one_board_pin_spelled_two_ways_on_two_wires(tmp_path):
+    msg = error_of(tmp_path, SIM.replace("board_pin: 3", 'board_pin: "GP2"'))
+    assert msg == ("rig.yaml:7: targets[0].wiring.ack.board_pin: board pin 'GP2' is already "
+                   "wired to the stimulus (targets[0].wiring.stimulus.board_pin 2 is the same "
+                   "pin: n, 'n' and 'GPn' name one pin); use another pin")
+    for ack in ("gp2", '"2"'):
+        assert "already wired to the stimulus" in \
+            error_of(tmp_path, SIM.replace("board_pin: 3", f"board_pin: {ack}"))
+    # other names compare as written; the reset wire (RUN/EN) only clashes if equal
+    ok = SIM.replace("board_pin: 3", "board_pin: X2") + \
+        "      reset: {pi_gpio: 22, board_pin: GP2}\n"
+    w = load_text(tmp_path, ok).targets[0].wiring
+    assert (w.stimulus_board_pin, w.ack_board_pin, w.reset_board_pin) == (2, "X2", "GP2")
+    clash = SIM + "      reset: {pi_gpio: 22, board_pin: 3}\n"
+    assert error_of(tmp_path, clash) == (
+        "rig.yaml:8: targets[0].wiring.reset.board_pin: board pin 3 is already wired to the "
+        "ack; use the board's RUN/EN pin")
+
+
+def test_usb_ids_are_shown_in_hex(tmp_path):
+    def serial(ids: str) -> str:
+        return SIM.replace("kind: sim", f"kind: serial\n    serial: {{port: auto, {ids}}}")
+    assert error_of(tmp_path, serial("vid: 0x12e8a")) == (
+        "rig.yaml:5: targets[0].serial.vid: expected a 16-bit USB id 0x0000-0xffff, got "
+        "0x12e8a; write it in hex like 0x2e8a (unquoted)")
+    assert "serial.pid: expected a 16-bit USB id 0x0000-0xffff, got '2e8a'" in \
+        error_of(tmp_path, serial("vid: 0x2e8a, pid: 2e8a"))
+    s = load_text(tmp_path, serial("vid: 0x2e8a, pid: 0x0005")).targets[0].serial
+    assert (s.vid, s.pid) == (0x2E8A, 5)
