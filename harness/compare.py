@@ -1,20 +1,31 @@
-"""Compare two runs (e.g. two firmware builds): semantics that changed, and latency shifts
-judged by a one-sided Mann-Whitney U with an effect-size floor, so noise is not a regression."""
+"""Compare two runs (e.g. two firmware builds) as a CI gate: semantics that changed, and latency
+shifts judged by a one-sided Mann-Whitney U with an effect-size floor, so noise is not a
+regression. A NEW run that did not measure what BASE measured is incomplete, never a pass.
+
+Exit codes: 0 every BASE scenario measured in NEW, no regression; 1 a regression (also when
+something else is incomplete: a measured regression is a firmware verdict); 2 incomplete."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from harness.charts import cdf_svg
 from harness.config import CompareConfig
-from harness.report import CSS, METRICS, latency_groups, load_results
+from harness.report import CSS, METRICS, latency_groups
+from harness.results import SCHEMA_PATH
 from harness.stats import ShiftTest, shift_test, summary
+
+COMPLETE_VERDICTS = ("pass", "fail")  # a run that ran everything it was asked to
+FAILING = ("failed", "xfailed")  # xfailed: failed, under a declared known issue
+MEASURED = ("passed", *FAILING)
+BENCH_FAULT_PREFIX = "bench fault (not a firmware verdict): "  # the plugin's, said by the cause
 
 
 class CompareError(Exception):
-    """The two runs can't be compared (missing, or nothing in common)."""
+    """The two runs can't be compared (missing, unreadable, or nothing in common)."""
 
 
 @dataclass
@@ -33,12 +44,114 @@ class LatencyRow:
 class CompareResult:
     base_id: str
     new_id: str
+    identity: list[str] = field(default_factory=list)  # which builds, which run verdicts
     semantic: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, base, new, note
     latency: list[LatencyRow] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
-    incomplete: list[str] = field(default_factory=list)  # scenarios a bench fault hid
+    still_failing: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # each line leads with its cause
+    unmeasured: int = 0  # BASE scenarios NEW did not measure
+    unjudged: int = 0  # BASE could not measure them (bench fault) and NEW failed them
+    run_faults: list[str] = field(default_factory=list)  # e.g. "NEW run interrupted"
+    measured: int = 0  # BASE scenarios NEW measured
     cfg: CompareConfig = field(default_factory=CompareConfig)
+
+    @property
+    def status(self) -> str:
+        """fail / incomplete / pass: a regression outranks incompleteness."""
+        if self.regressions:
+            return "fail"
+        return "incomplete" if self.incomplete else "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": 0, "fail": 1, "incomplete": 2}[self.status]
+
+    def lines(self) -> list[str]:
+        """Everything worth a line on stdout, identity first, each line leading with its cause."""
+        return [*self.identity,
+                *(f"REGRESSION {x}" for x in self.regressions),
+                *(f"INCOMPLETE {x}" for x in self.incomplete),
+                *(f"still failing {x}" for x in self.still_failing),
+                *(f"improved {x}" for x in self.improvements)]
+
+    def summary_line(self) -> str:
+        """The one line a CI log is read by."""
+        if self.status == "fail":
+            also = f"; also incomplete: {self._incomplete_causes()}" if self.incomplete else ""
+            return f"compare: FAIL: {_n(len(self.regressions), 'regression')}{also}"
+        if self.status == "incomplete":
+            return (f"compare: INCOMPLETE: {self._incomplete_causes()}; "
+                    "not a firmware verdict")
+        return f"compare: PASS: {_n(self.measured, 'scenario')} measured, 0 regressions"
+
+    def _incomplete_causes(self) -> str:
+        parts = []
+        if self.unmeasured:
+            parts.append(f"{_n(self.unmeasured, 'scenario')} not measured in NEW "
+                         "(bench fault or interrupted run)")
+        if self.unjudged:
+            parts.append(f"{_n(self.unjudged, 'scenario')} BASE could not measure failed in NEW")
+        return "; ".join(parts + self.run_faults)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _schema_any_verdict() -> dict:
+    """The published schema, but any verdict string: compare judges the verdict itself."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    schema["properties"]["verdict"] = {"type": "string"}
+    return schema
+
+
+def load_run(run_dir: Path, label: str) -> dict:
+    """One run's results.json. A verdict this harness doesn't know (a newer harness's) is
+    accepted here and judged incomplete, rather than refused as a malformed file."""
+    import jsonschema
+
+    path = run_dir / "results.json"
+    if not run_dir.is_dir():
+        raise CompareError(f"{label} {run_dir}: no such run directory; give a run directory "
+                           "(reports/<run-id>)")
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CompareError(f"{label} {path}: no results.json here; give a run directory "
+                           "(reports/<run-id>)") from None
+    except OSError as e:
+        raise CompareError(f"{label} {path}: cannot read it ({e.strerror})") from None
+    except ValueError as e:
+        raise CompareError(f"{label} {path}: not valid JSON ({e})") from None
+    try:
+        jsonschema.validate(doc, _schema_any_verdict())
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
+        raise CompareError(f"{label} {path}: {where}: {e.message}") from None
+    return doc
+
+
+def _build(fw: dict) -> str:
+    """build_hash (covers executable + overlay) when recorded, else the board's build id."""
+    if fw.get("build_hash"):
+        return f"build {fw['build_hash']}"
+    if fw.get("build_id"):
+        overlay = f", overlay {fw['overlay']}" if fw.get("overlay") else ""
+        return f"build {fw['build_id']}{overlay}"
+    return "unknown build"
+
+
+def identity_lines(label: str, doc: dict) -> list[str]:
+    """`BASE <run_id>: <target> <version> build <hash>; run verdict <v>`, one per target."""
+    head, tail = f"{label} {doc['run_id']}:", f"; run verdict {doc['verdict']}"
+    lines = [f"{head} {t['name']} {t['firmware'].get('version') or 'unknown version'} "
+             f"{_build(t['firmware'])}{tail}" for t in doc["targets"]]
+    if not lines:
+        fault = f" (bench fault: {doc['bench_fault']})" if doc.get("bench_fault") else ""
+        lines.append(f"{head} no target identity recorded{fault}{tail}")
+    return lines
 
 
 def _first_failure(message: str) -> str:
@@ -52,41 +165,66 @@ def _key(t: dict) -> str:
     return f"{t['target']} / {t['scenario']} [{t['irq_kind']}]"
 
 
-def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareResult:
-    try:
-        base, new = load_results(Path(base_dir)), load_results(Path(new_dir))
-    except Exception as e:
-        raise CompareError(str(e)) from None
-    bt = {t["name"] for t in base["targets"]}
-    nt = {t["name"] for t in new["targets"]}
-    if not bt & nt:
-        raise CompareError(f"the runs share no target: BASE has {sorted(bt) or 'none'}, "
-                           f"NEW has {sorted(nt) or 'none'}")
-    btests = {_key(t): t for t in base["tests"]}
-    ntests = {_key(t): t for t in new["tests"]}
-    common = sorted(btests.keys() & ntests.keys())
-    if not common:
-        raise CompareError("the runs share no scenario: compare runs of the same suite")
-    res = CompareResult(base["run_id"], new["run_id"], cfg=cfg)
-    for k in common:
-        b, n = btests[k], ntests[k]
-        note = ""
-        if b["outcome"] == "passed" and n["outcome"] == "failed":
-            note = "regression"
-            res.regressions.append(f"{k}: passed → failed: {_first_failure(n['message'])}")
-        elif b["outcome"] == "failed" and n["outcome"] == "passed":
-            note = "fixed"
-            res.improvements.append(f"{k}: failed → passed")
-        elif "error" in (b["outcome"], n["outcome"]):
-            note = "not compared: bench fault"
-            res.incomplete.append(f"{k}: {b['outcome']} → {n['outcome']} (bench fault, "
-                                  "not a firmware verdict)")
-        bsw = b.get("details", {}).get("second_waiter_observed")
-        nsw = n.get("details", {}).get("second_waiter_observed")
-        if bsw and nsw and bsw != nsw:
-            note = "behaviour changed"
-            res.regressions.append(f"{k}: second concurrent waiter was {bsw}, now {nsw}")
-        res.semantic.append((k, b["outcome"], n["outcome"], note))
+def _judge(res: CompareResult, k: str, b: dict | None, n: dict | None) -> str:
+    """Record one scenario's outcome pair; return its note for the table."""
+    bo, no = (b or {}).get("outcome"), (n or {}).get("outcome")
+    why = _first_failure((n or {}).get("message", "")).removeprefix(BENCH_FAULT_PREFIX)
+    if b is None:
+        return "only in NEW"
+    if bo == "skipped":
+        return "skipped in BASE: not required"
+    if no in MEASURED:
+        res.measured += 1
+    if n is None or no in ("error", "skipped"):
+        res.unmeasured += 1
+        cause = {None: "missing from NEW", "error": "bench fault in NEW",
+                 "skipped": "skipped in NEW"}[no]
+        res.incomplete.append(f"{cause}: {k} (BASE {bo}){': ' + why if why else ''}")
+        return f"not measured: {cause}"
+    if bo == "error" and no in FAILING:
+        res.unjudged += 1
+        res.incomplete.append(f"bench fault in BASE: {k} {no} in NEW: {why}; "
+                              "rerun BASE to judge it")
+        return "not judged: bench fault in BASE"
+    if bo == "passed" and no in FAILING:
+        res.regressions.append(f"{k}: passed → {no}: {why}")
+        return "regression"
+    if bo in FAILING and no in FAILING:
+        res.still_failing.append(f"{k}: {bo} → {no}: {why}")
+        return "still failing"
+    if bo in FAILING and no == "passed":
+        res.improvements.append(f"{k}: {bo} → passed")
+        return "fixed"
+    return ""
+
+
+def _second_waiter(res: CompareResult, k: str, b: dict, n: dict) -> bool:
+    """A changed second-waiter behaviour is a regression even when both runs passed."""
+    bsw = b.get("details", {}).get("second_waiter_observed")
+    nsw = n.get("details", {}).get("second_waiter_observed")
+    if bsw and nsw and bsw != nsw:
+        res.regressions.append(f"{k}: second concurrent waiter was {bsw}, now {nsw}")
+        return True
+    return False
+
+
+def _run_faults(res: CompareResult, base: dict, new: dict) -> None:
+    """A run that did not run to the end can't vouch for what it never ran."""
+    for label, doc in (("BASE", base), ("NEW", new)):
+        v = doc["verdict"]
+        if v in COMPLETE_VERDICTS or (label == "BASE" and v == "error"):
+            continue  # BASE's bench faults are judged per scenario
+        res.run_faults.append(f"{label} run {v}")
+        if v == "interrupted":
+            what = "scenarios after the interruption never ran"
+        elif v == "error":
+            what = doc.get("bench_fault") or "a bench fault, see the scenarios"
+        else:
+            what = "a verdict this harness does not know"
+        res.incomplete.append(f"{label} run {v}: {what}; rerun {label}")
+
+
+def _latency(res: CompareResult, base: dict, new: dict, cfg: CompareConfig) -> None:
     bl, nl = latency_groups(base), latency_groups(new)
     for tk in sorted(bl.keys() & nl.keys()):
         for m, _ in METRICS:
@@ -94,17 +232,49 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
             if not bs or not ns:
                 continue
             st = shift_test(bs, ns, cfg.alpha, cfg.effect_floor_us, cfg.min_effect_size)
-            row = LatencyRow(tk[0], tk[1], m, summary(bs), summary(ns), st, bs, ns)
-            res.latency.append(row)
+            res.latency.append(LatencyRow(tk[0], tk[1], m, summary(bs), summary(ns), st, bs, ns))
             if st.regression:
                 res.regressions.append(
                     f"{tk[0]} [{tk[1]}] {m}: median +{st.median_shift_us:.0f} µs "
                     f"(p = {st.p_value:.2g}, effect {st.effect:.2f})")
+
+
+def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareResult:
+    """Judge NEW against BASE; raise CompareError when they can't be compared at all."""
+    base, new = load_run(Path(base_dir), "BASE"), load_run(Path(new_dir), "NEW")
+    bt = {t["name"] for t in base["targets"]}
+    nt = {t["name"] for t in new["targets"]}
+    if bt and nt and not bt & nt:
+        raise CompareError(f"the runs share no target: BASE has {sorted(bt)}, "
+                           f"NEW has {sorted(nt)}")
+    btests = {_key(t): t for t in base["tests"]}
+    ntests = {_key(t): t for t in new["tests"]}
+    if all(t["outcome"] == "skipped" for t in btests.values()):
+        raise CompareError(f"BASE {base['run_id']} measured no scenario "
+                           f"(verdict {base['verdict']}): pick a complete baseline run")
+    res = CompareResult(base["run_id"], new["run_id"], cfg=cfg)
+    res.identity = identity_lines("BASE", base) + identity_lines("NEW", new)
+    for k in sorted(btests.keys() | ntests.keys()):
+        b, n = btests.get(k), ntests.get(k)
+        note = _judge(res, k, b, n)
+        if b and n and _second_waiter(res, k, b, n):
+            note = "behaviour changed"
+        res.semantic.append((k, (b or {}).get("outcome", "—"), (n or {}).get("outcome", "—"),
+                             note))
+    _run_faults(res, base, new)
+    _latency(res, base, new, cfg)
     return res
 
 
+def _items(lines: list[str], html_id: str) -> str:
+    body = "".join(f"<li>{escape(x)}</li>" for x in lines) or "<li>none</li>"
+    return f'<ul id="{html_id}">{body}</ul>'
+
+
 def render_compare(r: CompareResult) -> str:
-    verdict = "fail" if r.regressions else "pass"
+    status = r.status
+    css = {"pass": "pass", "fail": "fail", "incomplete": "error"}[status]
+    ident = "".join(f"<li>{escape(x)}</li>" for x in r.identity)
     sem = "".join(f"<tr><td>{escape(k)}</td><td class='outcome {b}'>{b}</td>"
                   f"<td class='outcome {n}'>{n}</td><td>{escape(note)}</td></tr>"
                   for k, b, n, note in r.semantic)
@@ -122,13 +292,16 @@ def render_compare(r: CompareResult) -> str:
                                f"NEW {r.new_id}": row.new_samples},
                               f"{row.target} {row.kind} {row.metric}: CDF, BASE vs NEW"))
     c = r.cfg
-    items = "".join(f"<li>{escape(x)}</li>" for x in r.regressions) or "<li>none</li>"
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>tsfrig compare {escape(r.base_id)} → {escape(r.new_id)}: {verdict}</title>
+<title>tsfrig compare {escape(r.base_id)} → {escape(r.new_id)}: {status}</title>
 <style>{CSS}</style></head><body>
 <h1>Compare BASE {escape(r.base_id)} → NEW {escape(r.new_id)}
-<span class="verdict {verdict}" id="verdict">{verdict.upper()}</span></h1>
-<h2>Regressions</h2><ul id="regressions">{items}</ul>
+<span class="verdict {css}" id="verdict">{status.upper()}</span></h1>
+<ul id="identity">{ident}</ul>
+<p id="summary">{escape(r.summary_line())}</p>
+<h2>Regressions</h2>{_items(r.regressions, "regressions")}
+<h2>Not measured (bench fault or interrupted run; not a firmware verdict)</h2>
+{_items(r.incomplete, "incomplete")}
 <h2>Semantics</h2><table><tr><th>scenario</th><th>BASE</th><th>NEW</th><th>change</th></tr>
 {sem}</table>
 <h2>Latency (µs, BASE → NEW)</h2>
@@ -140,5 +313,6 @@ def render_compare(r: CompareResult) -> str:
 
 
 def write_compare_html(r: CompareResult, out: Path) -> Path:
+    """Write the page; an OSError (unwritable place) is the caller's to explain."""
     out.write_text(render_compare(r))
     return out

@@ -75,6 +75,7 @@ def _identity(doc: dict) -> str:
         items = [("target", f"{t['name']} ({t['kind']})"),
                  ("implementation", fw.get("implementation")), ("version", fw.get("version")),
                  ("uname", fw.get("uname")), ("build", fw.get("build_id")),
+                 ("build hash", fw.get("build_hash")),
                  ("asyncio", fw.get("asyncio")), ("executable", fw.get("executable")),
                  ("overlay", fw.get("overlay")),
                  ("pigpio", f"v{pg.get('pigpio_version', '?')} on hw rev "

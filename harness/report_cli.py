@@ -1,4 +1,6 @@
-"""`tsfrig report DIR` and `tsfrig compare BASE NEW`."""
+"""`tsfrig report DIR` and `tsfrig compare BASE NEW`.
+
+Every problem is one line on stderr naming the problem and the fix, and exit code 2."""
 
 from __future__ import annotations
 
@@ -7,14 +9,29 @@ import sys
 from pathlib import Path
 
 
+def _fail(command: str, message: str) -> int:
+    print(f"tsfrig {command}: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import ReportError, write_report
 
+    run_dir = Path(args.run_dir)
+    out = run_dir / "index.html"
+    if not run_dir.is_dir():
+        return _fail("report", f"{run_dir}: no such run directory; give a run directory "
+                               "(e.g. reports/latest)")
     try:
-        out = write_report(Path(args.run_dir))
+        write_report(run_dir)
     except ReportError as e:
-        print(f"tsfrig report: {e}", file=sys.stderr)
-        return 2
+        return _fail("report", str(e))
+    except OSError as e:
+        if e.filename and Path(e.filename) == out:
+            return _fail("report", f"cannot write {out} ({e.strerror}): make the run directory "
+                                   "writable, or copy the run somewhere writable and report that")
+        return _fail("report", f"cannot read {e.filename} ({e.strerror}): give a readable run "
+                               "directory")
     print(f"report: {out}")
     return 0
 
@@ -27,26 +44,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cfg = load_config(args.config).compare
         result = compare_runs(Path(args.base), Path(args.new), cfg)
     except (CompareError, ConfigError) as e:
-        print(f"tsfrig compare: {e}", file=sys.stderr)
-        return 2
-    out = write_compare_html(result, Path(args.new) / "compare.html")
-    for line in result.regressions:
-        print(f"REGRESSION {line}")
-    for line in result.improvements:
-        print(f"improved   {line}")
-    for line in result.incomplete:
-        print(f"incomplete {line}")
-    print(f"{len(result.regressions)} regressions; compare report: {out}")
-    return 1 if result.regressions else 0
+        return _fail("compare", str(e))
+    out = Path(args.out) if args.out else Path(args.new) / "compare.html"
+    try:
+        write_compare_html(result, out)
+    except OSError as e:
+        fix = "pass --out a writable FILE" if args.out else \
+            "make the run directory writable or pass --out FILE"
+        return _fail("compare", f"cannot write {out} ({e.strerror}): {fix}")
+    for line in result.lines():
+        print(line)
+    print(f"compare report: {out}")
+    print(result.summary_line())
+    return result.exit_code
 
 
 def add_report_parsers(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="rebuild index.html of a run from its results.json")
     rep.add_argument("run_dir", help="a run directory, e.g. reports/latest")
     rep.set_defaults(func=cmd_report)
-    cmp_ = sub.add_parser("compare", help="compare two runs, e.g. two firmware builds")
+    cmp_ = sub.add_parser(
+        "compare", help="compare two runs, e.g. two firmware builds",
+        description="exit 0: every BASE scenario measured in NEW, no regression; 1: a "
+                    "regression; 2: NEW incomplete (bench fault, missing scenario, interrupted "
+                    "run) or the runs can't be compared")
     cmp_.add_argument("base", help="run directory of the baseline build")
     cmp_.add_argument("new", help="run directory of the build under test")
     cmp_.add_argument("--config", default="rig_config.yaml",
                       help="rig config whose compare: section sets the thresholds")
+    cmp_.add_argument("--out", help="where to write the HTML report (default NEW/compare.html)")
     cmp_.set_defaults(func=cmd_compare)
