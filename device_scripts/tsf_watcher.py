@@ -17,6 +17,7 @@ import time
 
 import asyncio
 import micropython
+import tsf_identity
 import tsf_log
 from array import array
 from machine import Pin
@@ -181,7 +182,21 @@ async def watcher():
         watcher_exit = "cap"
     except BaseException as e:  # noqa - whatever ends the waiter is a finding to report
         watcher_exit = "%s: %s" % (type(e).__name__, e)
+        # the waiter is dead, so nothing is timed any more: tell the host now, with the
+        # board's traceback, so it stops pulsing into a flag nobody waits on
+        tsf_log.emit("WAITER_EXIT", {"exc": watcher_exit, "traceback": _traceback(e)})
         raise
+
+
+def _traceback(e):
+    try:
+        import io
+
+        buf = io.StringIO()
+        sys.print_exception(e, buf)
+        return buf.getvalue()
+    except Exception:  # noqa - a port without io.StringIO still reports the exception line
+        return ""
 
 
 watcher_task = None
@@ -265,30 +280,6 @@ async def settle(pulses, timeout_ms):
             seen = (n_irq, n_wake)
             deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         await asyncio.sleep_ms(1)
-
-
-def identity():
-    """Firmware identity as the board reports it."""
-    import os
-
-    impl = sys.implementation
-    info = {
-        "implementation": impl.name,
-        "version": ".".join(str(x) for x in impl.version[:3]),
-        "sys_version": sys.version,
-        "machine": getattr(impl, "_machine", ""),
-        "build": getattr(impl, "_build", ""),
-        "mpy": getattr(impl, "_mpy", 0),
-        "platform": sys.platform,
-        "asyncio": getattr(asyncio, "__file__", "frozen"),
-        "opt_level": micropython.opt_level() if hasattr(micropython, "opt_level") else -1,
-    }
-    try:
-        info["uname"] = " ".join(os.uname())
-    except AttributeError:
-        info["uname"] = None
-    info["irq_dropped"] = dropped_irqs()
-    return info
 
 
 def ready():
@@ -437,7 +428,7 @@ def run(p):
     """Entry point the host calls after a soft reboot."""
     tsf_log.reset()
     tsf_log.emit("HELLO", {"proto": 1, "scenario": p["scenario"], "kind": p["kind"]})
-    tsf_log.emit("ID", identity())
+    tsf_log.emit("ID", tsf_identity.identity())
     host = Host()
 
     async def main():

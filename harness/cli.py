@@ -1,6 +1,8 @@
 """`tsfrig`: run the ThreadSafeFlag suite, start a simulated bench, build and compare reports.
 
-Exit codes: 0 all good, 1 test failures or a regression, 2 bad usage, config or input.
+Exit codes: 0 measured and good; 1 the firmware failed (or regressed); 2 the bench could not
+measure, or bad usage, config or input; 5 no test selected; 130/143 interrupted by
+SIGINT/SIGTERM (see harness/verdict.py).
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import shutil
+
     import pytest
 
-    from harness.results import new_run_dir
+    from harness.results import new_run_dir, point_latest
+    from harness.verdict import NO_TESTS
 
     try:
         cfg = load_config(args.config)
@@ -54,7 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg.target(args.target)
     except ConfigError as e:
         return _die(str(e))
-    run_dir = new_run_dir(Path(args.report_dir) if args.report_dir else REPO / "reports")
+    base = Path(args.report_dir) if args.report_dir else REPO / "reports"
+    try:
+        run_dir = new_run_dir(base)
+    except OSError as e:
+        return _die(f"--report-dir {base}: cannot create a run directory there "
+                    f"({e.strerror or e}): pass a writable directory")
     pytest_args = [
         str(REPO / "tests" / "hil"),
         f"--rig-config={cfg.path}",
@@ -69,11 +79,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--overlay={args.overlay}")
     if args.k:
         pytest_args += ["-k", args.k]
-    code = pytest.main(pytest_args)
-    print(f"report: {run_dir / 'index.html'}")
-    if code in (0, 1):
-        return int(code)
-    return 2
+    try:
+        code = int(pytest.main(pytest_args))
+    except OSError as e:  # e.g. junit.xml on a disk that filled up at the very end
+        return _die(f"cannot write the run's files to {run_dir} ({e.strerror or e}): "
+                    "free some space or pass --report-dir on a writable disk")
+    if code == NO_TESTS:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print("tsfrig: no test matched the selection (-k/--target): nothing ran, no report",
+              file=sys.stderr)
+        return code
+    if (run_dir / "results.json").exists():
+        point_latest(run_dir)
+        print(f"report: {run_dir / 'index.html'}")
+    return code if code in (0, 1, 2, 130, 143) else 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
 
 import pigpio
 
+from harness.verdict import BenchFault
+
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
+PIGPV_CMD = 26  # pigpiod's "get version" command: a harmless handshake
 
 
-class BenchError(Exception):
+class BenchError(BenchFault):
     """Infrastructure fault (pigpiod unreachable, wave refused): not a firmware failure."""
 
 
@@ -77,37 +81,52 @@ class EdgeCapture:
 
 
 class PiDriver:
-    """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO."""
+    """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO. After any
+    failed call the link is out of step (a late answer would be read as the next one's), so
+    it is marked broken and `ensure_link()` reconnects and re-applies the GPIO set-up."""
 
     def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int,
                  connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0,
                  reset_gpio: int | None = None) -> None:
-        try:  # the pigpio client connects with no timeout: probe first so nothing hangs
-            socket.create_connection((host, port), timeout=connect_timeout_s).close()
-        except OSError as e:
-            raise BenchError(f"pigpiod at {host}:{port} does not answer ({e}): start it on the "
-                             "Pi (sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml"
-                             ) from None
-        self.pi = pigpio.pi(host, port, show_errors=False)
-        if not self.pi.connected:
-            raise BenchError(
-                f"pigpiod at {host}:{port} does not answer: start it on the Pi (sudo pigpiod -s 1) "
-                "or fix pigpio.host/port in rig_config.yaml"
-            )
-        self.pi.sl.s.settimeout(command_timeout_s)  # the client itself would wait forever
         self.host, self.port = host, port
         self.stimulus_gpio = stimulus_gpio
         self.ack_gpio = ack_gpio
         self.reset_gpio = reset_gpio
+        self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.broken = ""  # why the link is out of step, until it is re-established
+        self.reconnects = 0
+        self.last_pulse_at = 0.0  # host monotonic time of the last stimulus sent
+        self._connect()
+
+    def _connect(self) -> None:
+        handshake(self.host, self.port, self.connect_timeout_s)
+        self.pi = _connect_client(self.host, self.port, self.connect_timeout_s)
+        self.pi.sl.s.settimeout(self.command_timeout_s)  # the client itself would wait forever
+        self.broken = ""
         with self.guard("set up the stimulus and ack GPIOs"):
-            self.pi.set_mode(stimulus_gpio, pigpio.OUTPUT)
-            self.pi.write(stimulus_gpio, 0)
-            self.pi.set_mode(ack_gpio, pigpio.INPUT)
-            self.pi.set_pull_up_down(ack_gpio, pigpio.PUD_OFF)
-            if reset_gpio is not None:  # released: the board's pull-up holds RUN high
-                self.pi.set_mode(reset_gpio, pigpio.INPUT)
-            self.stimulus = EdgeCapture(self.pi, stimulus_gpio, pigpio.RISING_EDGE)
-            self.ack = EdgeCapture(self.pi, ack_gpio, pigpio.EITHER_EDGE)
+            self.pi.set_mode(self.stimulus_gpio, pigpio.OUTPUT)
+            self.pi.write(self.stimulus_gpio, 0)
+            self.pi.set_mode(self.ack_gpio, pigpio.INPUT)
+            self.pi.set_pull_up_down(self.ack_gpio, pigpio.PUD_OFF)
+            if self.reset_gpio is not None:  # released: the board's pull-up holds RUN high
+                self.pi.set_mode(self.reset_gpio, pigpio.INPUT)
+            self.stimulus = EdgeCapture(self.pi, self.stimulus_gpio, pigpio.RISING_EDGE)
+            self.ack = EdgeCapture(self.pi, self.ack_gpio, pigpio.EITHER_EDGE)
+
+    def ensure_link(self) -> None:
+        """Before a scenario: a link left out of step by a failed call is replaced by a new
+        connection with the GPIO set-up applied again; BenchError if pigpiod won't take one."""
+        if not self.broken:
+            return
+        why = self.broken
+        self._disconnect()
+        try:
+            self._connect()
+        except BenchError as e:
+            self.broken = why
+            raise BenchError(f"{e} (the pigpio link had failed earlier: {why})") from None
+        self.reconnects += 1
 
     @contextlib.contextmanager
     def guard(self, what: str):
@@ -115,8 +134,9 @@ class PiDriver:
         fault (BenchError), never a firmware verdict."""
         try:
             yield
-        except (OSError, pigpio.error) as e:
-            raise BenchError(f"pigpiod at {self.host}:{self.port} failed to {what} ({e}): "
+        except (OSError, pigpio.error, struct.error) as e:  # struct.error: a short answer
+            self.broken = f"failed to {what} ({e or type(e).__name__})"
+            raise BenchError(f"pigpiod at {self.host}:{self.port} {self.broken}: "
                              "check pigpiod is running and the Pi is reachable") from None
 
     def identity(self) -> dict:
@@ -140,6 +160,7 @@ class PiDriver:
         before = self.stimulus.count()
         with self.guard("send a stimulus pulse"):
             self.pi.gpio_trigger(self.stimulus_gpio, PULSE_US, 1)
+        self.last_pulse_at = time.monotonic()
         if not self.stimulus.wait_for(before + 1, 2.0):  # no vacuous scenario on a mute Pi
             raise BenchError(f"pigpio never reported the stimulus pulse on GPIO "
                              f"{self.stimulus_gpio}: check that nothing else drives it")
@@ -160,6 +181,7 @@ class PiDriver:
         try:
             with self.guard("send a waveform"):
                 pi.wave_send_once(wid)
+            self.last_pulse_at = time.monotonic()
             deadline_s = count * period_us / 1e6 + 5.0
             if not self.stimulus.wait_for(start + count, deadline_s):
                 raise BenchError(
@@ -167,8 +189,9 @@ class PiDriver:
                     f"within {deadline_s:.1f} s: check the stimulus GPIO is free"
                 )
         finally:
-            with self.guard("delete a waveform"):
-                pi.wave_delete(wid)
+            if not self.broken:  # on a broken link the reconnect clears pigpiod's waves
+                with self.guard("delete a waveform"):
+                    pi.wave_delete(wid)
 
     def hard_reset(self, reset_gpio: int, hold_ms: float = 10.0) -> None:
         """Pull the board's RUN/EN line low for hold_ms, then release it (input: the board's
@@ -180,12 +203,65 @@ class PiDriver:
 
     def close(self) -> None:
         """Leave the stimulus low and disconnect; a pigpiod already gone is not an error here."""
-        try:
+        if not self.broken:
+            with contextlib.suppress(OSError, pigpio.error, struct.error):
+                self.pi.write(self.stimulus_gpio, 0)
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        """Drop the connection without waiting on pigpiod: it may be gone or silent."""
+        notify = getattr(self.pi, "_notify", None)
+        socks = [self.pi.sl.s, notify.sl.s if notify is not None else None]
+        if socks[0] is not None:
+            socks[0].settimeout(0.5)  # a silent daemon must not hold up the goodbye
+        with contextlib.suppress(OSError, pigpio.error, struct.error, AttributeError):
             self.stimulus.cancel()
             self.ack.cancel()
-            self.pi.write(self.stimulus_gpio, 0)
-        except (OSError, pigpio.error):
-            pass
-        finally:
-            with contextlib.suppress(OSError, pigpio.error):
-                self.pi.stop()
+        with contextlib.suppress(OSError, pigpio.error, struct.error):
+            self.pi.stop()
+        for s in socks:  # wakes the client's notification thread so it ends
+            if s is not None:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+def handshake(host: str, port: int, timeout_s: float) -> None:
+    """Connect and ask pigpiod its version, with a deadline: the pigpio client connects and
+    waits for answers with none, so a daemon that accepts but never answers would hang it."""
+    where = f"pigpiod at {host}:{port}"
+    fix = "start it on the Pi (sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml"
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            s.settimeout(timeout_s)
+            s.sendall(struct.pack("<IIII", PIGPV_CMD, 0, 0, 0))
+            answer = b""
+            while len(answer) < 16:
+                chunk = s.recv(16 - len(answer))
+                if not chunk:
+                    raise BenchError(f"{where} closed the connection without answering: {fix}")
+                answer += chunk
+    except TimeoutError:
+        raise BenchError(f"{where} accepted the connection but did not answer within "
+                         f"{timeout_s:.0f} s: it is hung or not pigpiod; restart it") from None
+    except OSError as e:
+        raise BenchError(f"{where} does not answer ({e}): {fix}") from None
+    if struct.unpack("<I", answer[:4])[0] != PIGPV_CMD:
+        raise BenchError(f"{where} answered, but not in pigpiod's protocol: is it pigpiod?")
+
+
+def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
+    """pigpio.pi() with a deadline (its constructor has none): built on a helper thread;
+    if it does not finish in time the daemon is called silent."""
+    box: list[pigpio.pi] = []
+    t = threading.Thread(target=lambda: box.append(pigpio.pi(host, port, show_errors=False)),
+                         name="pigpio-connect", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if not box:
+        raise BenchError(f"pigpiod at {host}:{port} did not complete the pigpio handshake "
+                         f"within {timeout_s:.0f} s: restart pigpiod")
+    if not box[0].connected:
+        raise BenchError(f"pigpiod at {host}:{port} does not answer: start it on the Pi "
+                         "(sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml")
+    return box[0]

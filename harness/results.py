@@ -23,15 +23,20 @@ def _now() -> str:
 
 
 def new_run_dir(base: Path) -> Path:
-    """reports/<run-id>/ with reports/latest pointing at it."""
+    """reports/<run-id>/ (`latest` moves only once the run has results: point_latest)."""
     run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     run_dir = base / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    latest = base / "latest"
-    tmp = base / f".latest-{run_id}"
-    tmp.symlink_to(run_id)
-    os.replace(tmp, latest)
     return run_dir
+
+
+def point_latest(run_dir: Path) -> None:
+    """reports/latest -> this run, replaced atomically."""
+    base = run_dir.parent
+    tmp = base / f".latest-{run_dir.name}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, base / "latest")
 
 
 def _version(pkg: str) -> str:
@@ -86,11 +91,18 @@ class Results:
             self.doc["verdict"] = "error"
         self.write()
 
-    def bench_fault(self, message: str) -> None:
-        """The bench could not be brought up: the run ends as an error, not a pass."""
+    def bench_fault(self, message: str, target: str | None = None) -> None:
+        """A bench could not be brought up: the run ends as an error, not a pass. The first
+        fault is the run's headline; each target keeps its own."""
         self.doc["verdict"] = "error"
-        self.doc["bench_fault"] = message
+        self.doc.setdefault("bench_fault", message)
+        if target is not None:
+            self.doc.setdefault("bench_faults", {})[target] = message
         self.write()
+
+    def discard(self) -> None:
+        """Nothing ran (an empty selection): leave no results that could read as a pass."""
+        (self.run_dir / "results.json").unlink(missing_ok=True)
 
     def write(self) -> Path:
         self.doc["finished"] = _now()

@@ -20,6 +20,7 @@ from harness.target import Target
 # Stress steps: (pulse rate Hz, pulses). Rates step up to 5 kHz.
 STRESS_STEPS = [(100, 50), (500, 100), (1000, 100), (2000, 100), (5000, 100)]
 MAX_MISSES = 5  # isolated pulses in a row with no wake before a scenario stops early
+SUSPECT_READOUT_S = 2.0  # readout deadline once the build has already hung this run
 
 
 @dataclass
@@ -34,8 +35,30 @@ class BenchHandle:
     device_timeout_s: float
     hard_irq: bool = True  # esp32: no hard IRQs
     progress: Callable[..., None] | None = None
+    # fail fast: once this build has hung or lost its waiter in an earlier scenario, a
+    # scenario stops at the first unanswered pulse and waits less for the board's readout
+    suspect: bool = False
     started_at: float = 0.0
     ready_s: float = 0.0
+    parser: LogParser | None = None
+    waiter_exit: dict | None = None  # the board said its waiter died (WAITER_EXIT record)
+
+    @property
+    def max_misses(self) -> int:
+        return 1 if self.suspect else MAX_MISSES
+
+    @property
+    def readout_timeout_s(self) -> float:
+        return min(self.device_timeout_s, SUSPECT_READOUT_S) if self.suspect \
+            else self.device_timeout_s
+
+    def waiter_died(self) -> bool:
+        """Has the board reported that its waiter task ended? (reads what already arrived)"""
+        if self.waiter_exit is None and self.parser is not None:
+            rec = self.target.poll_record(self.parser, "WAITER_EXIT")
+            if rec is not None:
+                self.waiter_exit = rec.payload
+        return self.waiter_exit is not None
 
 
 def _progress(b: BenchHandle, **kw: int) -> None:
@@ -49,7 +72,8 @@ def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogPars
     p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.stim_pin,
          "ack_pin": b.ack_pin, "hard_ok": b.hard_irq, "settle_ms": int(b.wake_timeout_ms),
          **params}
-    parser = LogParser()
+    parser = b.parser = LogParser()
+    b.waiter_exit = None
     b.target.start(f"import tsf_watcher\ntsf_watcher.run({p!r})")
     b.target.read_until_record(parser, "READY", b.device_timeout_s)
     b.pi.reset_capture()  # edges before READY are pin set-up (ack driven low), not results
@@ -65,7 +89,7 @@ def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
     t_end = time.monotonic()
     sent = b.pi.stimulus.count() if settle else ""
     b.target.send(f"E{sent}\n".encode())
-    err = b.target.read_to_end(parser, b.device_timeout_s)
+    err = b.target.read_to_end(parser, b.readout_timeout_s)
     overhead = {"setup_s": round(b.ready_s, 4), "readout_s": round(time.monotonic() - t_end, 4)}
     return Observation(
         scenario=obs_scenario, kind=kind, log=parser.log,
@@ -87,14 +111,16 @@ def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: 
         woke = b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
         misses = 0 if woke else misses + 1
         _progress(b, pulses=i + 1, wakes=b.pi.ack.count())
-        if misses >= MAX_MISSES:
+        if misses >= b.max_misses or (misses and b.waiter_died()):
             return
         time.sleep(rnd.uniform(*gap_ms) / 1000)
 
 
 def _quiet_window(b: BenchHandle) -> None:
-    """After the last pulse, give a spurious wake the chance to show (returns early if one does)."""
-    b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
+    """After the last pulse, give a spurious wake the chance to show (returns early if one does;
+    skipped when the waiter is known to be dead: nothing can wake)."""
+    if b.waiter_exit is None:
+        b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
 
 
 def run_isolated(b: BenchHandle, scenario: str, kind: str, n: int,
@@ -131,8 +157,10 @@ def run_stress(b: BenchHandle, kind: str, busy_slice_us: int = 300) -> Observati
     parser = _start(b, "watch", kind, cap=total + 8, busy_slice_us=busy_slice_us)
     for rate, n in STRESS_STEPS:
         b.pi.burst(n, 1_000_000 // rate)
-        _wait_wake_after_last_pulse(b, b.wake_timeout_ms / 1000)
+        woke = _wait_wake_after_last_pulse(b, b.wake_timeout_ms / 1000)
         _progress(b, pulses=b.pi.stimulus.count(), wakes=b.pi.ack.count())
+        if not woke and b.waiter_died():
+            break
     return _finish(b, parser, "stress", kind, steps=[n for _, n in STRESS_STEPS], settle=True)
 
 

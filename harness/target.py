@@ -1,13 +1,16 @@
 """The board side of the bench: a MicroPython target on a serial port.
 
 Uses mpremote's SerialTransport (raw REPL, raw-paste, soft reset, file ops) over
-pyserial, the same for a USB board and the virtual one. Every wait has a deadline;
-a board that stops answering is a TargetError, which is an infrastructure fault,
-never a firmware verdict.
+pyserial, the same for a USB board and the virtual one. Every wait has a deadline.
+As mpremote splits TransportError from TransportExecError, three things are kept apart:
+the link failed (port missing, closed, gone: TargetError, a bench fault), the board
+raised (BoardRaised) and the board stopped answering or reset while its port stayed up
+(BoardStopped); the last two are firmware evidence once the board came up healthy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -18,12 +21,28 @@ from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 from harness.protocol import LogParser, Record
+from harness.verdict import BenchFault, FirmwareFault, board_exception_summary
 
 DEVICE_SCRIPTS = Path(__file__).resolve().parent.parent / "device_scripts"
+# What a board prints when it (re)boots: seen mid-scenario, the board reset under us.
+RESET_MARKERS = ("MPY: soft reboot", "MicroPython v")
 
 
-class TargetError(Exception):
-    """The board or its port misbehaved (no answer, port gone): a bench fault."""
+class TargetError(BenchFault):
+    """The serial link to the board failed (port missing, closed or gone): a bench fault."""
+
+
+class BoardRaised(FirmwareFault):
+    """The board raised an exception (its traceback is kept)."""
+
+    def __init__(self, error_output: str, context: str = "") -> None:
+        self.error_output = error_output.strip()
+        self.summary = board_exception_summary(self.error_output) or "an exception"
+        super().__init__(f"{context}{self.summary}")
+
+
+class BoardStopped(FirmwareFault):
+    """The board stopped answering, or reset, while its serial port stayed up."""
 
 
 def find_port(vid: int | None, pid: int | None, serial_number: str | None) -> str:
@@ -35,7 +54,10 @@ def find_port(vid: int | None, pid: int | None, serial_number: str | None) -> st
         and (pid is None or p.pid == pid)
         and (serial_number is None or p.serial_number == serial_number)
     ]
-    want = f"vid={vid!r} pid={pid!r} serial_number={serial_number!r}"
+    want = " ".join(f"{k}={v}" for k, v in (
+        ("vid", None if vid is None else f"0x{vid:04x}"),
+        ("pid", None if pid is None else f"0x{pid:04x}"),
+        ("serial_number", serial_number)) if v is not None) or "any device"
     if not matches:
         raise TargetError(f"no USB serial device matches {want}: plug the board in or fix serial:")
     if len(matches) > 1:
@@ -79,26 +101,28 @@ class Target:
     # ---- session control -------------------------------------------------------------
     def soft_reset(self) -> None:
         """Interrupt whatever runs, soft-reboot, and leave the board in the raw REPL."""
-        try:
-            self.transport.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
-        except TransportError as e:
-            raise TargetError(f"board on {self.port} does not answer a soft reset ({e}): "
-                              "power-cycle it or check the firmware boots") from None
+        with self._link("soft-reset the board"):
+            try:
+                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+            except TransportError as e:
+                raise BoardStopped(f"board on {self.port} does not answer a soft reset ({e}): "
+                                   "power-cycle it or check the firmware boots") from None
         self._pending = b""
 
     def recover(self) -> None:
-        """Escalate: Ctrl-C twice, then a soft reset; raises TargetError if the board stays mute."""
-        self.serial.write(b"\r\x03\x03")
+        """Ctrl-C twice, then a soft reset; raises BoardStopped if the board stays mute."""
+        self.send(b"\r\x03\x03")
         self.soft_reset()
 
     def exec(self, code: str) -> str:
         """Run code to completion and return its output (for setup, not timed work)."""
-        try:
-            out, err = self.transport.exec_raw(code, timeout=self.timeout_s)
-        except TransportError as e:
-            raise TargetError(f"board on {self.port} stopped answering: {e}") from None
+        with self._link("run code"):
+            try:
+                out, err = self.transport.exec_raw(code, timeout=self.timeout_s)
+            except TransportError as e:
+                raise BoardStopped(f"board on {self.port} stopped answering: {e}") from None
         if err:
-            raise TargetError(f"board raised: {err.decode(errors='replace').strip()}")
+            raise BoardRaised(err.decode(errors="replace"))
         return out.decode(errors="replace")
 
     def upload(self, files: list[Path] | None = None) -> list[str]:
@@ -109,26 +133,40 @@ class Target:
             data = f.read_bytes()
             try:
                 have = self.transport.fs_hashfile(f.name, "sha256")
-            except (OSError, TransportError):
+            except (OSError, TransportError, serial.SerialException):
                 have = b""
             if have != hashlib.sha256(data).digest():
                 try:
                     self.transport.fs_writefile(f.name, data)
-                except (OSError, TransportError) as e:
+                except (OSError, TransportError, serial.SerialException) as e:
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
                 sent.append(f.name)
         return sent
 
     def start(self, code: str) -> None:
         """Start code without waiting for it to finish (scenarios talk back over the log)."""
-        try:
-            self.transport.exec_raw_no_follow(code)
-        except TransportError as e:
-            raise TargetError(f"board on {self.port} would not start the scenario: {e}") from None
+        with self._link("start the scenario"):
+            try:
+                self.transport.exec_raw_no_follow(code)
+            except TransportError as e:
+                raise BoardStopped(f"board on {self.port} would not start the scenario: {e}"
+                                   ) from None
         self._pending = b""
 
     def send(self, cmd: bytes) -> None:
-        self.serial.write(cmd)
+        with self._link("send a command"):
+            self.serial.write(cmd)
+
+    @contextlib.contextmanager
+    def _link(self, what: str):
+        """Serial-level failures (EIO, port closed or unplugged) are the link's, not the
+        board's: a bench fault."""
+        try:
+            yield
+        except (serial.SerialException, OSError) as e:
+            raise TargetError(f"serial link to the board lost on {self.port} while trying to "
+                              f"{what} ({e}): check the USB cable and that the port still "
+                              "exists") from None
 
     # ---- reading ---------------------------------------------------------------------
     def read_until_record(self, parser: LogParser, kind: str, timeout_s: float) -> Record:
@@ -142,9 +180,13 @@ class Target:
                     return rec
             if finished:
                 err = self._read_error_output(deadline)
-                raise TargetError(f"scenario ended before sending {kind}: {err or 'no error'}")
+                if err:
+                    raise BoardRaised(err, context=f"before sending {kind}: ")
+                raise BoardStopped(f"the scenario's program ended before sending {kind}, "
+                                   "with no error")
             if time.monotonic() >= deadline:
-                raise TargetError(f"board on {self.port} sent no {kind} within {timeout_s:.1f} s")
+                raise BoardStopped(f"board stopped answering: no {kind} within "
+                                   f"{timeout_s:.1f} s")
 
     def read_to_end(self, parser: LogParser, timeout_s: float) -> str:
         """Feed lines until the scenario's program finishes; return its error output."""
@@ -156,26 +198,59 @@ class Target:
             if finished:
                 return self._read_error_output(deadline)
             if time.monotonic() >= deadline:
-                raise TargetError(f"board on {self.port} did not finish the scenario within "
-                                  f"{timeout_s:.1f} s")
+                raise BoardStopped(f"board stopped answering: the scenario did not finish "
+                                   f"within {timeout_s:.1f} s of the end command")
 
     def _poll(self, deadline: float) -> tuple[list[str], bool]:
         """Wait (up to deadline) for a complete line or the raw REPL's end-of-output marker."""
         while b"\n" not in self._pending and b"\x04" not in self._pending:
             if time.monotonic() >= deadline:
                 return [], False
-            self._pending += self.serial.read(max(1, self.serial.in_waiting))
+            self._pending += self._read_some()
         if b"\x04" in self._pending:
             out, _, self._pending = self._pending.partition(b"\x04")
-            return [ln.decode(errors="replace") for ln in out.split(b"\n") if ln.strip()], True
-        *complete, self._pending = self._pending.split(b"\n")
-        return [ln.decode(errors="replace") for ln in complete], False
+            lines, finished = [ln for ln in out.split(b"\n") if ln.strip()], True
+        else:
+            *lines, self._pending = self._pending.split(b"\n")
+            finished = False
+        text = [ln.decode(errors="replace").rstrip("\r") for ln in lines]
+        self._check_reset(text)
+        return text, finished
+
+    def _read_some(self) -> bytes:
+        with self._link("read from the board"):
+            return self.serial.read(max(1, self.serial.in_waiting))
+
+    def _check_reset(self, lines: list[str]) -> None:
+        """A boot banner mid-scenario: the board crashed or reset and came back."""
+        for line in lines:
+            if line.startswith(RESET_MARKERS):
+                raise BoardStopped(f"board reset during the scenario (it printed {line!r})")
+
+    def poll_record(self, parser: LogParser, kind: str) -> Record | None:
+        """Without waiting: feed what the board has already sent; a record of `kind` if one
+        came (lets a scenario hear the board's news between pulses)."""
+        with self._link("read from the board"):
+            waiting = self.serial.in_waiting
+        if not waiting:
+            return None
+        lines, finished = self._poll(time.monotonic())
+        found = None
+        for line in lines:
+            rec = parser.feed(line)
+            if rec is not None and rec.kind == kind:
+                found = rec
+        if finished:
+            err = self._read_error_output(time.monotonic() + 1.0)
+            if err:
+                raise BoardRaised(err, context="while the scenario ran: ")
+        return found
 
     def _read_error_output(self, deadline: float) -> str:
         """After the first end marker the raw REPL sends error output and a second marker."""
         deadline = max(deadline, time.monotonic() + 2.0)
         while b"\x04" not in self._pending and time.monotonic() < deadline:
-            self._pending += self.serial.read(max(1, self.serial.in_waiting))
+            self._pending += self._read_some()
         err, _, self._pending = self._pending.partition(b"\x04")
         return err.decode(errors="replace").strip()
 

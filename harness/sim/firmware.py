@@ -46,3 +46,16 @@ class Firmware:
         parts = [str(self.overlay)] if self.overlay else []
         parts += [str(MPY_DIR), ".frozen", str(flash_dir / "lib")]
         return os.pathsep.join(parts)
+
+
+def build_hash(executable: Path, overlay: Path | None = None) -> str:
+    """A short content hash naming this build (executable bytes plus every overlay file),
+    so two runs say whether they ran the same firmware even when paths differ."""
+    import hashlib
+
+    h = hashlib.sha256(Path(executable).read_bytes())
+    if overlay:
+        for f in sorted(Path(overlay).rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(overlay)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
