@@ -20,7 +20,7 @@ from harness.target import Target
 # Stress steps: (pulse rate Hz, pulses). Rates step up to 5 kHz.
 STRESS_STEPS = [(100, 50), (500, 100), (1000, 100), (2000, 100), (5000, 100)]
 MAX_MISSES = 5  # isolated pulses in a row with no wake before a scenario stops early
-SUSPECT_READOUT_S = 2.0  # readout deadline once the build has already hung this run
+SUSPECT_READOUT_S = 1.5  # READY/readout deadline once the build has already hung this run
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogPars
     parser = b.parser = LogParser()
     b.waiter_exit = None
     b.target.start(f"import tsf_watcher\ntsf_watcher.run({p!r})")
-    b.target.read_until_record(parser, "READY", b.device_timeout_s)
+    b.target.read_until_record(parser, "READY", b.readout_timeout_s)
     b.pi.reset_capture()  # edges before READY are pin set-up (ack driven low), not results
     b.ready_s = time.monotonic() - b.started_at
     return parser

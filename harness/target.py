@@ -24,8 +24,8 @@ from harness.protocol import LogParser, Record
 from harness.verdict import BenchFault, FirmwareFault, board_exception_summary
 
 DEVICE_SCRIPTS = Path(__file__).resolve().parent.parent / "device_scripts"
-# What a board prints when it (re)boots: seen mid-scenario, the board reset under us.
-RESET_MARKERS = ("MPY: soft reboot", "MicroPython v")
+# What a board prints when it (re)boots: seen mid-scenario, the board crashed or reset.
+RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
 
 
 class TargetError(BenchFault):
@@ -174,10 +174,15 @@ class Target:
         deadline = time.monotonic() + timeout_s
         while True:
             lines, finished = self._poll(deadline)
-            for line in lines:
+            found = None
+            for line in lines:  # every line of the batch is fed: none may be dropped
                 rec = parser.feed(line)
-                if rec is not None and rec.kind == kind:
-                    return rec
+                if rec is not None and rec.kind == kind and found is None:
+                    found = rec
+            if found is not None:
+                if finished:  # the program also ended: keep its end for the next read
+                    self._pending = b"\x04" + self._pending
+                return found
             if finished:
                 err = self._read_error_output(deadline)
                 if err:
@@ -224,26 +229,29 @@ class Target:
     def _check_reset(self, lines: list[str]) -> None:
         """A boot banner mid-scenario: the board crashed or reset and came back."""
         for line in lines:
-            if line.startswith(RESET_MARKERS):
-                raise BoardStopped(f"board reset during the scenario (it printed {line!r})")
+            if line.strip().startswith(RESET_MARKERS):
+                raise BoardStopped(f"board crashed or reset during the scenario (it printed "
+                                   f"its boot banner: {line.strip()!r})")
 
     def poll_record(self, parser: LogParser, kind: str) -> Record | None:
         """Without waiting: feed what the board has already sent; a record of `kind` if one
         came (lets a scenario hear the board's news between pulses)."""
         with self._link("read from the board"):
-            waiting = self.serial.in_waiting
-        if not waiting:
+            if self.serial.in_waiting:
+                self._pending += self.serial.read(self.serial.in_waiting)
+        if b"\n" not in self._pending and b"\x04" not in self._pending:
             return None
         lines, finished = self._poll(time.monotonic())
         found = None
         for line in lines:
             rec = parser.feed(line)
-            if rec is not None and rec.kind == kind:
+            if rec is not None and rec.kind == kind and found is None:
                 found = rec
         if finished:
             err = self._read_error_output(time.monotonic() + 1.0)
             if err:
                 raise BoardRaised(err, context="while the scenario ran: ")
+            self._pending = b"\x04\x04" + self._pending  # ended cleanly: the reader sees it
         return found
 
     def _read_error_output(self, deadline: float) -> str:
