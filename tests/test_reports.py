@@ -113,8 +113,9 @@ def test_compare_names_scenarios_a_bench_fault_hid(runs, tmp_path):
     t["outcome"], t["message"] = "error", "bench fault (not a firmware verdict): board mute"
     (faulted / "results.json").write_text(json.dumps(doc))
     r = tsfrig("compare", str(runs["base"]), str(faulted))
-    assert r.returncode == 0, r.stdout
-    assert "incomplete sim / auto_reset [hard]: passed → error (bench fault" in r.stdout
+    assert r.returncode == 2, r.stdout  # not measured: the gate can't say pass
+    assert "INCOMPLETE bench fault in NEW: sim / auto_reset [hard] (BASE passed): board mute" \
+        in r.stdout
 
 
 def test_shift_test_ignores_noise_and_catches_20ms():

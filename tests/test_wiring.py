@@ -62,8 +62,12 @@ def test_miswired_stimulus_is_a_bench_fault_named_by_the_wire(running_sim, tmp_p
     assert ("wiring self-test: Pi GPIO 17 -> board pin 4: the board counted 0 of 3 pulses"
             in r.stdout + r.stderr)
     assert doc["targets"][0]["firmware"]["implementation"] == "micropython"  # not lost
-    assert doc["tests"] == [] and doc["verdict"] == "error"
+    # every test of the target is an error (not measured), none a failure or a pass
+    assert [t["outcome"] for t in doc["tests"]] == ["error"] and doc["verdict"] == "error"
+    assert "wiring self-test" in doc["tests"][0]["message"]
     assert doc["bench_fault"].endswith("wiring.stimulus in the rig config")
+    said = [ln for ln in r.stderr.splitlines() if "wiring self-test" in ln]
+    assert said and said[0].startswith("tsfrig: bench fault (not a firmware verdict)")
     assert "BENCH FAULT" in (tmp_path / "r" / "latest" / "index.html").read_text()
 
 
