@@ -65,6 +65,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         return _die(f"--report-dir {base}: cannot create a run directory there "
                     f"({e.strerror or e}): pass a writable directory")
+    try:  # a disk that can't take a report must say so before any bench starts
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"\0" * 65536)
+        probe.unlink()
+    except OSError as e:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return _die(f"--report-dir {base}: cannot write a report there ({e.strerror or e}): "
+                    "free some space or pass a --report-dir on a writable disk")
     pytest_args = [
         str(REPO / "tests" / "hil"),
         f"--rig-config={cfg.path}",
