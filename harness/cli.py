@@ -103,8 +103,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code if code in (0, 1, 2, 130, 143) else 2
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: a bad one is a one-line usage error, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port: use 1-65535, or 0 for "
+                                         "a free one")
+    return port
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the problem (`tsfrig run: error: ...`), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tsfrig", description=__doc__)
+    p = _Parser(prog="tsfrig", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the ThreadSafeFlag suite against the configured targets")
@@ -119,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", default=DEFAULT_CONFIG)
     sim.add_argument("--overlay")
     sim.add_argument("--target", help="sim target to start (default: the first)")
-    sim.add_argument("--pigpio-port", type=int, default=0, help="pigpiod port (0: a free one)")
+    sim.add_argument("--pigpio-port", type=_port, default=0,
+                     help="pigpiod port (0: a free one)")
     sim.add_argument("--flash", help="directory to use as the board's flash (default: temporary)")
     sim.set_defaults(func=cmd_sim)
 

@@ -1,0 +1,40 @@
+"""Bad input to the CLI is one line on stderr naming the problem and the fix, exit 2, never
+a traceback; a selection with no tests is exit 5 and leaves no report and `latest` alone."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tsfrig(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_line(r: subprocess.CompletedProcess) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_pigpio_port_out_of_range():
+    r = tsfrig("sim", "--pigpio-port", "70000")
+    assert r.returncode == 2
+    assert "'70000' is not a TCP port" in one_line(r)
+
+
+def test_report_dir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = tsfrig("run", "--report-dir", str(tmp_path / "file"), "-k", "test_wake and hard")
+    assert r.returncode == 2
+    assert one_line(r).startswith(f"tsfrig: --report-dir {tmp_path / 'file'}: cannot create")
+
+
+def test_selection_with_no_tests_is_exit_5_and_moves_nothing(tmp_path):
+    reports = tmp_path / "reports"
+    r = tsfrig("run", "--report-dir", str(reports), "-k", "no_such_scenario")
+    assert r.returncode == 5, r.stdout[-1000:] + r.stderr[-1000:]
+    assert "no test matched the selection" in r.stderr
+    assert list(reports.iterdir()) == []  # no run dir, no `latest`
