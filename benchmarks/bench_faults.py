@@ -1,0 +1,56 @@
+"""Fault matrix figures: for each injected fault, the verdict, exit code, seconds to verdict,
+processes left and data lost; then the time to verdict of the whole suite on a build whose
+flag raises on every wait. Prints, asserts nothing (the matrix's assertions are
+tests/test_fault_matrix.py).
+
+    .venv/bin/python benchmarks/bench_faults.py [CASE ...]
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.faults.matrix import CASES, run_faulted, sim_bench  # noqa: E402
+
+
+def data_lost(out) -> int:
+    """Tests the run reported as finished on its progress lines but results.json lacks."""
+    finished = set(re.findall(r"^tsfrig: (\S+): .*\s(passed|failed|error|xfailed)$",
+                              out.stderr, re.M))
+    recorded = set(out.outcomes())
+    return len({name for name, _ in finished} - recorded)
+
+
+def main(names: list[str]) -> None:
+    print(f"{'fault':32} {'verdict':12} {'exit':>4} {'s to verdict':>12} {'procs left':>10} "
+          f"{'data lost':>9}  first message")
+    for name in names or sorted(CASES):
+        with tempfile.TemporaryDirectory(prefix="tsfrig-bench-") as tmp:
+            out, want = CASES[name](Path(tmp))
+            verdict = (out.doc or {}).get("verdict", "(none)")
+            msgs = [t["message"] for t in (out.doc or {}).get("tests", []) if t["message"]]
+            first = (msgs[0] if msgs else out.stderr.strip().splitlines()[-1:] or [""])
+            first = first if isinstance(first, str) else first[0]
+            ok = "" if (out.code == want.code and verdict in (want.verdict, "(none)")) \
+                else "  <-- UNEXPECTED"
+            print(f"{name:32} {verdict:12} {out.code:>4} {out.seconds:>12.1f} "
+                  f"{len(out.leftover):>10} {data_lost(out):>9}  {first[:90]}{ok}")
+    with tempfile.TemporaryDirectory(prefix="tsfrig-bench-") as tmp:
+        bench, _ = sim_bench(Path(tmp), "wait_raises_at_once",
+                             **{"device_timeout_s: 10": "device_timeout_s: 10"})
+        t0 = time.monotonic()
+        out = run_faulted(Path(tmp), bench, "test_", timeout_s=900)
+        n = len(out.outcomes())
+        print(f"\nwhole suite on a build whose flag raises on every wait: {n} tests, "
+              f"verdict {(out.doc or {}).get('verdict')}, exit {out.code}, "
+              f"{time.monotonic() - t0:.1f} s to verdict")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
