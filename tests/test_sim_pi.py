@@ -8,7 +8,7 @@ import pigpio
 import pytest
 
 from harness.sim import wire
-from harness.sim.pigpiod import PI_UNKNOWN_COMMAND, SimPi
+from harness.sim.pigpiod import PI_BAD_HANDLE, PI_UNKNOWN_COMMAND, SimPi
 
 
 @pytest.fixture
@@ -160,3 +160,42 @@ def test_glitch_filter_hides_short_pulses_and_stamps_the_steady_tick(pi):
             break
         threading.Event().wait(0.01)
     assert unfiltered.tally() == 2 and len(e.got) == 4
+
+
+def command(port: int, cmd: int, p1: int, p2: int) -> int:
+    """One pigpiod command over a fresh socket, by hand; its result."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(struct.pack("<IIII", cmd, p1, p2, 0))
+        return struct.unpack("<IIIi", c.recv(16, socket.MSG_WAITALL))[3]
+
+
+def test_a_notifier_that_never_reads_is_dropped_not_waited_for(sim, pi):
+    n = 40_000  # 80 000 edges: well over what a silent client's socket buffers hold
+    silent = socket.socket()
+    try:  # an ordinary receive buffer, fixed so that kernel autotuning doesn't matter
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        silent.settimeout(5)
+        silent.connect(("127.0.0.1", sim.port))
+        silent.sendall(struct.pack("<IIII", 99, 0, 0, 0))  # NOIB: this socket gets reports
+        handle = struct.unpack("<IIIi", silent.recv(16, socket.MSG_WAITALL))[3]
+        assert command(sim.port, 19, handle, 1 << 17) == 0  # NB: report GPIO 17; never read
+        pi.set_mode(17, pigpio.OUTPUT)
+        e = Edges(pi, 17, 2 * n)
+        m = 1 << 17
+        pi.wave_clear()
+        pi.wave_add_generic([pigpio.pulse(m, 0, 5), pigpio.pulse(0, m, 5)] * n)
+        pi.wave_send_once(pi.wave_create())
+        assert e.done.wait(20), f"the reading client got {len(e.got)} of {2 * n} edges"
+        assert [lv for lv, _ in e.got] == [1, 0] * n
+        assert pi.get_pigpio_version() == 79 and pi.read(17) == 0  # commands still answer
+        got, end = 0, b"x"
+        while end:  # what was queued for the silent client, then the server's hang-up
+            try:
+                end = silent.recv(1 << 16)
+            except ConnectionResetError:
+                break
+            got += len(end)
+        assert got < 24 * n  # it was dropped before all 2n 12-byte reports
+        assert command(sim.port, 19, handle, 1 << 17) == PI_BAD_HANDLE  # and forgotten
+    finally:
+        silent.close()

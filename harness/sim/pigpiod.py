@@ -5,7 +5,8 @@ extension bytes), 16-byte answers whose last word is the result, and notificatio
 sockets streaming 12-byte reports (seq, flags, tick, bank-1 levels) for every edge.
 Edges carry their exact scheduled tick (trigger pulses, waveforms), so timing measured
 on the Pi side is exact even when a thread wakes a little late. GPIOs wired to the
-virtual board travel over the board link (see wire.py).
+virtual board travel over the board link (see wire.py). A notification client that stops
+reading is hung up on once it falls too far behind, so it can't stall the other clients.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ NUM_GPIO = 54
 MAX_EXTENSION = 1 << 20
 INPUT, OUTPUT = 0, 1
 PUD_OFF, PUD_DOWN, PUD_UP = 0, 1, 2
+# How far a notification client may fall behind before it is dropped: the kernel holds up to
+# NOTIFY_SNDBUF (doubled by Linux) plus the client's receive buffer, the server NOTIFY_BACKLOG.
+NOTIFY_SNDBUF = 1 << 17
+NOTIFY_BACKLOG = 1 << 16
 
 
 class _Notifier:
@@ -44,6 +49,7 @@ class _Notifier:
         self.bits = 0
         self.active = False
         self.seq = 0
+        self.backlog = bytearray()  # reports the client's socket had no room for yet
 
 
 class SimPi:
@@ -182,12 +188,32 @@ class SimPi:
         bank = sum(1 << g for g in range(32) if self.reported[g])
         for handle, n in list(self._notifiers.items()):
             if n.active and n.bits & (1 << gpio):
-                try:
-                    n.sock.sendall(struct.pack("<HHII", n.seq & 0xFFFF, 0,
-                                               tick & 0xFFFFFFFF, bank))
-                except OSError:
-                    self._notifiers.pop(handle, None)
+                n.backlog += struct.pack("<HHII", n.seq & 0xFFFF, 0, tick & 0xFFFFFFFF, bank)
                 n.seq += 1
+                self._flush(handle, n)
+
+    def _flush(self, handle: int, n: _Notifier) -> None:
+        """Send what the client's socket takes now, never waiting (lock held): a client that
+        stops reading would otherwise freeze every other client. One whose backlog outgrows
+        NOTIFY_BACKLOG is dropped, as a client that can't keep up has lost edges anyway."""
+        try:
+            while n.backlog:
+                del n.backlog[: n.sock.send(n.backlog, socket.MSG_DONTWAIT)]
+        except BlockingIOError:
+            if len(n.backlog) > NOTIFY_BACKLOG:
+                self._drop_notifier(handle)
+        except OSError:
+            self._drop_notifier(handle)
+
+    def _drop_notifier(self, handle: int) -> None:
+        """Forget the notifier and hang up on its client; its own thread closes the socket."""
+        n = self._notifiers.pop(handle, None)
+        if n is not None:
+            n.backlog.clear()
+            try:
+                n.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _filter_edge(self, gpio: int, value: int, tick: int) -> None:
         """Glitch filter (pigpio's FG), in the tick domain: a change is reported once the level
@@ -253,23 +279,36 @@ class SimPi:
             conn.close()
 
     def _become_notifier(self, conn: socket.socket, head: bytes) -> None:
+        """Serve one notification socket: take its NC, and send a backlog once there is room
+        (edges stop coming, the last reports must still go out)."""
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, NOTIFY_SNDBUF)
+        n = _Notifier(conn)
         with self._lock:
             handle = self._next_handle
             self._next_handle += 1
-            self._notifiers[handle] = _Notifier(conn)
+            self._notifiers[handle] = n
             conn.sendall(head[:12] + struct.pack("<I", handle))
         try:
             while not self._stop.is_set():  # the client only ever sends NC here
+                owed = n.backlog and self._notifiers.get(handle) is n
+                r, w, _ = select.select([conn], [conn] if owed else [], [], 0.2)
+                if w:
+                    with self._lock:
+                        if self._notifiers.get(handle) is n:
+                            self._flush(handle, n)
+                if not r:
+                    continue
                 head = _recv_exact(conn, 16)
                 if head is None:
                     break
                 cmd, p1, _, _ = struct.unpack("<IIII", head)
                 if cmd == NC:
                     break
-        except OSError:
+        except (OSError, ValueError):
             pass
         with self._lock:
-            self._notifiers.pop(handle, None)
+            if self._notifiers.get(handle) is n:
+                del self._notifiers[handle]
 
     def _command(self, cmd: int, p1: int, p2: int, ext: bytes) -> int:
         gpio_cmds = {MODES, MODEG, PUD, READ, WRITE, TRIG, FG, WDOG}
