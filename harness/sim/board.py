@@ -7,6 +7,11 @@ an empty buffer soft-reboots (the VM is restarted fresh and `MPY: soft reboot` p
 a VM that exits is restarted like a board after a reset. Ctrl-C while code runs reaches
 the VM as SIGINT -> KeyboardInterrupt because the VM's pty is its controlling terminal
 with ISIG on (the unix REPL turns ISIG off only while it reads a line).
+
+Booting is a state of the bridge, not a wait inside it: a booting board takes no input (the
+client's bytes stay queued and reach the VM once it is at its prompt), answers as soon as
+it is booted however long that takes, and a VM that never boots leaves the bridge serving
+RUN-pin resets and stop().
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from harness.sim.firmware import Firmware
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
-BOOT_TIMEOUT_S = 5.0
+BOOT_TIMEOUT_S = 5.0  # start() gives up on a first boot this slow; a reboot this slow is noted
 
 
 class BoardError(Exception):
@@ -68,6 +73,14 @@ class VirtualBoard:
         self._run_changes: list[int] = []
         self._run_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()  # wakes the bridge for a RUN change
+        self._boot_wait: bytes | None = None  # booting: the prompt the VM has yet to print
+        self._boot_raw = False     # ... then enter the raw REPL (a soft reboot)
+        self._boot_seen = b""      # ... its output so far
+        self._boot_deadline = 0.0  # ... when to tell the client it is taking long
+        self._boot_noted = False
+        self._held = b""           # client bytes after a soft reboot's Ctrl-D, for the new VM
+        self._first_boot = threading.Event()
+        self._first_boot_error = ""
 
     @property
     def vm_pid(self) -> int | None:
@@ -75,14 +88,23 @@ class VirtualBoard:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> VirtualBoard:
+        """Open the pty and boot the board; a first boot that fails is a BoardError (a bench
+        that can't bring its board up), later ones leave the board dead until a RUN reset."""
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self._client_fd, self._client_slave = os.openpty()
         tty.setraw(self._client_slave)  # kept open so the master never sees a hang-up
         self.port = os.ttyname(self._client_slave)
-        self._spawn_vm()
-        self._from_vm(self._banner)
+        self._boot(raw=False)
         self._thread = threading.Thread(target=self._bridge, name="board-bridge", daemon=True)
         self._thread.start()
+        if self._first_boot.wait(BOOT_TIMEOUT_S + 1):
+            error = self._first_boot_error
+        else:
+            error = f"{self.firmware.executable} did not reach its prompt within " \
+                    f"{BOOT_TIMEOUT_S:.0f} s"
+        if error:  # a bench that can't boot its board at all is a bench fault
+            self.stop()
+            raise BoardError(error)
         return self
 
     def stop(self) -> None:
@@ -131,29 +153,66 @@ class VirtualBoard:
         self._paste_state = 0
         self._pasted_code_runs = False
         self._tail = b""
-        self._banner = self._read_vm_until(b">>> ")
 
-    def _read_vm_until(self, ending: bytes) -> bytes:
-        """Read VM output until `ending` (boot banner, raw prompt); client input waits meanwhile,
-        as a booting board takes none — a Ctrl-C now would kill the VM's own start-up."""
-        seen = b""
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while not seen.endswith(ending) and time.monotonic() < deadline:
-            r, _, _ = select.select([self._vm_fd], [], [], 0.1)
-            if r:
-                try:
-                    chunk = os.read(self._vm_fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-        if not seen.endswith(ending):
-            raise BoardError(f"{self.firmware.executable} did not reach its prompt within "
-                             f"{BOOT_TIMEOUT_S:.0f} s: {seen[-200:]!r}")
-        return seen
+    def _boot(self, raw: bool) -> None:
+        """Start a fresh VM and enter the booting state; the bridge finishes the boot (its
+        prompt, then the raw REPL's for a soft reboot) without blocking (bridge thread only)."""
+        try:
+            self._spawn_vm()
+        except BoardError as e:
+            self._boot_failed(str(e))
+            return
+        self._boot_wait, self._boot_raw, self._boot_seen = b">>> ", raw, b""
+        self._boot_deadline = time.monotonic() + BOOT_TIMEOUT_S
+        self._boot_noted = False
+
+    def _boot_step(self, vm_readable: bool) -> None:
+        """Take the booting VM's output; until its prompt client input waits in the pty, as a
+        booting board takes none (a Ctrl-C now would kill the VM's own start-up)."""
+        if not self._boot_noted and time.monotonic() > self._boot_deadline:
+            self._boot_noted = True  # no answer yet: say why, keep waiting
+            self._note(f"{self.firmware.executable} has not reached its prompt within "
+                       f"{BOOT_TIMEOUT_S:.0f} s; still waiting (a RUN-pin reset restarts "
+                       f"it): {self._boot_seen[-200:]!r}")
+        if not vm_readable:
+            return
+        try:
+            data = os.read(self._vm_fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            self._boot_failed(f"{self.firmware.executable} exited before reaching its prompt "
+                              f"(a RUN-pin reset restarts it): {self._boot_seen[-200:]!r}")
+            return
+        seen = (self._boot_seen + data)[-4096:]
+        if not seen.endswith(self._boot_wait):
+            self._boot_seen = seen
+        elif self._boot_raw and self._boot_wait != RAW_PROMPT:
+            self._boot_wait, self._boot_seen = RAW_PROMPT, b""
+            self._write_vm(b"\x01")
+        else:
+            self._boot_wait = None
+            self._from_vm(RAW_PROMPT if self._boot_raw else seen)
+            self._first_boot.set()
+            held, self._held = self._held, b""
+            if held:
+                self._from_client(held)
+
+    def _boot_failed(self, why: str) -> None:
+        """The VM won't boot: the board stays dead, as one that crashes at start-up does,
+        until a RUN-pin reset; the client gets one line saying so."""
+        self._kill_vm()
+        self._note(why)
+        if not self._first_boot.is_set():
+            self._first_boot_error = why
+            self._first_boot.set()
+
+    def _note(self, text: str) -> None:
+        self._to_client(f"virtual board: {text}\r\n".encode())
 
     def _kill_vm(self) -> None:
+        """The VM is gone with its boot and any input held for it (bridge thread, or stop())."""
+        self._boot_wait, self._held = None, b""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             try:
@@ -169,7 +228,9 @@ class VirtualBoard:
     # ---- the bridge ------------------------------------------------------------------------
     def _bridge(self) -> None:
         while not self._stop.is_set():
-            fds = [self._client_fd, self._wake_r] + ([self._vm_fd] if self._vm_fd >= 0 else [])
+            fds = [self._wake_r] + ([self._vm_fd] if self._vm_fd >= 0 else [])
+            if self._boot_wait is None:  # a booting board reads no input: it stays queued
+                fds.append(self._client_fd)
             try:
                 ready, _, _ = select.select(fds, [], [], 0.2)
             except (OSError, ValueError):
@@ -178,9 +239,15 @@ class VirtualBoard:
                 os.read(self._wake_r, 64)
                 self._apply_run_changes()
                 continue
-            if self._vm_fd < 0:  # held in reset: input goes nowhere, as on a board
+            if self._boot_wait is not None:
+                self._boot_step(self._vm_fd in ready)
+                continue
+            if self._vm_fd < 0:  # held in reset or dead: input goes nowhere, as on a board
                 if self._client_fd in ready:
-                    os.read(self._client_fd, 4096)
+                    try:
+                        os.read(self._client_fd, 4096)
+                    except OSError:
+                        pass
                 continue
             if self._vm_fd in ready:
                 try:
@@ -212,12 +279,7 @@ class VirtualBoard:
                 self._kill_vm()
             else:
                 self.reboots += 1
-                try:
-                    self._spawn_vm()
-                except BoardError as e:
-                    self._to_client(f"virtual board: {e}\r\n".encode())
-                    continue
-                self._from_vm(self._banner)
+                self._boot(raw=False)
 
     def _to_client(self, data: bytes) -> None:
         try:
@@ -236,7 +298,7 @@ class VirtualBoard:
 
     def _from_client(self, data: bytes) -> None:
         out = bytearray()
-        for b in data:
+        for i, b in enumerate(data):
             if self._raw and self._paste_state == 3:
                 out.append(b)
                 if b == 0x04:
@@ -247,10 +309,10 @@ class VirtualBoard:
                 continue
             if self._raw and self._raw_empty and b == 0x04:
                 self._write_vm(bytes(out))
-                out.clear()
                 self._to_client(b"OK\r\n")
                 self._reset(raw=True)
-                continue
+                self._held = data[i + 1:]  # the rebooting board takes these once booted
+                return
             if self._raw and self._raw_empty and b == 0x05:
                 self._paste_state = 1
             elif self._paste_state == 1 and b == ord("A"):
@@ -300,14 +362,4 @@ class VirtualBoard:
         self.reboots += 1
         if raw:
             self._to_client(b"MPY: soft reboot\r\n")
-        self._spawn_vm()
-        if not raw:
-            self._from_vm(self._banner)
-            return
-        self._write_vm(b"\x01")
-        try:
-            self._read_vm_until(RAW_PROMPT)
-        except BoardError as e:
-            self._to_client(f"virtual board: {e}\r\n".encode())
-            return
-        self._from_vm(RAW_PROMPT)
+        self._boot(raw)

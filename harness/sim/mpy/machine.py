@@ -42,6 +42,7 @@ _pins = [None] * NPINS
 _irq_dropped = 0
 _irq_enabled = True
 _sock = None
+_HELLO_TIMEOUT_S = 5
 _wake = os.getenv("TSFRIG_IRQ_WAKE") or "schedule"
 _latency = int(os.getenv("TSFRIG_IRQ_LATENCY_US") or 0)
 _jitter = int(os.getenv("TSFRIG_IRQ_JITTER_US") or 0)
@@ -109,17 +110,19 @@ def _wait_latency(tick32):
         pass
 
 
-def _controller():
+def _controller(s):
     buf = bytearray(8)
     mv = memoryview(buf)
     while True:
         got = 0
         while got < 8:
             try:
-                r = _sock.readinto(mv[got:])
+                r = s.readinto(mv[got:])
             except OSError:
-                return
-            if not r:
+                r = 0
+            if not r:  # the wire is cut: from now on the pins carry nothing
+                _cut(s)
+                s.close()
                 return
             got += r
         if buf[0] != 69:  # b"E"
@@ -144,17 +147,36 @@ def _connect():
 
     host, port = addr.rsplit(":", 1)
     s = socket.socket()
-    s.connect(socket.getaddrinfo(host, int(port))[0][-1])
-    hello = s.read(8)  # the Pi's hello: from here on no edge is lost
+    try:
+        s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        s.settimeout(_HELLO_TIMEOUT_S)
+        hello = s.read(8)  # the Pi's hello: from here on no edge is lost
+        s.settimeout(None)
+    except OSError:
+        hello = None
     if not hello or hello[0] != 72:  # b"H"
-        raise OSError("tsfrig wire: no hello from the simulated Pi")
+        # no Pi on the other end: a board with no jumpers still imports machine
+        s.close()
+        return
     _sock = s
-    _thread.start_new_thread(_controller, ())
+    _thread.start_new_thread(_controller, (s,))
+
+
+def _cut(s):
+    """Forget a dead wire; the controller thread closes it (it may be reading it now)."""
+    global _sock
+    if _sock is s:
+        _sock = None
 
 
 def _send(frame):
-    if _sock is not None:
-        _sock.write(frame)
+    # A pulled jumper raises nothing on a real board: a failed write just cuts the wire.
+    s = _sock
+    if s is not None:
+        try:
+            s.write(frame)
+        except OSError:
+            _cut(s)
 
 
 class _IRQ:
