@@ -23,6 +23,7 @@ table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ccc;padding
 font-size:13px;text-align:left;vertical-align:top} th{background:#f3f3f3}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:bold}
 .pass,.passed{background:#2ca02c} .fail,.failed{background:#d62728} .error{background:#ff7f0e}
+.interrupted,.incomplete{background:#7f7f7f}
 .skipped,.xfailed{background:#888} td.outcome{color:#fff;font-weight:bold}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px;max-height:400px}
 .charts{display:flex;flex-wrap:wrap;gap:12px} td.num{text-align:right;font-family:monospace}

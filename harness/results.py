@@ -57,7 +57,7 @@ class Results:
             "started": _now(),
             "finished": _now(),
             "duration_s": 0.0,
-            "verdict": "pass",
+            "verdict": "incomplete",  # until the run ends: a killed run never reads as a pass
             "rig": {
                 "config_path": config_path,
                 "host": {
@@ -85,19 +85,20 @@ class Results:
 
     def add_test(self, entry: dict) -> None:
         self.doc["tests"].append(entry)
-        if entry["outcome"] == "failed" and self.doc["verdict"] == "pass":
-            self.doc["verdict"] = "fail"
-        if entry["outcome"] == "error":
-            self.doc["verdict"] = "error"
         self.write()
 
     def bench_fault(self, message: str, target: str | None = None) -> None:
         """A bench could not be brought up: the run ends as an error, not a pass. The first
         fault is the run's headline; each target keeps its own."""
-        self.doc["verdict"] = "error"
         self.doc.setdefault("bench_fault", message)
         if target is not None:
             self.doc.setdefault("bench_faults", {})[target] = message
+        self.write()
+
+    def finish(self, verdict: str, **extra: str) -> None:
+        """The run is over: its verdict (harness.verdict.run_verdict) and how it ended."""
+        self.doc["verdict"] = verdict
+        self.doc.update(extra)
         self.write()
 
     def discard(self) -> None:

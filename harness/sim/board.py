@@ -27,6 +27,7 @@ import time
 import tty
 from pathlib import Path
 
+from harness.children import die_with_parent
 from harness.sim.firmware import Firmware
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
@@ -41,6 +42,7 @@ class BoardError(Exception):
 def _make_controlling_tty() -> None:
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    die_with_parent()  # its own session: only this stops it if the bench is killed
 
 
 def _raw_with_isig(fd: int) -> None:

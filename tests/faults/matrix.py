@@ -146,7 +146,10 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
     leftover = tagged(tag)
     for pid, _ in leftover:  # the test itself leaves nothing behind either way
         _signal(pid, signal.SIGKILL)
-    run_dir = report / "latest"
+    run_dir = report / "latest"  # a killed run never moved it: then its own directory
+    if not run_dir.exists():
+        runs = [d for d in report.glob("*") if d.is_dir()] if report.exists() else []
+        run_dir = runs[0] if len(runs) == 1 else run_dir
     doc = json.loads((run_dir / "results.json").read_text()) \
         if (run_dir / "results.json").exists() else None
     html = (run_dir / "index.html").read_text() if (run_dir / "index.html").exists() else ""
@@ -433,6 +436,15 @@ def _interrupt(sig: signal.Signals) -> Case:
 
 case(_interrupt(signal.SIGINT))
 case(_interrupt(signal.SIGTERM))
+
+
+@case
+def sigkill(tmp: Path) -> tuple[Outcome, Expect]:
+    """Nothing can be said after SIGKILL: the run must not read as a pass, and its bench
+    processes must still go (they are told when their parent dies)."""
+    bench, _ = sim_bench(tmp)
+    bench.on_line = on_progress(r"\bpassed$", lambda proc: proc.send_signal(signal.SIGKILL))
+    return run_faulted(tmp, bench, "hard"), Expect("incomplete", -9, "")
 
 
 @case
