@@ -18,6 +18,7 @@ import pigpio
 from harness.verdict import BenchFault
 
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
+PULSE_REPORT_S = 2.0  # a pulse pigpio doesn't report by then: the Pi is mute
 PIGPV_CMD = 26  # pigpiod's "get version" command: a harmless handshake
 
 
@@ -161,9 +162,13 @@ class PiDriver:
         with self.guard("send a stimulus pulse"):
             self.pi.gpio_trigger(self.stimulus_gpio, PULSE_US, 1)
         self.last_pulse_at = time.monotonic()
-        if not self.stimulus.wait_for(before + 1, 2.0):  # no vacuous scenario on a mute Pi
+        if not self.stimulus.wait_for(before + 1, PULSE_REPORT_S):  # no vacuous scenario
+            with self.guard("read the stimulus level"):
+                level = self.pi.read(self.stimulus_gpio)
             raise BenchError(f"pigpio never reported the stimulus pulse on GPIO "
-                             f"{self.stimulus_gpio}: check that nothing else drives it")
+                             f"{self.stimulus_gpio} within {PULSE_REPORT_S:.0f} s (level now "
+                             f"{level}, {self.stimulus.count()} edges so far): check that "
+                             "nothing else drives it")
 
     def burst(self, count: int, period_us: int) -> None:
         """count pulses at exact spacing, played by pigpio's waveform engine; returns when sent."""
