@@ -193,10 +193,26 @@ class PiDriver:
                     f"pigpio reported {self.stimulus.count() - start} of {count} burst edges "
                     f"within {deadline_s:.1f} s: check the stimulus GPIO is free"
                 )
+            self._wait_wave_done(deadline_s)
         finally:
             if not self.broken:  # on a broken link the reconnect clears pigpiod's waves
                 with self.guard("delete a waveform"):
                     pi.wave_delete(wid)
+
+    def _wait_wave_done(self, timeout_s: float) -> None:
+        """The last rising edge is reported before the wave's last falling edge is played: a
+        pulse sent before then would find the line still high and make no edge. pigpio has
+        no event for the end of a wave, so ask it (every 0.5 ms, with a deadline)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.guard("ask whether the waveform is done"):
+                busy = self.pi.wave_tx_busy()
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"pigpio still sending a waveform after {timeout_s:.1f} s: "
+                                 "check nothing else uses pigpio's wave engine")
+            time.sleep(0.0005)
 
     def hard_reset(self, reset_gpio: int, hold_ms: float = 10.0) -> None:
         """Pull the board's RUN/EN line low for hold_ms, then release it (input: the board's
