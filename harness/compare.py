@@ -7,15 +7,13 @@ something else is incomplete: a measured regression is a firmware verdict); 2 in
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from harness.charts import cdf_svg
 from harness.config import CompareConfig
-from harness.report import CSS, METRICS, latency_groups
-from harness.results import SCHEMA_PATH
+from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
 from harness.stats import ShiftTest, shift_test, summary
 
 COMPLETE_VERDICTS = ("pass", "fail")  # a run that ran everything it was asked to
@@ -100,37 +98,13 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _schema_any_verdict() -> dict:
-    """The published schema, but any verdict string: compare judges the verdict itself."""
-    schema = json.loads(SCHEMA_PATH.read_text())
-    schema["properties"]["verdict"] = {"type": "string"}
-    return schema
-
-
 def load_run(run_dir: Path, label: str) -> dict:
     """One run's results.json. A verdict this harness doesn't know (a newer harness's) is
     accepted here and judged incomplete, rather than refused as a malformed file."""
-    import jsonschema
-
-    path = run_dir / "results.json"
-    if not run_dir.is_dir():
-        raise CompareError(f"{label} {run_dir}: no such run directory; give a run directory "
-                           "(reports/<run-id>)")
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CompareError(f"{label} {path}: no results.json here; give a run directory "
-                           "(reports/<run-id>)") from None
-    except OSError as e:
-        raise CompareError(f"{label} {path}: cannot read it ({e.strerror})") from None
-    except ValueError as e:
-        raise CompareError(f"{label} {path}: not valid JSON ({e})") from None
-    try:
-        jsonschema.validate(doc, _schema_any_verdict())
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
-        raise CompareError(f"{label} {path}: {where}: {e.message}") from None
-    return doc
+        return load_results(run_dir, any_verdict=True)
+    except ReportError as e:
+        raise CompareError(f"{label} {e}") from None
 
 
 def _build(fw: dict) -> str:

@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 
 from harness.charts import cdf_svg, histogram_svg, timeline_svg
-from harness.results import validate
+from harness.results import SCHEMA_PATH
 from harness.stats import summary
 
 METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
@@ -34,19 +34,31 @@ class ReportError(Exception):
     """results.json missing or not what the schema says."""
 
 
-def load_results(run_dir: Path) -> dict:
-    path = Path(run_dir) / "results.json"
+def load_results(run_dir: Path, any_verdict: bool = False) -> dict:
+    """A run's results.json, checked against the published schema; with any_verdict a
+    verdict this harness doesn't know (a newer harness's) is let through for the caller
+    to judge. Every problem is one ReportError line naming the file."""
+    import jsonschema
+
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json"
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such run directory; give a run directory "
+                          "(reports/<run-id>)")
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise ReportError(f"{path}: no results.json here; give a run directory "
                           "(reports/<run-id>)") from None
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read it ({e.strerror})") from None
     except ValueError as e:
         raise ReportError(f"{path}: not valid JSON ({e})") from None
-    import jsonschema
-
+    schema = json.loads(SCHEMA_PATH.read_text())
+    if any_verdict:
+        schema["properties"]["verdict"] = {"type": "string"}
     try:
-        validate(doc)
+        jsonschema.validate(doc, schema)
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(top)"
         raise ReportError(f"{path}: {where}: {e.message}") from None
