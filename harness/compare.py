@@ -129,10 +129,13 @@ def identity_lines(label: str, doc: dict) -> list[str]:
 
 
 def _first_failure(message: str) -> str:
-    """The first "  - ..." clause of a verdict message, else its first line."""
-    lines = message.splitlines()
-    clauses = [ln.strip()[2:] for ln in lines if ln.strip().startswith("- ")]
-    return clauses[0] if clauses else (lines[0] if lines else "")
+    """The cause a verdict message leads with: its first line, without the
+    "scenario [kind] on target: " prefix (the key already says that)."""
+    first = message.splitlines()[0] if message else ""
+    head, sep, cause = first.partition(" on ")
+    if sep and "]" in head and ": " in cause:
+        return cause.split(": ", 1)[1]
+    return first
 
 
 def _key(t: dict) -> str:

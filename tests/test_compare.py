@@ -100,7 +100,7 @@ def test_same_build_passes_with_identity_first_and_summary_last(base, new_doc, t
 @pytest.mark.parametrize("outcome", ["failed", "xfailed"])
 def test_passed_then_failed_is_a_regression_with_its_cause(base, new_doc, tmp_path, outcome):
     t = scenario_of(new_doc, "wake")
-    t["outcome"], t["message"] = outcome, f"lost wake-up:\n  - {WAKE_FAIL}\n  - more"
+    t["outcome"], t["message"] = outcome, f"wake [hard] on sim: {WAKE_FAIL}\n  - more"
     new_doc["verdict"] = "fail"
     r = compare(base, write_run(tmp_path / "new", new_doc))
     assert r.returncode == 1, r.stdout
