@@ -22,10 +22,11 @@ from pathlib import Path
 
 from harness.analysis import timeline
 from harness.config import load_config
-from harness.pi import PiDriver, tick_diff
+from harness.pi import PiDriver
 from harness.scenarios import BenchHandle, run_isolated
 from harness.sim.bench import SimBench
 from harness.target import Target
+from harness.ticks import TICK_MASK, tick_diff
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTED_US = 1000
@@ -70,8 +71,8 @@ def latency_error(pulses: int = 200) -> None:
     t0 = obs.log.first("READY")["t0"]
     rows = timeline(obs)
     harness_err, sim_err = [], []
-    for i, (irq, stim) in enumerate(zip(obs.irq_t, obs.stim_ticks, strict=False)):
-        truth = tick_diff((t0 + irq) & 0xFFFFFFFF, stim)  # shared clock: exact
+    for i, (irq, stim) in enumerate(zip(obs.irq_t, obs.stim_us, strict=False)):
+        truth = tick_diff((t0 + irq) & TICK_MASK, stim & TICK_MASK)  # shared clock: exact
         reported = rows[i]["irq_us"] - rows[i]["stimulus_us"]
         harness_err.append(abs(reported - truth))
         sim_err.append(abs(truth - INJECTED_US))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from harness.pi import tick_diff
 from harness.protocol import DeviceLog
 from harness.stats import percentile
 
@@ -23,8 +22,8 @@ class Observation:
     scenario: str
     kind: str
     log: DeviceLog
-    stim_ticks: list[int]
-    ack_ticks: list[int]
+    stim_us: list[int]
+    ack_us: list[int]
     error_output: str = ""
     steps: list[int] = field(default_factory=list)  # stress: pulses per step
     overhead: dict = field(default_factory=dict)  # host time spent outside the stimulus
@@ -45,11 +44,11 @@ class Observation:
     def counts(self) -> dict:
         c = self.log.first("COUNT") or {}
         return {
-            "pulses": len(self.stim_ticks),
-            "pi_edges": len(self.stim_ticks),
+            "pulses": len(self.stim_us),
+            "pi_edges": len(self.stim_us),
             "irqs": c.get("irqs", 0),
             "wakes": c.get("wakes", 0),
-            "acks": len(self.ack_ticks),
+            "acks": len(self.ack_us),
         }
 
     @property
@@ -59,23 +58,23 @@ class Observation:
 
 def board_to_pi_offset(obs: Observation) -> float | None:
     """µs to add to a board timestamp to place it on the Pi timeline (relative to stimulus 0)."""
-    if not obs.stim_ticks or not obs.ack_ticks or not obs.wake_t:
+    if not obs.stim_us or not obs.ack_us or not obs.wake_t:
         return None
-    t0 = obs.stim_ticks[0]
-    pairs = zip(obs.ack_ticks, obs.wake_t, strict=False)
-    return statistics.median(tick_diff(a, t0) - w for a, w in pairs)
+    t0 = obs.stim_us[0]
+    pairs = zip(obs.ack_us, obs.wake_t, strict=False)
+    return statistics.median(a - t0 - w for a, w in pairs)
 
 
 def pi_rel(obs: Observation, ticks: list[int]) -> list[int]:
-    t0 = obs.stim_ticks[0] if obs.stim_ticks else (ticks[0] if ticks else 0)
-    return [tick_diff(t, t0) for t in ticks]
+    t0 = obs.stim_us[0] if obs.stim_us else (ticks[0] if ticks else 0)
+    return [t - t0 for t in ticks]
 
 
 def timeline(obs: Observation) -> list[dict]:
     """Per pulse: stimulus, IRQ, first wake after that IRQ, and its ack, all µs on the Pi clock."""
     off = board_to_pi_offset(obs)
-    stim = pi_rel(obs, obs.stim_ticks)
-    acks = pi_rel(obs, obs.ack_ticks)
+    stim = pi_rel(obs, obs.stim_us)
+    acks = pi_rel(obs, obs.ack_us)
     irq, wake = obs.irq_t, obs.wake_t
     rows = []
     for i in range(max(len(stim), len(irq))):
@@ -203,8 +202,8 @@ def latency_samples(obs: Observation) -> dict[str, list[float]]:
     irq, wake = obs.irq_t, obs.wake_t
     n = min(len(irq), len(wake))
     irq_to_wake = [float(wake[i] - irq[i]) for i in range(n) if wake[i] >= irq[i]]
-    m = min(len(obs.stim_ticks), len(obs.ack_ticks))
-    edge_to_ack = [float(tick_diff(obs.ack_ticks[i], obs.stim_ticks[i])) for i in range(m)]
+    m = min(len(obs.stim_us), len(obs.ack_us))
+    edge_to_ack = [float(obs.ack_us[i] - obs.stim_us[i]) for i in range(m)]
     return {"irq_to_wake_us": irq_to_wake, "edge_to_ack_us": edge_to_ack}
 
 

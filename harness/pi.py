@@ -1,7 +1,8 @@
 """The Pi side of the bench: pigpio stimulus pulses and edge capture on the wires.
 
 Works the same against a real pigpiod and the simulated one: only the pigpio client
-library is used. Edge ticks are the Pi's clock (µs, 32-bit wrap).
+library is used. pigpio's ticks wrap at 32 bits; edges leave here unwrapped (64-bit µs on
+the Pi's clock), so nothing above this module does tick arithmetic.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import pigpio
 
+from harness.ticks import TickUnwrapper
 from harness.verdict import BenchFault
 
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
@@ -26,35 +28,32 @@ class BenchError(BenchFault):
     """Infrastructure fault (pigpiod unreachable, wave refused): not a firmware failure."""
 
 
-def tick_diff(later: int, earlier: int) -> int:
-    """Signed difference of two 32-bit pigpio ticks."""
-    d = (later - earlier) & 0xFFFFFFFF
-    return d - (1 << 32) if d & 0x80000000 else d
-
-
 @dataclass
 class Edge:
-    tick: int
+    us: int  # the Pi's clock, unwrapped to 64 bits
     level: int
 
 
 class EdgeCapture:
     """Every edge pigpio reports on one GPIO, with a way to wait for the N-th."""
 
-    def __init__(self, pi: pigpio.pi, gpio: int, edge: int = pigpio.EITHER_EDGE) -> None:
+    def __init__(self, pi: pigpio.pi, gpio: int, unwrap: TickUnwrapper,
+                 edge: int = pigpio.EITHER_EDGE) -> None:
         self.gpio = gpio
         self.edges: list[Edge] = []
-        self.since: int | None = None  # edges older than this tick belong to set-up
+        self.since: int | None = None  # edges older than this (µs) belong to set-up
+        self._unwrap = unwrap
         self._cond = threading.Condition()
         self._cb = pi.callback(gpio, edge, self._on_edge)
 
     def _on_edge(self, gpio: int, level: int, tick: int) -> None:
         if level > 1:  # watchdog timeout report, not an edge
             return
+        us = self._unwrap(tick)
         with self._cond:
-            if self.since is not None and tick_diff(tick, self.since) < 0:
+            if self.since is not None and us < self.since:
                 return
-            self.edges.append(Edge(tick, level))
+            self.edges.append(Edge(us, level))
             self._cond.notify_all()
 
     def count(self) -> int:
@@ -98,6 +97,7 @@ class PiDriver:
         self.broken = ""  # why the link is out of step, until it is re-established
         self.reconnects = 0
         self.last_pulse_at = 0.0  # host monotonic time of the last stimulus sent
+        self.unwrap = TickUnwrapper()  # one timeline for both wires, across reconnects
         self._connect()
 
     def _connect(self) -> None:
@@ -112,8 +112,9 @@ class PiDriver:
             self.pi.set_pull_up_down(self.ack_gpio, pigpio.PUD_OFF)
             if self.reset_gpio is not None:  # released: the board's pull-up holds RUN high
                 self.pi.set_mode(self.reset_gpio, pigpio.INPUT)
-            self.stimulus = EdgeCapture(self.pi, self.stimulus_gpio, pigpio.RISING_EDGE)
-            self.ack = EdgeCapture(self.pi, self.ack_gpio, pigpio.EITHER_EDGE)
+            self.stimulus = EdgeCapture(self.pi, self.stimulus_gpio, self.unwrap,
+                                        pigpio.RISING_EDGE)
+            self.ack = EdgeCapture(self.pi, self.ack_gpio, self.unwrap, pigpio.EITHER_EDGE)
 
     def ensure_link(self) -> None:
         """Before a scenario: a link left out of step by a failed call is replaced by a new
@@ -151,7 +152,7 @@ class PiDriver:
         """Start a fresh capture now: edges stamped before this tick (pin set-up whose
         notification is still in flight) are not counted."""
         with self.guard("read the current tick"):
-            now = self.pi.get_current_tick()
+            now = self.unwrap(self.pi.get_current_tick())
         self.stimulus.clear(now)
         self.ack.clear(now)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.analysis import Observation
-from harness.pi import PiDriver, tick_diff
+from harness.pi import PiDriver
 from harness.protocol import LogParser
 from harness.target import Target
 
@@ -93,8 +93,8 @@ def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
     overhead = {"setup_s": round(b.ready_s, 4), "readout_s": round(time.monotonic() - t_end, 4)}
     return Observation(
         scenario=obs_scenario, kind=kind, log=parser.log,
-        stim_ticks=[e.tick for e in b.pi.stimulus.edges],
-        ack_ticks=[e.tick for e in b.pi.ack.edges],
+        stim_us=[e.us for e in b.pi.stimulus.edges],
+        ack_us=[e.us for e in b.pi.ack.edges],
         error_output=err, steps=steps or [], overhead=overhead,
     )
 
@@ -147,9 +147,8 @@ def run_coalesce(b: BenchHandle, kind: str, burst: int = 8, period_us: int = 500
 
 def _wait_wake_after_last_pulse(b: BenchHandle, timeout_s: float) -> bool:
     """Event wait until the Pi sees an ack edge later than the last stimulus edge."""
-    last = b.pi.stimulus.edges[-1].tick if b.pi.stimulus.edges else 0
-    return b.pi.ack.wait_until(
-        lambda edges: any(tick_diff(e.tick, last) > 0 for e in edges[-4:]), timeout_s)
+    last = b.pi.stimulus.edges[-1].us if b.pi.stimulus.edges else 0
+    return b.pi.ack.wait_until(lambda edges: any(e.us > last for e in edges[-4:]), timeout_s)
 
 
 def run_stress(b: BenchHandle, kind: str, busy_slice_us: int = 300) -> Observation:

@@ -100,3 +100,12 @@ def test_isolated_checks_cannot_pass_vacuously():
     assert a.check_counts_reconcile(no_irq)  # and the counts say so too
     nothing_sent = make_obs([], [], stim=[])
     assert "nothing was tested" in a.check_isolated(nothing_sent, 200)[0]
+
+
+def test_pi_ticks_leave_the_driver_unwrapped_across_a_32_bit_wrap():
+    from harness.ticks import TickUnwrapper
+
+    unwrap = TickUnwrapper()
+    ticks = [0xFFFF_FF00, 0xFFFF_FFF0, 0x0000_0010, 0x0000_0100, 0x0000_00F0]
+    assert [unwrap(t) for t in ticks] == [0xFFFF_FF00, 0xFFFF_FFF0, 0x1_0000_0010,
+                                          0x1_0000_0100, 0x1_0000_00F0]

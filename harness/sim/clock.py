@@ -7,7 +7,7 @@ carries one timestamp from wherever it was made to wherever it lands.
 
 import time
 
-TICK_MASK = 0xFFFFFFFF
+from harness.ticks import TICK_MASK, tick_diff  # noqa: F401  (the sim's users import them here)
 
 
 def now_us() -> int:
@@ -18,9 +18,3 @@ def now_us() -> int:
 def tick() -> int:
     """Current pigpio tick: monotonic µs wrapped to 32 bits."""
     return now_us() & TICK_MASK
-
-
-def tick_diff(later: int, earlier: int) -> int:
-    """Signed difference of two 32-bit ticks, correct across one wrap."""
-    d = (later - earlier) & TICK_MASK
-    return d - (1 << 32) if d & 0x80000000 else d
