@@ -22,7 +22,7 @@ import pigpio
 
 from harness.config import load_config
 from harness.sim.bench import SimBench
-from harness.stats import summary
+from harness.stats import QUANTILE_NAMES, summary
 from harness.target import Target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def fmt(values: list[float]) -> str:
     s = summary(values)
-    return f"p50 {s['p50']:.0f}, p90 {s['p90']:.0f}, p99 {s['p99']:.0f}, max {s['max']:.0f}"
+    return ", ".join(f"{q} {s[q]:.0f}" for q in QUANTILE_NAMES)
 
 
 def startup(target) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.charts import cdf_svg
 from harness.config import CompareConfig
 from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
-from harness.stats import ShiftTest, shift_test, summary
+from harness.stats import QUANTILE_NAMES, ShiftTest, shift_test, summary
 
 COMPLETE_VERDICTS = ("pass", "fail")  # a run that ran everything it was asked to
 FAILING = ("failed", "xfailed")  # xfailed: failed, under a declared known issue
@@ -260,7 +260,7 @@ def render_compare(r: CompareResult) -> str:
         cells = "".join(
             f"<td class='num' data-metric='{q}' data-kind='{escape(row.kind)}' "
             f"data-series='{row.metric}'>{row.base[q]:.0f} → {row.new[q]:.0f} "
-            f"({row.new[q] - row.base[q]:+.0f})</td>" for q in ("p50", "p90", "p99", "max"))
+            f"({row.new[q] - row.base[q]:+.0f})</td>" for q in QUANTILE_NAMES)
         flag = "REGRESSION" if row.test.regression else "ok"
         lat_rows.append(f"<tr><td>{escape(row.target)}</td><td>{escape(row.kind)}</td>"
                         f"<td>{row.metric}</td>{cells}<td class='num'>{row.test.p_value:.3g}</td>"

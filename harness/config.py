@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from harness.sources import IRQ_SOURCES
+from harness.stats import QUANTILE_NAMES
+
 
 class ConfigError(Exception):
     """A config problem: one line, with file:line, the key path and what to do."""
@@ -75,7 +78,7 @@ class TargetConfig:
     irq_wake: str = "schedule"
     irq_latency_us: int = 0
     irq_jitter_us: int = 0
-    irq_kinds: tuple[str, ...] = ("hard", "soft", "thread")
+    irq_kinds: tuple[str, ...] = IRQ_SOURCES
     second_waiter: str = "second-wins"
     known_issues: dict[str, str] = field(default_factory=dict)  # "test[kind]" -> why
 
@@ -122,7 +125,7 @@ ENUMS = {
     "irq_wake": ("schedule", "poll"),
     "second_waiter": ("second-wins", "first-wins", "both-wake", "raises"),
 }
-IRQ_KINDS = ("hard", "soft", "thread")
+IRQ_KINDS = IRQ_SOURCES
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "pigpio", "serial", "wiring", "budgets",
                "known_issues"}
@@ -136,7 +139,7 @@ SUBKEYS = {
     "ack": {"board_pin", "pi_gpio"},
     "reset": {"pi_gpio", "board_pin"},
     "budgets": {"latency_us", "wake_timeout_ms", "device_timeout_s"},
-    "latency_us": {"p50", "p90", "p99", "max"},
+    "latency_us": set(QUANTILE_NAMES),
     "compare": {"alpha", "effect_floor_us", "min_effect_size"},
 }
 TOP_KEYS = {"version", "targets", "defaults", "compare"}
@@ -480,8 +483,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             lm = L.mapping(bm["latency_us"], f"{bk}.latency_us", SUBKEYS["latency_us"])
             for q, v in lm.items():
                 lat[q] = L.number(v, f"{bk}.latency_us.{q}")
-            order = ["p50", "p90", "p99", "max"]
-            for a, b in zip(order, order[1:], strict=False):
+            for a, b in zip(QUANTILE_NAMES, QUANTILE_NAMES[1:], strict=False):
                 if lat[a] > lat[b]:
                     line = (lm.get(b) or lm.get(a) or bm["latency_us"]).line
                     raise L.fail(line, f"{bk}.latency_us", f"{a} ({lat[a]:g}) > {b} ({lat[b]:g}); "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.charts import cdf_svg, histogram_svg, timeline_svg
 from harness.results import SCHEMA_PATH
-from harness.stats import summary
+from harness.stats import QUANTILE_NAMES, summary
 
 METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
            ("edge_to_ack_us", "stimulus edge → ack edge (Pi clock)"))
@@ -129,11 +129,10 @@ def _latency(doc: dict) -> str:
                 continue
             s = summary(metrics[m])
             cells = "".join(f'<td class="num" data-metric="{q}" data-kind="{escape(kind)}" '
-                            f'data-series="{m}">{s[q]:.0f}</td>' for q in ("p50", "p90", "p99",
-                                                                          "max"))
+                            f'data-series="{m}">{s[q]:.0f}</td>' for q in QUANTILE_NAMES)
             rows.append(f"<tr><td>{escape(label)}</td><td class='num'>{s['n']}</td>{cells}</tr>")
         out.append(f"<h3>{escape(target)} — {escape(kind)} IRQ</h3>")
-        out.append(_table(["metric", "samples", "p50 µs", "p90 µs", "p99 µs", "max µs"], rows))
+        out.append(_table(["metric", "samples", *(f"{q} µs" for q in QUANTILE_NAMES)], rows))
         charts = [histogram_svg(metrics["irq_to_wake_us"] or metrics["edge_to_ack_us"],
                                 f"{kind}: histogram of IRQ → wake")]
         series = {label: metrics[m] for m, label in METRICS if metrics[m]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0))
+QUANTILE_NAMES = tuple(name for name, _ in QUANTILES)  # budgets, tables, compare: this order
 
 
 def percentile(values: list[float], q: float) -> float:

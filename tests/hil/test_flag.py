@@ -7,8 +7,9 @@ import pytest
 
 from harness import analysis as a
 from harness import scenarios as s
+from harness.sources import IRQ_SOURCES, LOOP_SOURCES
 
-KINDS = ["hard", "soft", "thread"]
+KINDS = list(IRQ_SOURCES)
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
@@ -95,7 +96,7 @@ def test_second_waiter_behaviour(flag_bench, verdict, irq_kind, target_config):
     verdict(obs, fails, details=seen)
 
 
-@pytest.mark.parametrize("irq_kind", ["loop", "schedule"])
+@pytest.mark.parametrize("irq_kind", list(LOOP_SOURCES))
 @pytest.mark.scenario("set_source")
 def test_set_from_loop_and_schedule(flag_bench, verdict, irq_kind):
     """set() called from the loop itself, and from a micropython.schedule callback."""
