@@ -57,13 +57,13 @@ def latency_error(pulses: int = 200) -> None:
                                  irq_latency_us=INJECTED_US)
     w = target.wiring
     with tempfile.TemporaryDirectory() as flash, SimBench(target, flash_dir=Path(flash)) as b:
-        pi = PiDriver(*b.pigpio_address, w.stimulus_pi_gpio, w.ack_pi_gpio)
+        pi = PiDriver(*b.pigpio_address, w)
         t = Target(b.serial_port)
         try:
             t.soft_reset()
             t.upload()
-            h = BenchHandle(pi=pi, target=t, stim_pin=w.stimulus_board_pin,
-                            ack_pin=w.ack_board_pin, wake_timeout_ms=200, device_timeout_s=10)
+            h = BenchHandle(pi=pi, target=t, wiring=w, wake_timeout_ms=200,
+                            device_timeout_s=10)
             obs = run_isolated(h, "latency", "hard", n=pulses, gap_ms=(1.0, 4.0))
         finally:
             t.close()

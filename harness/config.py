@@ -22,13 +22,18 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Wire:
+    """One jumper between a Pi GPIO and a board pin (a number, or a name like "GP2"/"RUN")."""
+
+    pi_gpio: int
+    board_pin: int | str
+
+
+@dataclass(frozen=True)
 class Wiring:
-    stimulus_pi_gpio: int
-    stimulus_board_pin: int | str
-    ack_board_pin: int | str
-    ack_pi_gpio: int
-    reset_pi_gpio: int | None = None  # optional: Pi GPIO on the board's RUN/EN (reset) pin
-    reset_board_pin: int | str | None = None
+    stimulus: Wire  # Pi output -> board IRQ pin
+    ack: Wire  # board output -> Pi input
+    reset: Wire | None = None  # optional: Pi GPIO on the board's RUN/EN pin
 
 
 @dataclass(frozen=True)
@@ -93,13 +98,8 @@ class TargetConfig:
                 return [conv(x) for x in v]
             return v
         d = conv(dataclasses.asdict(self))
-        w = self.wiring
-        d["wiring"] = {
-            "stimulus": {"pi_gpio": w.stimulus_pi_gpio, "board_pin": w.stimulus_board_pin},
-            "ack": {"board_pin": w.ack_board_pin, "pi_gpio": w.ack_pi_gpio},
-        }
-        if w.reset_pi_gpio is not None:
-            d["wiring"]["reset"] = {"pi_gpio": w.reset_pi_gpio, "board_pin": w.reset_board_pin}
+        if d["wiring"]["reset"] is None:
+            del d["wiring"]["reset"]
         return d
 
 
@@ -472,7 +472,8 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             raise L.fail(rm["board_pin"].line, f"{rk}.board_pin",
                          f"board pin {r_pin!r} is already wired to the "
                          f"{'stimulus' if r_pin == s_pin else 'ack'}; use the board's RUN/EN pin")
-    kw["wiring"] = Wiring(s_gpio, s_pin, a_pin, a_gpio, r_gpio, r_pin)
+    kw["wiring"] = Wiring(Wire(s_gpio, s_pin), Wire(a_gpio, a_pin),
+                          Wire(r_gpio, r_pin) if r_gpio is not None else None)
 
     lat = dict(LATENCY_DEFAULT)
     wake_ms, dev_s = 200.0, 10.0
@@ -516,10 +517,11 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
         if t.kind != "serial":
             continue
         node = tn.value[i]
-        for role, gpio in (("stimulus", t.wiring.stimulus_pi_gpio),
-                           ("ack", t.wiring.ack_pi_gpio), ("reset", t.wiring.reset_pi_gpio)):
-            if gpio is None:
+        for role in ("stimulus", "ack", "reset"):
+            wire = getattr(t.wiring, role)
+            if wire is None:
                 continue
+            gpio = wire.pi_gpio
             key = (t.pigpio.host, t.pigpio.port, gpio)
             if key in gpios:
                 raise L.fail(_line_of(node, "wiring", role, "pi_gpio"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pigpio
 
+from harness.config import Wiring
 from harness.ticks import TickUnwrapper
 from harness.verdict import BenchFault
 
@@ -85,13 +86,13 @@ class PiDriver:
     failed call the link is out of step (a late answer would be read as the next one's), so
     it is marked broken and `ensure_link()` reconnects and re-applies the GPIO set-up."""
 
-    def __init__(self, host: str, port: int, stimulus_gpio: int, ack_gpio: int,
-                 connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0,
-                 reset_gpio: int | None = None) -> None:
+    def __init__(self, host: str, port: int, wiring: Wiring,
+                 connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
         self.host, self.port = host, port
-        self.stimulus_gpio = stimulus_gpio
-        self.ack_gpio = ack_gpio
-        self.reset_gpio = reset_gpio
+        self.wiring = wiring
+        self.stimulus_gpio = wiring.stimulus.pi_gpio
+        self.ack_gpio = wiring.ack.pi_gpio
+        self.reset_gpio = wiring.reset.pi_gpio if wiring.reset else None
         self.connect_timeout_s = connect_timeout_s
         self.command_timeout_s = command_timeout_s
         self.broken = ""  # why the link is out of step, until it is re-established

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.analysis import Observation
+from harness.config import Wiring
 from harness.pi import PiDriver
 from harness.protocol import LogParser
 from harness.target import Target
@@ -29,8 +30,7 @@ class BenchHandle:
 
     pi: PiDriver
     target: Target
-    stim_pin: int | str
-    ack_pin: int | str
+    wiring: Wiring
     wake_timeout_ms: float
     device_timeout_s: float
     hard_irq: bool = True  # esp32: no hard IRQs
@@ -69,8 +69,9 @@ def _progress(b: BenchHandle, **kw: int) -> None:
 def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogParser:
     b.started_at = time.monotonic()
     b.target.soft_reset()
-    p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.stim_pin,
-         "ack_pin": b.ack_pin, "hard_ok": b.hard_irq, "settle_ms": int(b.wake_timeout_ms),
+    p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.wiring.stimulus.board_pin,
+         "ack_pin": b.wiring.ack.board_pin, "hard_ok": b.hard_irq,
+         "settle_ms": int(b.wake_timeout_ms),
          **params}
     parser = b.parser = LogParser()
     b.waiter_exit = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from harness.config import Wiring
 from harness.pi import BenchError, PiDriver
 from harness.target import Target
 
@@ -29,9 +30,10 @@ _wc_ack = Pin({ack!r}, Pin.OUT, value=0)
 """
 
 
-def check_wiring(target: Target, pi: PiDriver, stim_pin: int | str, ack_pin: int | str,
+def check_wiring(target: Target, pi: PiDriver, wiring: Wiring,
                  timeout_s: float = 2.0) -> dict[str, str]:
     """Raise BenchError naming the wire that does not carry edges; return what was seen."""
+    stim_pin, ack_pin = wiring.stimulus.board_pin, wiring.ack.board_pin
     target.soft_reset()
     target.exec(BOARD_SETUP.format(stim=stim_pin, ack=ack_pin))
     pi.reset_capture()

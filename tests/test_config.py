@@ -55,7 +55,7 @@ def test_shipped_config_is_the_simulated_bench():
     rig = load_config(REPO / "rig_config.yaml")
     assert [t.kind for t in rig.targets][0] == "sim"
     t = rig.targets[0]
-    assert (t.wiring.stimulus_pi_gpio, t.wiring.ack_pi_gpio) == (17, 27)
+    assert (t.wiring.stimulus.pi_gpio, t.wiring.ack.pi_gpio) == (17, 27)
     assert t.budgets.latency_us["p50"] <= t.budgets.latency_us["p99"]
 
 
@@ -261,7 +261,7 @@ def test_pi_gpio_outside_pigpio_bank_1(tmp_path):
     assert error_of(tmp_path, reset).startswith(
         "rig.yaml:8: targets[0].wiring.reset.pi_gpio: the reset wire's Pi GPIO 32 is outside")
     ok = SIM.replace("pi_gpio: 17", "pi_gpio: 0").replace("pi_gpio: 27", "pi_gpio: 31")
-    assert load_text(tmp_path, ok).targets[0].wiring.ack_pi_gpio == 31
+    assert load_text(tmp_path, ok).targets[0].wiring.ack.pi_gpio == 31
 
 
 def test_one_board_pin_spelled_two_ways_on_two_wires(tmp_path):
@@ -276,7 +276,7 @@ def test_one_board_pin_spelled_two_ways_on_two_wires(tmp_path):
     ok = SIM.replace("board_pin: 3", "board_pin: X2") + \
         "      reset: {pi_gpio: 22, board_pin: GP2}\n"
     w = load_text(tmp_path, ok).targets[0].wiring
-    assert (w.stimulus_board_pin, w.ack_board_pin, w.reset_board_pin) == (2, "X2", "GP2")
+    assert (w.stimulus.board_pin, w.ack.board_pin, w.reset.board_pin) == (2, "X2", "GP2")
     clash = SIM + "      reset: {pi_gpio: 22, board_pin: 3}\n"
     assert error_of(tmp_path, clash) == (
         "rig.yaml:8: targets[0].wiring.reset.board_pin: board pin 3 is already wired to the "

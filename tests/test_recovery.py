@@ -25,10 +25,9 @@ WEDGE = "while True:\n    try:\n        while True:\n            pass\n" \
 def wired(tmp_path):
     target = load_config(REPO / "rig_config.yaml").targets[0]
     w = target.wiring
-    assert w.reset_pi_gpio is not None
+    assert w.reset is not None
     with SimBench(target, flash_dir=tmp_path) as bench:
-        pi = PiDriver(*bench.pigpio_address, w.stimulus_pi_gpio, w.ack_pi_gpio,
-                      reset_gpio=w.reset_pi_gpio)
+        pi = PiDriver(*bench.pigpio_address, w)
         t = Target(bench.serial_port, timeout_s=2)
         try:
             yield bench, pi, t

@@ -39,11 +39,11 @@ class SimBench:
         w = target.wiring
         self.target = target
         self.wiring = [
-            (w.stimulus_pi_gpio, board_pin_number(w.stimulus_board_pin), "to_board"),
-            (w.ack_pi_gpio, board_pin_number(w.ack_board_pin), "from_board"),
+            (w.stimulus.pi_gpio, board_pin_number(w.stimulus.board_pin), "to_board"),
+            (w.ack.pi_gpio, board_pin_number(w.ack.board_pin), "from_board"),
         ]
-        if w.reset_pi_gpio is not None:  # to the board's RUN pin, not a machine.Pin
-            self.wiring.append((w.reset_pi_gpio, -1, "reset"))
+        if w.reset is not None:  # to the board's RUN pin, not a machine.Pin
+            self.wiring.append((w.reset.pi_gpio, -1, "reset"))
         exe = find_executable(target.firmware.executable)
         self.firmware = Firmware(exe, target.firmware.overlay)
         self._own_flash = flash_dir is None
