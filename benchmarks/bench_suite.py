@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.analysis import timeline
 from harness.config import load_config
 from harness.pi import PiDriver
-from harness.scenarios import BenchHandle, run_isolated
+from harness.scenarios import SUITE, BenchHandle, run_isolated
 from harness.sim.bench import SimBench
 from harness.target import Target
 from harness.ticks import TICK_MASK, tick_diff
@@ -64,7 +64,7 @@ def latency_error(pulses: int = 200) -> None:
             t.upload()
             h = BenchHandle(pi=pi, target=t, wiring=w, wake_timeout_ms=200,
                             device_timeout_s=10)
-            obs = run_isolated(h, "latency", "hard", n=pulses, gap_ms=(1.0, 4.0))
+            obs = run_isolated(h, SUITE["test_latency"], "hard", n=pulses, gap_ms=(1.0, 4.0))
         finally:
             t.close()
             pi.close()

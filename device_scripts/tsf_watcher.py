@@ -6,7 +6,8 @@
 # Timed sections never print. IRQ and wake timestamps go into preallocated arrays
 # (microseconds since arming, board clock); logs go out afterwards via tsf_log.
 #
-# Set sources ("kinds"): the stimulus pin's IRQ always counts and timestamps the edge;
+# Set sources (where flag.set() is called; "source" in the parameters): the stimulus pin's
+# IRQ always counts and timestamps the edge;
 #   hard     - hard IRQ handler calls flag.set()
 #   soft     - soft IRQ handler (micropython.schedule by the port) calls flag.set()
 #   thread   - IRQ counts; a _thread notices the new count and calls flag.set()
@@ -106,14 +107,14 @@ async def _setter_task():
         await asyncio.sleep_ms(1)
 
 
-set_kind = ""
+set_source = ""
 
 
 def sets_caught_up():
     """Every IRQ so far has reached flag.set(), also for the set sources that defer it."""
-    if set_kind in ("thread", "loop"):
+    if set_source in ("thread", "loop"):
         return seen_by_setter == n_irq
-    if set_kind == "schedule":
+    if set_source == "schedule":
         return n_deferred_set >= n_irq
     return True
 
@@ -121,7 +122,7 @@ def sets_caught_up():
 def arm(p):
     """Create the flag, arrays and pins, then enable the IRQ for the requested set source."""
     global CAP, T0, flag, ack, ack_level, irq_t, wake_t, wake_n, n_irq, n_wake
-    global busy_after_wake_us, running, seen_by_setter, stim, n_deferred_set, n_late, set_kind
+    global busy_after_wake_us, running, seen_by_setter, stim, n_deferred_set, n_late, set_source
     CAP = p.get("cap", 256)
     irq_t = array("i", [0] * CAP)
     wake_t = array("i", [0] * CAP)
@@ -133,22 +134,22 @@ def arm(p):
     ack_level = 0
     ack = Pin(p["ack_pin"], Pin.OUT, value=0)
     stim = Pin(p["stim_pin"], Pin.IN, Pin.PULL_DOWN)
-    kind = p["kind"]
-    set_kind = kind
+    source = p["source"]
+    set_source = source
     T0 = ticks_us()
-    if kind == "hard":
+    if source == "hard":
         stim.irq(isr_set, Pin.IRQ_RISING, hard=True)
-    elif kind == "soft":
+    elif source == "soft":
         stim.irq(isr_set, Pin.IRQ_RISING)
-    elif kind == "schedule":
+    elif source == "schedule":
         stim.irq(isr_schedule, Pin.IRQ_RISING, hard=p.get("hard_ok", True))
     else:
         stim.irq(isr_count, Pin.IRQ_RISING, hard=p.get("hard_ok", True))
-        if kind == "thread":
+        if source == "thread":
             import _thread
 
             _thread.start_new_thread(_setter_thread, ())
-        elif kind == "loop":
+        elif source == "loop":
             asyncio.create_task(_setter_task())
     return stim
 
@@ -324,7 +325,7 @@ async def sc_watch(p, host):
     return {}
 
 
-async def sc_spurious(p, host):
+async def sc_early_sets(p, host):
     """Pulses arrive before the watcher is ready; optionally clear() before the first wait."""
     arm(p)
     ready()
@@ -417,7 +418,7 @@ async def sc_cancel(p, host):
 
 SCENARIOS = {
     "watch": sc_watch,
-    "spurious": sc_spurious,
+    "early_sets": sc_early_sets,
     "fanout": sc_fanout,
     "second_waiter": sc_second_waiter,
     "cancel": sc_cancel,
@@ -427,7 +428,7 @@ SCENARIOS = {
 def run(p):
     """Entry point the host calls after a soft reboot."""
     tsf_log.reset()
-    tsf_log.emit("HELLO", {"proto": 1, "scenario": p["scenario"], "kind": p["kind"]})
+    tsf_log.emit("HELLO", {"proto": 1, "scenario": p["scenario"], "source": p["source"]})
     tsf_log.emit("ID", tsf_identity.identity())
     host = Host()
 

@@ -20,7 +20,7 @@ class Observation:
     """Everything one scenario run saw, from both ends of the wires."""
 
     scenario: str
-    kind: str
+    source: str  # where flag.set() was called from (harness.sources)
     log: DeviceLog
     stim_us: list[int]
     ack_us: list[int]
@@ -104,7 +104,7 @@ def scheduler_overflow(obs: Observation) -> int:
     c = obs.counts
     short = c["pi_edges"] - c["irqs"]
     dropped = (obs.log.first("COUNT") or {}).get("dropped")
-    if obs.kind != "soft" or short <= 0 or (dropped is not None and dropped != short):
+    if obs.source != "soft" or short <= 0 or (dropped is not None and dropped != short):
         return 0
     return short
 

@@ -18,6 +18,31 @@ from harness.pi import PiDriver
 from harness.protocol import LogParser
 from harness.target import Target
 
+
+@dataclass(frozen=True)
+class Scenario:
+    """One clause of the contract as the suite runs it: the name results.json and compare
+    use, and the device-side scenario (tsf_watcher.SCENARIOS) that runs it."""
+
+    name: str
+    device: str
+
+
+# test function -> its scenario: the one place a test is tied to what it runs and reports
+SUITE: dict[str, Scenario] = {
+    "test_wake": Scenario("wake", "watch"),
+    "test_auto_reset": Scenario("auto_reset", "watch"),
+    "test_coalesce_no_lost_wakeup": Scenario("coalesce", "watch"),
+    "test_pending_set_is_remembered": Scenario("pending_set", "early_sets"),
+    "test_clear_discards_pending_set": Scenario("clear", "early_sets"),
+    "test_one_waiter_fanout": Scenario("fanout", "fanout"),
+    "test_second_waiter_behaviour": Scenario("second_waiter", "second_waiter"),
+    "test_set_from_loop_and_schedule": Scenario("set_source", "watch"),
+    "test_cancellation": Scenario("cancellation", "cancel"),
+    "test_stress": Scenario("stress", "watch"),
+    "test_latency": Scenario("latency", "watch"),
+}
+
 # Stress steps: (pulse rate Hz, pulses). Rates step up to 5 kHz.
 STRESS_STEPS = [(100, 50), (500, 100), (1000, 100), (2000, 100), (5000, 100)]
 MAX_MISSES = 5  # isolated pulses in a row with no wake before a scenario stops early
@@ -66,10 +91,10 @@ def _progress(b: BenchHandle, **kw: int) -> None:
         b.progress(**kw)
 
 
-def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogParser:
+def _start(b: BenchHandle, sc: Scenario, source: str, **params) -> LogParser:
     b.started_at = time.monotonic()
     b.target.soft_reset()
-    p = {"scenario": device_scenario, "kind": kind, "stim_pin": b.wiring.stimulus.board_pin,
+    p = {"scenario": sc.device, "source": source, "stim_pin": b.wiring.stimulus.board_pin,
          "ack_pin": b.wiring.ack.board_pin, "hard_ok": b.hard_irq,
          "settle_ms": int(b.wake_timeout_ms),
          **params}
@@ -82,7 +107,7 @@ def _start(b: BenchHandle, device_scenario: str, kind: str, **params) -> LogPars
     return parser
 
 
-def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
+def _finish(b: BenchHandle, parser: LogParser, sc: Scenario, source: str,
             steps: list[int] | None = None, settle: bool = False) -> Observation:
     """End the scenario. With settle, the board is told how many pulses the Pi sent and
     ends its timed section only once it has handled them all and woken after the last (or
@@ -93,7 +118,7 @@ def _finish(b: BenchHandle, parser: LogParser, obs_scenario: str, kind: str,
     err = b.target.read_to_end(parser, b.readout_timeout_s)
     overhead = {"setup_s": round(b.ready_s, 4), "readout_s": round(time.monotonic() - t_end, 4)}
     return Observation(
-        scenario=obs_scenario, kind=kind, log=parser.log,
+        scenario=sc.name, source=source, log=parser.log,
         stim_us=[e.us for e in b.pi.stimulus.edges],
         ack_us=[e.us for e in b.pi.ack.edges],
         error_output=err, steps=steps or [], overhead=overhead,
@@ -124,24 +149,24 @@ def _quiet_window(b: BenchHandle) -> None:
         b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
 
 
-def run_isolated(b: BenchHandle, scenario: str, kind: str, n: int,
+def run_isolated(b: BenchHandle, sc: Scenario, source: str, n: int,
                  gap_ms: tuple[float, float] = (1.0, 3.0), **params) -> Observation:
-    parser = _start(b, "watch", kind, cap=max(n + 8, 64), **params)
+    parser = _start(b, sc, source, cap=max(n + 8, 64), **params)
     _isolated_pulses(b, n, gap_ms, seed=n)
     _quiet_window(b)
-    return _finish(b, parser, scenario, kind)
+    return _finish(b, parser, sc, source)
 
 
-def run_coalesce(b: BenchHandle, kind: str, burst: int = 8, period_us: int = 500,
-                 busy_ms: int = 20) -> Observation:
+def run_coalesce(b: BenchHandle, sc: Scenario, source: str, burst: int = 8,
+                 period_us: int = 500, busy_ms: int = 20) -> Observation:
     """One pulse wakes the waiter, which then blocks the loop while a burst arrives."""
-    parser = _start(b, "watch", kind, cap=64, busy_after_wake_us=busy_ms * 1000)
+    parser = _start(b, sc, source, cap=64, busy_after_wake_us=busy_ms * 1000)
     b.pi.pulse()
     b.pi.ack.wait_for(1, b.wake_timeout_ms / 1000)
     b.pi.burst(burst, period_us)
     _wait_wake_after_last_pulse(b, (busy_ms + b.wake_timeout_ms) / 1000)
     _quiet_window(b)
-    obs = _finish(b, parser, "coalesce", kind, settle=True)
+    obs = _finish(b, parser, sc, source, settle=True)
     obs.steps = [1, burst]
     return obs
 
@@ -152,21 +177,23 @@ def _wait_wake_after_last_pulse(b: BenchHandle, timeout_s: float) -> bool:
     return b.pi.ack.wait_until(lambda edges: any(e.us > last for e in edges[-4:]), timeout_s)
 
 
-def run_stress(b: BenchHandle, kind: str, busy_slice_us: int = 300) -> Observation:
+def run_stress(b: BenchHandle, sc: Scenario, source: str, busy_slice_us: int = 300
+               ) -> Observation:
     total = sum(n for _, n in STRESS_STEPS)
-    parser = _start(b, "watch", kind, cap=total + 8, busy_slice_us=busy_slice_us)
+    parser = _start(b, sc, source, cap=total + 8, busy_slice_us=busy_slice_us)
     for rate, n in STRESS_STEPS:
         b.pi.burst(n, 1_000_000 // rate)
         woke = _wait_wake_after_last_pulse(b, b.wake_timeout_ms / 1000)
         _progress(b, pulses=b.pi.stimulus.count(), wakes=b.pi.ack.count())
         if not woke and b.waiter_died():
             break
-    return _finish(b, parser, "stress", kind, steps=[n for _, n in STRESS_STEPS], settle=True)
+    return _finish(b, parser, sc, source, steps=[n for _, n in STRESS_STEPS], settle=True)
 
 
-def run_spurious(b: BenchHandle, kind: str, clear: bool, pre: int = 3) -> Observation:
+def run_early_sets(b: BenchHandle, sc: Scenario, source: str, clear: bool, pre: int = 3
+                   ) -> Observation:
     """Pulses before the watcher waits; then a quiet window; then one real pulse."""
-    parser = _start(b, "spurious", kind, cap=32, pre=pre, clear=clear)
+    parser = _start(b, sc, source, cap=32, pre=pre, clear=clear)
     b.pi.burst(pre, 1000)
     b.target.send(b"G")
     b.target.read_until_record(parser, "WAITING", b.device_timeout_s)
@@ -175,27 +202,28 @@ def run_spurious(b: BenchHandle, kind: str, clear: bool, pre: int = 3) -> Observ
     b.pi.pulse()
     b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
     _quiet_window(b)
-    return _finish(b, parser, "clear" if clear else "pending_set", kind)
+    return _finish(b, parser, sc, source)
 
 
-def run_fanout(b: BenchHandle, kind: str, n: int = 5, subscribers: int = 3) -> Observation:
-    parser = _start(b, "fanout", kind, cap=32, subscribers=subscribers)
+def run_fanout(b: BenchHandle, sc: Scenario, source: str, n: int = 5, subscribers: int = 3
+               ) -> Observation:
+    parser = _start(b, sc, source, cap=32, subscribers=subscribers)
     _isolated_pulses(b, n, (1.0, 2.0), seed=7)
     _quiet_window(b)
-    return _finish(b, parser, "fanout", kind)
+    return _finish(b, parser, sc, source)
 
 
-def run_second_waiter(b: BenchHandle, kind: str) -> Observation:
-    parser = _start(b, "second_waiter", kind, cap=8)
+def run_second_waiter(b: BenchHandle, sc: Scenario, source: str) -> Observation:
+    parser = _start(b, sc, source, cap=8)
     _isolated_pulses(b, 2, (1.0, 2.0), seed=3)
-    return _finish(b, parser, "second_waiter", kind)
+    return _finish(b, parser, sc, source)
 
 
-def run_cancel(b: BenchHandle, kind: str, n: int = 3) -> Observation:
-    parser = _start(b, "cancel", kind, cap=16)
+def run_cancel(b: BenchHandle, sc: Scenario, source: str, n: int = 3) -> Observation:
+    parser = _start(b, sc, source, cap=16)
     _isolated_pulses(b, n, (1.0, 2.0), seed=5)
     _quiet_window(b)
-    return _finish(b, parser, "cancellation", kind)
+    return _finish(b, parser, sc, source)
 
 
 def classify_second_waiter(events: list[list]) -> dict:

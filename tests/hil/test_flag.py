@@ -13,34 +13,32 @@ KINDS = list(IRQ_SOURCES)
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("wake")
-def test_wake(flag_bench, verdict, irq_kind):
+def test_wake(flag_bench, scenario, verdict, irq_kind):
     """Each isolated pulse wakes the waiter exactly once; no wake without a pulse."""
-    obs = s.run_isolated(flag_bench, "wake", irq_kind, n=20)
+    obs = s.run_isolated(flag_bench, scenario, irq_kind, n=20)
     verdict(obs, a.check_counts_reconcile(obs)
             + a.check_isolated(obs, flag_bench.wake_timeout_ms))
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("auto_reset")
-def test_auto_reset(flag_bench, verdict, irq_kind):
+def test_auto_reset(flag_bench, scenario, verdict, irq_kind):
     """After wait() returns, the next wait() blocks until the next pulse."""
-    obs = s.run_isolated(flag_bench, "auto_reset", irq_kind, n=10, gap_ms=(4.0, 6.0))
+    obs = s.run_isolated(flag_bench, scenario, irq_kind, n=10, gap_ms=(4.0, 6.0))
     verdict(obs, a.check_counts_reconcile(obs) + a.check_no_wake_without_set(obs)
             + a.check_not_more_wakes_than_sets(obs)
             + a.check_isolated(obs, flag_bench.wake_timeout_ms))
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("coalesce")
-def test_coalesce_no_lost_wakeup(flag_bench, verdict, irq_kind):
+def test_coalesce_no_lost_wakeup(flag_bench, scenario, verdict, irq_kind):
     """A burst while the waiter is busy wakes it at least once after the last pulse and
     never more often than it was set; the board counted every edge the Pi sent."""
     busy_ms = 20
     # soft IRQs queue in micropython.schedule (4 deep on the unix port, 8 on rp2/esp32/stm32):
     # a burst that fits tests the flag, not the queue (stress covers overflow)
     burst = 3 if irq_kind == "soft" else 8
-    obs = s.run_coalesce(flag_bench, irq_kind, burst=burst, period_us=500, busy_ms=busy_ms)
+    obs = s.run_coalesce(flag_bench, scenario, irq_kind, burst=burst, period_us=500,
+                         busy_ms=busy_ms)
     fails = a.check_counts_reconcile(obs) + a.check_last_set_wakes(obs, [1, 1 + burst])
     fails += a.check_not_more_wakes_than_sets(obs)
     if irq_kind != "thread":
@@ -50,29 +48,26 @@ def test_coalesce_no_lost_wakeup(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("pending_set")
-def test_pending_set_is_remembered(flag_bench, verdict, irq_kind):
+def test_pending_set_is_remembered(flag_bench, scenario, verdict, irq_kind):
     """Pulses before the watcher waits make its first wait() return at once."""
-    obs = s.run_spurious(flag_bench, irq_kind, clear=False, pre=3)
+    obs = s.run_early_sets(flag_bench, scenario, irq_kind, clear=False, pre=3)
     verdict(obs, a.check_pending(obs, pre=3, cleared=False, wake_timeout_ms=50),
             details=obs.result)
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("clear")
-def test_clear_discards_pending_set(flag_bench, verdict, irq_kind):
+def test_clear_discards_pending_set(flag_bench, scenario, verdict, irq_kind):
     """After clear(), wait() blocks until the next real pulse."""
-    obs = s.run_spurious(flag_bench, irq_kind, clear=True, pre=3)
+    obs = s.run_early_sets(flag_bench, scenario, irq_kind, clear=True, pre=3)
     verdict(obs, a.check_pending(obs, pre=3, cleared=True, wake_timeout_ms=50),
             details=obs.result)
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("fanout")
-def test_one_waiter_fanout(flag_bench, verdict, irq_kind):
+def test_one_waiter_fanout(flag_bench, scenario, verdict, irq_kind):
     """One owner task fanning out through asyncio.Event wakes all subscribers every pulse."""
     n, k = 5, 3
-    obs = s.run_fanout(flag_bench, irq_kind, n=n, subscribers=k)
+    obs = s.run_fanout(flag_bench, scenario, irq_kind, n=n, subscribers=k)
     hits = obs.result.get("subscriber_wakes", [])
     fails = a.check_isolated(obs, flag_bench.wake_timeout_ms)
     if hits != [n] * k:
@@ -81,10 +76,9 @@ def test_one_waiter_fanout(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", ["hard"])
-@pytest.mark.scenario("second_waiter")
-def test_second_waiter_behaviour(flag_bench, verdict, irq_kind, target_config):
+def test_second_waiter_behaviour(flag_bench, scenario, verdict, irq_kind, target_config):
     """A second concurrent wait() is unsupported; what this firmware does must not change."""
-    obs = s.run_second_waiter(flag_bench, irq_kind)
+    obs = s.run_second_waiter(flag_bench, scenario, irq_kind)
     seen = s.classify_second_waiter(obs.result.get("events", []))
     expected = target_config.second_waiter
     fails = []
@@ -97,19 +91,17 @@ def test_second_waiter_behaviour(flag_bench, verdict, irq_kind, target_config):
 
 
 @pytest.mark.parametrize("irq_kind", list(LOOP_SOURCES))
-@pytest.mark.scenario("set_source")
-def test_set_from_loop_and_schedule(flag_bench, verdict, irq_kind):
+def test_set_from_loop_and_schedule(flag_bench, scenario, verdict, irq_kind):
     """set() called from the loop itself, and from a micropython.schedule callback."""
-    obs = s.run_isolated(flag_bench, "set_source", irq_kind, n=10)
+    obs = s.run_isolated(flag_bench, scenario, irq_kind, n=10)
     verdict(obs, a.check_counts_reconcile(obs)
             + a.check_isolated(obs, flag_bench.wake_timeout_ms))
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("cancellation")
-def test_cancellation(flag_bench, verdict, irq_kind):
+def test_cancellation(flag_bench, scenario, verdict, irq_kind):
     """A cancelled waiter and a timed-out wait_for leave the flag working for the next waiter."""
-    obs = s.run_cancel(flag_bench, irq_kind, n=3)
+    obs = s.run_cancel(flag_bench, scenario, irq_kind, n=3)
     r = obs.result
     fails = []
     if not r.get("cancelled"):
@@ -121,10 +113,9 @@ def test_cancellation(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("stress")
-def test_stress(flag_bench, verdict, irq_kind):
+def test_stress(flag_bench, scenario, verdict, irq_kind):
     """Pulse rates stepping 100 Hz -> 5 kHz under a busy co-task: no crash, no lost wake-up."""
-    obs = s.run_stress(flag_bench, irq_kind)
+    obs = s.run_stress(flag_bench, scenario, irq_kind)
     overflow = a.scheduler_overflow(obs)
     fails = a.check_counts_reconcile(obs, allow_overflow=True)
     fails += a.check_not_more_wakes_than_sets(obs)
@@ -140,10 +131,9 @@ def test_stress(flag_bench, verdict, irq_kind):
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
-@pytest.mark.scenario("latency")
-def test_latency(flag_bench, verdict, irq_kind, target_config):
+def test_latency(flag_bench, scenario, verdict, irq_kind, target_config):
     """IRQ -> wake (board clock) and stimulus edge -> ack edge (Pi clock) within budget."""
-    obs = s.run_isolated(flag_bench, "latency", irq_kind, n=100, gap_ms=(1.0, 4.0))
+    obs = s.run_isolated(flag_bench, scenario, irq_kind, n=100, gap_ms=(1.0, 4.0))
     samples = a.latency_samples(obs)
     fails = a.check_isolated(obs, flag_bench.wake_timeout_ms)
     fails += a.check_latency(samples, target_config.budgets.latency_us)
