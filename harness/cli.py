@@ -23,6 +23,7 @@ def _die(msg: str) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    from harness.benches import BENCH_KINDS
     from harness.sim.bench import serve
     from harness.sim.firmware import FirmwareNotFound
 
@@ -31,7 +32,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if args.overlay:
             cfg = with_overlay(cfg, args.overlay)
         target = cfg.target(args.target) if args.target else cfg.targets[0]
-        if target.kind != "sim":
+        if not BENCH_KINDS[target.kind].simulated:
             return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
                         "pick a sim target with --target")
         return serve(target, pigpio_port=args.pigpio_port,

@@ -29,7 +29,7 @@ class CompareError(Exception):
 @dataclass
 class LatencyRow:
     target: str
-    kind: str
+    source: str  # set source (irq_kind in results.json)
     metric: str
     base: dict[str, float]
     new: dict[str, float]
@@ -258,16 +258,16 @@ def render_compare(r: CompareResult) -> str:
     lat_rows, charts = [], []
     for row in r.latency:
         cells = "".join(
-            f"<td class='num' data-metric='{q}' data-kind='{escape(row.kind)}' "
+            f"<td class='num' data-metric='{q}' data-kind='{escape(row.source)}' "
             f"data-series='{row.metric}'>{row.base[q]:.0f} → {row.new[q]:.0f} "
             f"({row.new[q] - row.base[q]:+.0f})</td>" for q in QUANTILE_NAMES)
         flag = "REGRESSION" if row.test.regression else "ok"
-        lat_rows.append(f"<tr><td>{escape(row.target)}</td><td>{escape(row.kind)}</td>"
+        lat_rows.append(f"<tr><td>{escape(row.target)}</td><td>{escape(row.source)}</td>"
                         f"<td>{row.metric}</td>{cells}<td class='num'>{row.test.p_value:.3g}</td>"
                         f"<td class='num'>{row.test.effect:.2f}</td><td>{flag}</td></tr>")
         charts.append(cdf_svg({f"BASE {r.base_id}": row.base_samples,
                                f"NEW {r.new_id}": row.new_samples},
-                              f"{row.target} {row.kind} {row.metric}: CDF, BASE vs NEW"))
+                              f"{row.target} {row.source} {row.metric}: CDF, BASE vs NEW"))
     c = r.cfg
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tsfrig compare {escape(r.base_id)} → {escape(r.new_id)}: {status}</title>

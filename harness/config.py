@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from harness.benches import BENCH_KINDS, KIND_ONLY_KEYS
 from harness.sources import IRQ_SOURCES
 from harness.stats import QUANTILE_NAMES
 
@@ -121,7 +122,7 @@ class RigConfig:
 
 LATENCY_DEFAULT = {"p50": 2000.0, "p90": 3000.0, "p99": 5000.0, "max": 20000.0}
 ENUMS = {
-    "kind": ("sim", "serial"),
+    "kind": tuple(BENCH_KINDS),
     "irq_wake": ("schedule", "poll"),
     "second_waiter": ("second-wins", "first-wins", "both-wake", "raises"),
 }
@@ -129,7 +130,6 @@ IRQ_KINDS = IRQ_SOURCES
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "pigpio", "serial", "wiring", "budgets",
                "known_issues"}
-SIM_ONLY = {"firmware", "irq_wake", "irq_latency_us", "irq_jitter_us"}
 SUBKEYS = {
     "firmware": {"executable", "overlay"},
     "pigpio": {"host", "port"},
@@ -371,13 +371,12 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     if not NAME_RE.match(name):
         raise L.fail(m["name"].line, f"{key}.name", f"{name!r}: use letters, digits, _ . - only")
     kind = L.enum(L.require(m, n, key, "kind"), f"{key}.kind", ENUMS["kind"])
-    if kind == "serial":
-        for k in SIM_ONLY & m.keys():
-            raise L.fail(m[k].line, f"{key}.{k}", "only for kind: sim; remove it")
-        if "serial" not in m:
-            raise L.fail(n.line, f"{key}.serial", "missing; a serial target needs serial.port")
-    elif "serial" in m:
-        raise L.fail(m["serial"].line, f"{key}.serial", "only for kind: serial; remove it")
+    bench = BENCH_KINDS[kind]
+    for k in sorted((KIND_ONLY_KEYS - bench.only_keys) & m.keys()):
+        owner = next(b.name for b in BENCH_KINDS.values() if k in b.only_keys)
+        raise L.fail(m[k].line, f"{key}.{k}", f"only for kind: {owner}; remove it")
+    for k in sorted(bench.required_keys - m.keys()):
+        raise L.fail(n.line, f"{key}.{k}", f"missing; a {kind} target needs {k}: (see README)")
 
     kw: dict[str, Any] = {"name": name, "kind": kind}
     if "firmware" in m:
@@ -514,7 +513,7 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
     gpios: dict[tuple[str, int, int], int] = {}
     ports: dict[str, int] = {}
     for i, t in enumerate(targets):
-        if t.kind != "serial":
+        if BENCH_KINDS[t.kind].simulated:
             continue
         node = tn.value[i]
         for role in ("stimulus", "ack", "reset"):
@@ -672,5 +671,5 @@ def with_overlay(cfg: RigConfig, overlay: str | Path) -> RigConfig:
         raise ConfigError(f"--overlay {overlay}: directory does not exist; give the directory "
                           "that holds the replacement modules (e.g. an asyncio/ package)")
     targets = [dataclasses.replace(t, firmware=FirmwareConfig(t.firmware.executable, p))
-               if t.kind == "sim" else t for t in cfg.targets]
+               if BENCH_KINDS[t.kind].simulated else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)

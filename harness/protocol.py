@@ -25,7 +25,7 @@ class ProtocolError(Exception):
 @dataclass
 class Record:
     seq: int
-    kind: str
+    type: str  # HELLO, READY, IRQ, COUNT, END ...
     payload: dict
     line_no: int
 
@@ -38,21 +38,21 @@ class DeviceLog:
     lines: list[str] = field(default_factory=list)
     ended: bool = False
 
-    def first(self, kind: str) -> dict | None:
+    def first(self, record_type: str) -> dict | None:
         for r in self.records:
-            if r.kind == kind:
+            if r.type == record_type:
                 return r.payload
         return None
 
-    def array(self, kind: str) -> list[int]:
+    def array(self, record_type: str) -> list[int]:
         """Reassemble a chunked array record (IRQ, WAKE, WAKEN)."""
         out: list[int] = []
         for r in self.records:
-            if r.kind == kind:
+            if r.type == record_type:
                 if r.payload["i0"] != len(out):
                     raise ProtocolError(
-                        f"device log line {r.line_no}: {kind} chunk starts at {r.payload['i0']}, "
-                        f"expected {len(out)}"
+                        f"device log line {r.line_no}: {record_type} chunk starts at "
+                        f"{r.payload['i0']}, expected {len(out)}"
                     )
                 out.extend(r.payload["v"])
         return out
@@ -80,7 +80,7 @@ class LogParser:
         m = _LINE.match(text)
         if not m:
             raise ProtocolError(f"device log line {line_no}: truncated or malformed: {text[:80]!r}")
-        version, seq, kind, body, crc = m.groups()
+        version, seq, record_type, body, crc = m.groups()
         if version != VERSION:
             raise ProtocolError(
                 f"device log line {line_no}: protocol version {version}, host speaks {VERSION}: "
@@ -100,9 +100,9 @@ class LogParser:
             payload = json.loads(body)
         except ValueError as e:
             raise ProtocolError(f"device log line {line_no}: bad payload: {e}") from None
-        rec = Record(seq_no, kind, payload, line_no)
+        rec = Record(seq_no, record_type, payload, line_no)
         self.log.records.append(rec)
-        if kind == "END":
+        if record_type == "END":
             if payload.get("lines") != self._next_seq:
                 raise ProtocolError(
                     f"device log line {line_no}: END says {payload.get('lines')} protocol lines, "

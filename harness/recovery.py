@@ -5,7 +5,9 @@ the rest of the suite still runs."""
 
 from __future__ import annotations
 
-from harness.pi import PiDriver
+from dataclasses import dataclass
+
+from harness.pi import BenchError, PiDriver
 from harness.target import BoardStopped, Target, TargetError
 
 SOFT = "Ctrl-C + soft reset"
@@ -33,3 +35,26 @@ def recover(target: Target, pi: PiDriver | None) -> str:
         raise type(e)(f"board still mute after a hard reset on Pi GPIO {reset_gpio}: {e}; "
                       "check the reset wire, or power-cycle the board") from None
     return HARD
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What trying to get the board back found, for the verdict's message."""
+
+    step: str = ""  # the step that got it back
+    failure: str = ""  # why nothing did
+    link_lost: bool = False  # the serial port itself is gone: the bench's fault
+
+    def says(self) -> str:
+        return f"{self.step} got it back" if self.step else f"nothing got it back ({self.failure})"
+
+
+def recover_after_fault(target: Target, pi: PiDriver | None) -> Recovery:
+    """recover(), reporting instead of raising: a GPIO link that is out of step is not used
+    for the RUN-pin reset."""
+    try:
+        return Recovery(step=recover(target, pi if pi is not None and not pi.broken else None))
+    except TargetError as e:
+        return Recovery(failure=str(e), link_lost=True)
+    except (BoardStopped, BenchError) as e:
+        return Recovery(failure=str(e))

@@ -66,7 +66,7 @@ def load_results(run_dir: Path, any_verdict: bool = False) -> dict:
 
 
 def latency_groups(doc: dict) -> dict[tuple[str, str], dict[str, list[float]]]:
-    """(target, irq kind) -> metric -> every sample of the run."""
+    """(target, set source) -> metric -> every sample of the run."""
     groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
         lambda: {m: [] for m, _ in METRICS})
     for t in doc["tests"]:
@@ -122,21 +122,21 @@ def _scenarios(doc: dict) -> str:
 
 def _latency(doc: dict) -> str:
     out = []
-    for (target, kind), metrics in sorted(latency_groups(doc).items()):
+    for (target, source), metrics in sorted(latency_groups(doc).items()):
         rows = []
         for m, label in METRICS:
             if not metrics[m]:
                 continue
             s = summary(metrics[m])
-            cells = "".join(f'<td class="num" data-metric="{q}" data-kind="{escape(kind)}" '
+            cells = "".join(f'<td class="num" data-metric="{q}" data-kind="{escape(source)}" '
                             f'data-series="{m}">{s[q]:.0f}</td>' for q in QUANTILE_NAMES)
             rows.append(f"<tr><td>{escape(label)}</td><td class='num'>{s['n']}</td>{cells}</tr>")
-        out.append(f"<h3>{escape(target)} — {escape(kind)} IRQ</h3>")
+        out.append(f"<h3>{escape(target)} — {escape(source)} IRQ</h3>")
         out.append(_table(["metric", "samples", *(f"{q} µs" for q in QUANTILE_NAMES)], rows))
         charts = [histogram_svg(metrics["irq_to_wake_us"] or metrics["edge_to_ack_us"],
-                                f"{kind}: histogram of IRQ → wake")]
+                                f"{source}: histogram of IRQ → wake")]
         series = {label: metrics[m] for m, label in METRICS if metrics[m]}
-        charts.append(cdf_svg(series, f"{kind}: CDF"))
+        charts.append(cdf_svg(series, f"{source}: CDF"))
         out.append('<div class="charts">' + "".join(charts) + "</div>")
     return "".join(out) or "<p>No latency samples in this run.</p>"
 

@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 
 import harness
+from harness.benches import BenchAddress, BenchProvider
+from harness.config import TargetConfig
 
 SCHEMA_PATH = Path(__file__).with_name("results_schema.json")
 
@@ -113,6 +115,29 @@ class Results:
         tmp.write_text(json.dumps(self.doc, indent=1))
         os.replace(tmp, path)
         return path
+
+
+def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gpio: dict,
+                    provider: BenchProvider) -> dict:
+    """results.json's record of one target: the firmware as the board reports it (and as the
+    bench provider knows it: executable, overlay, build hash), the wiring and the GPIO
+    daemon, so a run can't be mistaken for another build's."""
+    extra = provider.identity()
+    firmware = {
+        "implementation": board.get("implementation", ""),
+        "version": board.get("sys_version", ""),
+        "uname": board.get("uname"),
+        "build_id": f"{board.get('machine', '')} {board.get('build', '')}".strip(),
+        "asyncio": board.get("asyncio", ""),
+        **{k: extra[k] for k in ("executable", "overlay", "build_hash")},
+    }
+    return {
+        "name": target.name, "kind": target.kind,
+        "wiring": target.to_dict()["wiring"], "firmware": firmware,
+        "pigpio": {"host": address.gpio_host, "port": address.gpio_port, **gpio},
+        "irq_wake_model": extra["irq_wake_model"],
+        "second_waiter_expected": target.second_waiter,
+    }
 
 
 def validate(doc: dict) -> None:

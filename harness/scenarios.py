@@ -7,6 +7,7 @@ with a deadline. Gaps between isolated pulses are stimulus spacing, not synchron
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -16,7 +17,8 @@ from harness.analysis import Observation
 from harness.config import Wiring
 from harness.pi import PiDriver
 from harness.protocol import LogParser
-from harness.target import Target
+from harness.recovery import recover_after_fault
+from harness.target import BoardStopped, Target, TargetError
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,32 @@ class BenchHandle:
         return self.waiter_exit is not None
 
 
+    def where_stopped(self) -> str:
+        """Where in the scenario the board went quiet: after which pulse, how long after."""
+        if self.parser is None or self.parser.log.first("READY") is None:
+            return " (before the scenario was armed)"
+        pulses = self.pi.stimulus.count()
+        if not pulses:
+            return " (before the first pulse)"
+        return (f" ({(time.monotonic() - self.pi.last_pulse_at) * 1000:.0f} ms after pulse "
+                f"{pulses})")
+
+
+def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
+    """A scenario whose board hangs, resets or loses its link tries to get it back before
+    the fault goes up (Ctrl-C and a soft reset, then the RUN pin): the exception carries
+    where the board went quiet (.where) and what got it back (.recovery)."""
+    @functools.wraps(run)
+    def wrapper(b: BenchHandle, *args, **kwargs) -> Observation:
+        try:
+            return run(b, *args, **kwargs)
+        except (BoardStopped, TargetError) as e:
+            e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
+            e.recovery = recover_after_fault(b.target, b.pi)
+            raise
+    return wrapper
+
+
 def _progress(b: BenchHandle, **kw: int) -> None:
     if b.progress:
         b.progress(**kw)
@@ -149,6 +177,7 @@ def _quiet_window(b: BenchHandle) -> None:
         b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
 
 
+@recovering
 def run_isolated(b: BenchHandle, sc: Scenario, source: str, n: int,
                  gap_ms: tuple[float, float] = (1.0, 3.0), **params) -> Observation:
     parser = _start(b, sc, source, cap=max(n + 8, 64), **params)
@@ -157,6 +186,7 @@ def run_isolated(b: BenchHandle, sc: Scenario, source: str, n: int,
     return _finish(b, parser, sc, source)
 
 
+@recovering
 def run_coalesce(b: BenchHandle, sc: Scenario, source: str, burst: int = 8,
                  period_us: int = 500, busy_ms: int = 20) -> Observation:
     """One pulse wakes the waiter, which then blocks the loop while a burst arrives."""
@@ -177,6 +207,7 @@ def _wait_wake_after_last_pulse(b: BenchHandle, timeout_s: float) -> bool:
     return b.pi.ack.wait_until(lambda edges: any(e.us > last for e in edges[-4:]), timeout_s)
 
 
+@recovering
 def run_stress(b: BenchHandle, sc: Scenario, source: str, busy_slice_us: int = 300
                ) -> Observation:
     total = sum(n for _, n in STRESS_STEPS)
@@ -190,6 +221,7 @@ def run_stress(b: BenchHandle, sc: Scenario, source: str, busy_slice_us: int = 3
     return _finish(b, parser, sc, source, steps=[n for _, n in STRESS_STEPS], settle=True)
 
 
+@recovering
 def run_early_sets(b: BenchHandle, sc: Scenario, source: str, clear: bool, pre: int = 3
                    ) -> Observation:
     """Pulses before the watcher waits; then a quiet window; then one real pulse."""
@@ -205,6 +237,7 @@ def run_early_sets(b: BenchHandle, sc: Scenario, source: str, clear: bool, pre: 
     return _finish(b, parser, sc, source)
 
 
+@recovering
 def run_fanout(b: BenchHandle, sc: Scenario, source: str, n: int = 5, subscribers: int = 3
                ) -> Observation:
     parser = _start(b, sc, source, cap=32, subscribers=subscribers)
@@ -213,12 +246,14 @@ def run_fanout(b: BenchHandle, sc: Scenario, source: str, n: int = 5, subscriber
     return _finish(b, parser, sc, source)
 
 
+@recovering
 def run_second_waiter(b: BenchHandle, sc: Scenario, source: str) -> Observation:
     parser = _start(b, sc, source, cap=8)
     _isolated_pulses(b, 2, (1.0, 2.0), seed=3)
     return _finish(b, parser, sc, source)
 
 
+@recovering
 def run_cancel(b: BenchHandle, sc: Scenario, source: str, n: int = 3) -> Observation:
     parser = _start(b, sc, source, cap=16)
     _isolated_pulses(b, n, (1.0, 2.0), seed=5)

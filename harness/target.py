@@ -122,8 +122,8 @@ class Target:
             except TransportError as e:
                 raise BoardStopped(f"board on {self.port} stopped answering: {e}") from None
         if err:
-            raise BoardRaised(err.decode(errors="replace"))
-        return out.decode(errors="replace")
+            raise BoardRaised(err.decode(errors="replace").replace("\r\n", "\n"))
+        return out.decode(errors="replace").replace("\r\n", "\n")  # a board cooks \n
 
     def upload(self, files: list[Path] | None = None) -> list[str]:
         """Send the device scripts whose hash differs from the board's copy; return their names."""
@@ -169,15 +169,15 @@ class Target:
                               "exists") from None
 
     # ---- reading ---------------------------------------------------------------------
-    def read_until_record(self, parser: LogParser, kind: str, timeout_s: float) -> Record:
-        """Feed device lines to parser until a record of `kind` arrives."""
+    def read_until_record(self, parser: LogParser, record_type: str, timeout_s: float) -> Record:
+        """Feed device lines to parser until a record of `record_type` arrives."""
         deadline = time.monotonic() + timeout_s
         while True:
             lines, finished = self._poll(deadline)
             found = None
             for line in lines:  # every line of the batch is fed: none may be dropped
                 rec = parser.feed(line)
-                if rec is not None and rec.kind == kind and found is None:
+                if rec is not None and rec.type == record_type and found is None:
                     found = rec
             if found is not None:
                 if finished:  # the program also ended: keep its end for the next read
@@ -186,11 +186,11 @@ class Target:
             if finished:
                 err = self._read_error_output(deadline)
                 if err:
-                    raise BoardRaised(err, context=f"before sending {kind}: ")
-                raise BoardStopped(f"the scenario's program ended before sending {kind}, "
+                    raise BoardRaised(err, context=f"before sending {record_type}: ")
+                raise BoardStopped(f"the scenario's program ended before sending {record_type}, "
                                    "with no error")
             if time.monotonic() >= deadline:
-                raise BoardStopped(f"board stopped answering: no {kind} within "
+                raise BoardStopped(f"board stopped answering: no {record_type} within "
                                    f"{timeout_s:.1f} s")
 
     def read_to_end(self, parser: LogParser, timeout_s: float) -> str:
@@ -233,8 +233,8 @@ class Target:
                 raise BoardStopped(f"board crashed or reset during the scenario (it printed "
                                    f"its boot banner: {line.strip()!r})")
 
-    def poll_record(self, parser: LogParser, kind: str) -> Record | None:
-        """Without waiting: feed what the board has already sent; a record of `kind` if one
+    def poll_record(self, parser: LogParser, record_type: str) -> Record | None:
+        """Without waiting: feed what the board has already sent; a record of `record_type` if one
         came (lets a scenario hear the board's news between pulses)."""
         with self._link("read from the board"):
             if self.serial.in_waiting:
@@ -245,7 +245,7 @@ class Target:
         found = None
         for line in lines:
             rec = parser.feed(line)
-            if rec is not None and rec.kind == kind and found is None:
+            if rec is not None and rec.type == record_type and found is None:
                 found = rec
         if finished:
             err = self._read_error_output(time.monotonic() + 1.0)
@@ -260,7 +260,7 @@ class Target:
         while b"\x04" not in self._pending and time.monotonic() < deadline:
             self._pending += self._read_some()
         err, _, self._pending = self._pending.partition(b"\x04")
-        return err.decode(errors="replace").strip()
+        return err.decode(errors="replace").replace("\r\n", "\n").strip()
 
     def close(self) -> None:
         try:

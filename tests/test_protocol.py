@@ -23,7 +23,7 @@ def test_records_and_device_output_are_separated():
     p.feed(line(3, "END", {"lines": 4}))
     assert p.log.ended
     assert p.log.array("IRQ") == [5, 9, 12]
-    assert [r.kind for r in p.log.records] == ["HELLO", "IRQ", "IRQ", "END"]
+    assert [r.type for r in p.log.records] == ["HELLO", "IRQ", "IRQ", "END"]
     assert "print from user code" in p.log.text()
 
 

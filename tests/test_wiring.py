@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.plugin import _start_sim, _stop
 from harness.config import load_config
+from harness.sim.launch import SimProvider
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 def running_sim():
     """`tsfrig sim` wired stimulus GPIO17 -> pin 2, pin 3 -> ack GPIO27 (the shipped config)."""
     rig = load_config(REPO / "rig_config.yaml")
-    proc, addr = _start_sim(rig.targets[0], rig)
+    sim = SimProvider(rig.targets[0], rig)
+    addr = sim.start()
     try:
-        yield addr.serial_port, addr.pigpio_host, addr.pigpio_port
+        yield addr.serial_port, addr.gpio_host, addr.gpio_port
     finally:
-        _stop(proc)
+        sim.stop()
 
 
 def run_serial_target(tmp_path: Path, sim, stim_pin: int, ack_pin: int, k: str):

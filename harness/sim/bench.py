@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.config import TargetConfig
 from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
+from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
 from harness.sim.wire import ENV_WIRE
 
@@ -101,13 +102,10 @@ def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = N
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with SimBench(target, flash_dir=flash_dir, pigpio_port=pigpio_port) as bench:
-        host, port = bench.pigpio_address
-        print(f"serial: {bench.serial_port}", flush=True)
-        print(f"pigpio: {host}:{port}", flush=True)
-        print(f"firmware: {bench.firmware.executable}"
-              + (f" + overlay {bench.firmware.overlay}" if bench.firmware.overlay else ""),
-              flush=True)
-        print("ready (Ctrl-C stops the bench)", flush=True)
+        fw = bench.firmware
+        announce(bench.serial_port, bench.pigpio_address,
+                 f"{fw.executable}" + (f" + overlay {fw.overlay}" if fw.overlay else ""),
+                 sys.stdout)
         while not stop.wait(0.5):
             pass
     print("stopped", file=sys.stderr, flush=True)

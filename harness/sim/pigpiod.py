@@ -478,10 +478,10 @@ class SimPi:
                 frame = _recv_exact(conn, wire.FRAME_SIZE)
                 if frame is None:
                     break
-                kind, pin, value, pull, tick = wire.decode(frame)
-                if kind == wire.MODE:
+                frame_type, pin, value, pull, tick = wire.decode(frame)
+                if frame_type == wire.MODE:
                     self.board_modes[pin] = (value, pull)
-                elif kind == wire.EDGE and pin in self.from_board:
+                elif frame_type == wire.EDGE and pin in self.from_board:
                     self._set_level(self.from_board[pin], value, tick)
         except OSError:
             pass

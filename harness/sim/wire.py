@@ -5,7 +5,7 @@ TCP connection to 127.0.0.1:<port> given in the VM's environment as ``TSFRIG_WIR
 Both directions carry fixed 8-byte frames so the board side decodes them into a
 preallocated buffer without allocating:
 
-    byte 0   kind: b"E" level change, b"M" pin mode, b"H" hello
+    byte 0   frame_type: b"E" level change, b"M" pin mode, b"H" hello
     byte 1   board pin number (0..255)
     byte 2   level (E) or mode (M: 0 input, 1 output)
     byte 3   pull (M: 0 none, 1 up, 2 down); 0 for E
@@ -31,12 +31,12 @@ PULL_NONE, PULL_UP, PULL_DOWN = 0, 1, 2
 ENV_WIRE = "TSFRIG_WIRE"
 
 
-def encode(kind: bytes, pin: int, value: int, tick: int, pull: int = 0) -> bytes:
+def encode(frame_type: bytes, pin: int, value: int, tick: int, pull: int = 0) -> bytes:
     """Pack one frame."""
-    return FRAME.pack(kind, pin, value, pull, tick & 0xFFFFFFFF)
+    return FRAME.pack(frame_type, pin, value, pull, tick & 0xFFFFFFFF)
 
 
 def decode(frame: bytes) -> tuple[bytes, int, int, int, int]:
-    """Unpack one frame into (kind, pin, value, pull, tick)."""
-    kind, pin, value, pull, tick = FRAME.unpack(frame)
-    return kind, pin, value, pull, tick
+    """Unpack one frame into (frame_type, pin, value, pull, tick)."""
+    frame_type, pin, value, pull, tick = FRAME.unpack(frame)
+    return frame_type, pin, value, pull, tick

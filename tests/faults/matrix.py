@@ -208,18 +208,19 @@ def serial_bench(tmp: Path, pigpio_via: list[str] | None = None, serial_via: boo
     """A `tsfrig sim` (firmware marking when it is inside wait()) reached as a real bench
     (kind: serial), through proxies that faults can be injected into: pigpio_via is the
     tcp proxy mode (["tcp"] or ["silent"]), serial_via puts a pty proxy on the port."""
-    from fixtures.plugin import _start_sim, _stop
     from harness.config import load_config, with_overlay
+    from harness.sim.launch import SimProvider
     from tests.faults.proxy import Proxy
 
     mark = tmp / "in_wait"
     overlay = write_broken("marks_wait", tmp / "overlay", mark)
     rig = with_overlay(load_config(REPO / "rig_config.yaml"), str(overlay))
-    proc, addr = _start_sim(rig.targets[0], rig)
+    sim = SimProvider(rig.targets[0], rig)
+    addr = sim.start()
     stack = contextlib.ExitStack()
-    stack.callback(_stop, proc)
+    stack.callback(sim.stop)
     with stack:
-        pigpio = f"{addr.pigpio_host}:{addr.pigpio_port}"
+        pigpio = f"{addr.gpio_host}:{addr.gpio_port}"
         pi_proxy = ser_proxy = None
         if pigpio_via:
             args = [*pigpio_via] + (["--to", pigpio] if pigpio_via[0] == "tcp" else [])

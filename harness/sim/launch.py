@@ -1,0 +1,93 @@
+"""A simulated bench in its own process: the lines `tsfrig sim` prints when it is up, the
+parser that reads them, and the provider the pytest plugin starts it with. One module, so
+the format and its reader can't drift apart."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import TextIO
+
+from harness.benches import BenchAddress
+from harness.children import die_with_parent
+from harness.config import RigConfig, TargetConfig
+from harness.pi import BenchError
+
+READY = "ready (Ctrl-C stops the bench)"
+
+
+def announce(serial_port: str, pigpio: tuple[str, int], firmware: str, out: TextIO) -> None:
+    """What `tsfrig sim` prints once both ends are up: a person connects to these."""
+    for line in (f"serial: {serial_port}", f"pigpio: {pigpio[0]}:{pigpio[1]}",
+                 f"firmware: {firmware}", READY):
+        print(line, file=out, flush=True)
+
+
+def read_announcement(proc: subprocess.Popen, timeout_s: float) -> BenchAddress:
+    """The addresses a starting `tsfrig sim` prints; BenchError with its last stderr line if
+    it exits or stays silent past the deadline."""
+    found: dict[str, str] = {}
+    buf = b""
+    deadline = time.monotonic() + timeout_s
+    while "ready" not in found:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(timeout=5)
+            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            raise BenchError(f"simulated bench did not start: "
+                             f"{err[-1] if err else 'no output'}")
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            buf += os.read(proc.stdout.fileno(), 4096)
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                key, _, value = line.decode().partition(":")
+                found[key.strip().split(" ")[0]] = value.strip()
+    host, _, port = found["pigpio"].rpartition(":")
+    return BenchAddress(found["serial"], host, int(port))
+
+
+class SimProvider:
+    """`tsfrig sim` as a child process (it dies with us), reached like a real bench."""
+
+    def __init__(self, target: TargetConfig, rig: RigConfig, timeout_s: float = 20.0) -> None:
+        self.target, self.rig, self.timeout_s = target, rig, timeout_s
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> BenchAddress:
+        cmd = [sys.executable, "-m", "harness.cli", "sim", "--config", str(self.rig.path),
+               "--target", self.target.name]
+        if self.target.firmware.overlay:
+            cmd += ["--overlay", str(self.target.firmware.overlay)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=die_with_parent)
+        try:
+            return read_announcement(self.proc, self.timeout_s)
+        except BaseException:  # also Ctrl-C while it starts: never leave the bench behind
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+
+    def identity(self) -> dict:
+        from harness.sim.firmware import build_hash, find_executable
+
+        exe = find_executable(self.target.firmware.executable)
+        ov = self.target.firmware.overlay
+        return {"executable": str(exe), "overlay": str(ov) if ov else None,
+                "build_hash": build_hash(exe, ov), "irq_wake_model": self.target.irq_wake}
