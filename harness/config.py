@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from harness.benches import BENCH_KINDS, KIND_ONLY_KEYS
+from harness.gpio import GPIO_BACKENDS
 from harness.sources import IRQ_SOURCES
 from harness.stats import QUANTILE_NAMES
 
@@ -80,6 +81,7 @@ class TargetConfig:
     budgets: Budgets
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
+    gpio_backend: str = "pigpio"  # harness.gpio.GPIO_BACKENDS
     pigpio: PigpioConfig = field(default_factory=PigpioConfig)
     irq_wake: str = "schedule"
     irq_latency_us: int = 0
@@ -128,10 +130,11 @@ ENUMS = {
 }
 IRQ_KINDS = IRQ_SOURCES
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
-               "irq_kinds", "second_waiter", "pigpio", "serial", "wiring", "budgets",
+               "irq_kinds", "second_waiter", "gpio", "pigpio", "serial", "wiring", "budgets",
                "known_issues"}
 SUBKEYS = {
     "firmware": {"executable", "overlay"},
+    "gpio": {"backend"},
     "pigpio": {"host", "port"},
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
     "wiring": {"stimulus", "ack", "reset"},
@@ -409,11 +412,19 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             raise L.fail(ik.line, f"{key}.irq_kinds", "expected a non-empty list of "
                                                       f"{' | '.join(IRQ_KINDS)}")
         kw["irq_kinds"] = tuple(L.enum(x, f"{key}.irq_kinds", IRQ_KINDS) for x in ik.value)
+    if "gpio" in m:
+        gm = L.mapping(m["gpio"], f"{key}.gpio", SUBKEYS["gpio"])
+        if "backend" in gm:
+            kw["gpio_backend"] = L.enum(gm["backend"], f"{key}.gpio.backend",
+                                        tuple(GPIO_BACKENDS))
     if "pigpio" in m:
         pm = L.mapping(m["pigpio"], f"{key}.pigpio", SUBKEYS["pigpio"])
-        kw["pigpio"] = PigpioConfig(
-            L.string(pm["host"], f"{key}.pigpio.host") if "host" in pm else "127.0.0.1",
-            L.integer(pm["port"], f"{key}.pigpio.port", 1, 65535) if "port" in pm else 8888)
+        got: dict[str, Any] = {}
+        if "host" in pm:
+            got["host"] = L.string(pm["host"], f"{key}.pigpio.host")
+        if "port" in pm:
+            got["port"] = L.integer(pm["port"], f"{key}.pigpio.port", 1, 65535)
+        kw["pigpio"] = PigpioConfig(**got)  # defaults live in the dataclass
     if "serial" in m:
         sm = L.mapping(m["serial"], f"{key}.serial", SUBKEYS["serial"])
         port = L.string(L.require(sm, m["serial"], f"{key}.serial", "port"), f"{key}.serial.port")

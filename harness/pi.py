@@ -17,16 +17,14 @@ from dataclasses import dataclass
 import pigpio
 
 from harness.config import Wiring
+from harness.gpio import GpioError
 from harness.ticks import TickUnwrapper
-from harness.verdict import BenchFault
 
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
 PULSE_REPORT_S = 2.0  # a pulse pigpio doesn't report by then: the Pi is mute
 PIGPV_CMD = 26  # pigpiod's "get version" command: a harmless handshake
 
 
-class BenchError(BenchFault):
-    """Infrastructure fault (pigpiod unreachable, wave refused): not a firmware failure."""
 
 
 @dataclass
@@ -119,27 +117,27 @@ class PiDriver:
 
     def ensure_link(self) -> None:
         """Before a scenario: a link left out of step by a failed call is replaced by a new
-        connection with the GPIO set-up applied again; BenchError if pigpiod won't take one."""
+        connection with the GPIO set-up applied again; GpioError if pigpiod won't take one."""
         if not self.broken:
             return
         why = self.broken
         self._disconnect()
         try:
             self._connect()
-        except BenchError as e:
+        except GpioError as e:
             self.broken = why
-            raise BenchError(f"{e} (the pigpio link had failed earlier: {why})") from None
+            raise GpioError(f"{e} (the pigpio link had failed earlier: {why})") from None
         self.reconnects += 1
 
     @contextlib.contextmanager
     def guard(self, what: str):
         """Context for pigpio calls: a pigpiod that times out or refuses a command is a bench
-        fault (BenchError), never a firmware verdict."""
+        fault (GpioError), never a firmware verdict."""
         try:
             yield
         except (OSError, pigpio.error, struct.error) as e:  # struct.error: a short answer
             self.broken = f"failed to {what} ({e or type(e).__name__})"
-            raise BenchError(f"pigpiod at {self.host}:{self.port} {self.broken}: "
+            raise GpioError(f"pigpiod at {self.host}:{self.port} {self.broken}: "
                              "check pigpiod is running and the Pi is reachable") from None
 
     def identity(self) -> dict:
@@ -167,7 +165,7 @@ class PiDriver:
         if not self.stimulus.wait_for(before + 1, PULSE_REPORT_S):  # no vacuous scenario
             with self.guard("read the stimulus level"):
                 level = self.pi.read(self.stimulus_gpio)
-            raise BenchError(f"pigpio never reported the stimulus pulse on GPIO "
+            raise GpioError(f"pigpio never reported the stimulus pulse on GPIO "
                              f"{self.stimulus_gpio} within {PULSE_REPORT_S:.0f} s (level now "
                              f"{level}, {self.stimulus.count()} edges so far): check that "
                              "nothing else drives it")
@@ -191,7 +189,7 @@ class PiDriver:
             self.last_pulse_at = time.monotonic()
             deadline_s = count * period_us / 1e6 + 5.0
             if not self.stimulus.wait_for(start + count, deadline_s):
-                raise BenchError(
+                raise GpioError(
                     f"pigpio reported {self.stimulus.count() - start} of {count} burst edges "
                     f"within {deadline_s:.1f} s: check the stimulus GPIO is free"
                 )
@@ -212,7 +210,7 @@ class PiDriver:
             if not busy:
                 return
             if time.monotonic() > deadline:
-                raise BenchError(f"pigpio still sending a waveform after {timeout_s:.1f} s: "
+                raise GpioError(f"pigpio still sending a waveform after {timeout_s:.1f} s: "
                                  "check nothing else uses pigpio's wave engine")
             time.sleep(0.0005)
 
@@ -262,15 +260,15 @@ def handshake(host: str, port: int, timeout_s: float) -> None:
             while len(answer) < 16:
                 chunk = s.recv(16 - len(answer))
                 if not chunk:
-                    raise BenchError(f"{where} closed the connection without answering: {fix}")
+                    raise GpioError(f"{where} closed the connection without answering: {fix}")
                 answer += chunk
     except TimeoutError:
-        raise BenchError(f"{where} accepted the connection but did not answer within "
+        raise GpioError(f"{where} accepted the connection but did not answer within "
                          f"{timeout_s:.0f} s: it is hung or not pigpiod; restart it") from None
     except OSError as e:
-        raise BenchError(f"{where} does not answer ({e}): {fix}") from None
+        raise GpioError(f"{where} does not answer ({e}): {fix}") from None
     if struct.unpack("<I", answer[:4])[0] != PIGPV_CMD:
-        raise BenchError(f"{where} answered, but not in pigpiod's protocol: is it pigpiod?")
+        raise GpioError(f"{where} answered, but not in pigpiod's protocol: is it pigpiod?")
 
 
 def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
@@ -282,9 +280,9 @@ def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
     t.start()
     t.join(timeout_s)
     if not box:
-        raise BenchError(f"pigpiod at {host}:{port} did not complete the pigpio handshake "
+        raise GpioError(f"pigpiod at {host}:{port} did not complete the pigpio handshake "
                          f"within {timeout_s:.0f} s: restart pigpiod")
     if not box[0].connected:
-        raise BenchError(f"pigpiod at {host}:{port} does not answer: start it on the Pi "
+        raise GpioError(f"pigpiod at {host}:{port} does not answer: start it on the Pi "
                          "(sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml")
     return box[0]

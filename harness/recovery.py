@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.pi import BenchError, PiDriver
+from harness.gpio import GpioError, GpioRig
 from harness.target import BoardStopped, Target, TargetError
 
 SOFT = "Ctrl-C + soft reset"
 HARD = "hard reset (RUN pin)"
 
 
-def recover(target: Target, pi: PiDriver | None) -> str:
+def recover(target: Target, pi: GpioRig | None) -> str:
     """Bring the board back to the raw REPL; return the step that did it. Raises
     TargetError when the serial link itself is gone (a bench fault) and BoardStopped when
     the port is there but the board stays mute, each saying what was tried."""
@@ -49,12 +49,12 @@ class Recovery:
         return f"{self.step} got it back" if self.step else f"nothing got it back ({self.failure})"
 
 
-def recover_after_fault(target: Target, pi: PiDriver | None) -> Recovery:
+def recover_after_fault(target: Target, pi: GpioRig | None) -> Recovery:
     """recover(), reporting instead of raising: a GPIO link that is out of step is not used
     for the RUN-pin reset."""
     try:
         return Recovery(step=recover(target, pi if pi is not None and not pi.broken else None))
     except TargetError as e:
         return Recovery(failure=str(e), link_lost=True)
-    except (BoardStopped, BenchError) as e:
+    except (BoardStopped, GpioError) as e:
         return Recovery(failure=str(e))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from harness.analysis import Observation
 from harness.config import Wiring
-from harness.pi import PiDriver
+from harness.gpio import GpioRig
 from harness.protocol import LogParser
 from harness.recovery import recover_after_fault
 from harness.target import BoardStopped, Target, TargetError
@@ -55,7 +55,7 @@ SUSPECT_READOUT_S = 1.5  # READY/readout deadline once the build has already hun
 class BenchHandle:
     """What a scenario needs: both ends of the wires and the target's settings."""
 
-    pi: PiDriver
+    pi: GpioRig
     target: Target
     wiring: Wiring
     wake_timeout_ms: float

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from harness.config import Wiring
-from harness.pi import BenchError, PiDriver
+from harness.gpio import GpioError, GpioRig
 from harness.target import Target
 
 PULSES = 3
@@ -30,9 +30,9 @@ _wc_ack = Pin({ack!r}, Pin.OUT, value=0)
 """
 
 
-def check_wiring(target: Target, pi: PiDriver, wiring: Wiring,
+def check_wiring(target: Target, pi: GpioRig, wiring: Wiring,
                  timeout_s: float = 2.0) -> dict[str, str]:
-    """Raise BenchError naming the wire that does not carry edges; return what was seen."""
+    """Raise GpioError naming the wire that does not carry edges; return what was seen."""
     stim_pin, ack_pin = wiring.stimulus.board_pin, wiring.ack.board_pin
     target.soft_reset()
     target.exec(BOARD_SETUP.format(stim=stim_pin, ack=ack_pin))
@@ -41,12 +41,12 @@ def check_wiring(target: Target, pi: PiDriver, wiring: Wiring,
     seen = _board_count(target, timeout_s)
     target.exec("_wc_stim.irq(None)")
     if seen != PULSES:
-        raise BenchError(f"wiring self-test: Pi GPIO {pi.stimulus_gpio} -> board pin "
+        raise GpioError(f"wiring self-test: Pi GPIO {pi.stimulus_gpio} -> board pin "
                          f"{stim_pin!r}: the board counted {seen} of {PULSES} pulses; check the "
                          "stimulus jumper, the shared ground and wiring.stimulus in the rig config")
     target.exec(f"for _ in range({ACK_EDGES}):\n    _wc_ack.value(not _wc_ack.value())")
     if not pi.ack.wait_for(ACK_EDGES, timeout_s):
-        raise BenchError(f"wiring self-test: board pin {ack_pin!r} -> Pi GPIO {pi.ack_gpio}: "
+        raise GpioError(f"wiring self-test: board pin {ack_pin!r} -> Pi GPIO {pi.ack_gpio}: "
                          f"the Pi saw {pi.ack.count()} of {ACK_EDGES} edges; check the ack "
                          "jumper, the shared ground and wiring.ack in the rig config")
     return {"stimulus": f"{seen}/{PULSES} pulses", "ack": f"{pi.ack.count()}/{ACK_EDGES} edges"}

@@ -14,7 +14,7 @@ from typing import TextIO
 from harness.benches import BenchAddress
 from harness.children import die_with_parent
 from harness.config import RigConfig, TargetConfig
-from harness.pi import BenchError
+from harness.verdict import BenchFault
 
 READY = "ready (Ctrl-C stops the bench)"
 
@@ -27,7 +27,7 @@ def announce(serial_port: str, pigpio: tuple[str, int], firmware: str, out: Text
 
 
 def read_announcement(proc: subprocess.Popen, timeout_s: float) -> BenchAddress:
-    """The addresses a starting `tsfrig sim` prints; BenchError with its last stderr line if
+    """The addresses a starting `tsfrig sim` prints; BenchFault with its last stderr line if
     it exits or stays silent past the deadline."""
     found: dict[str, str] = {}
     buf = b""
@@ -37,7 +37,7 @@ def read_announcement(proc: subprocess.Popen, timeout_s: float) -> BenchAddress:
             proc.kill()
             proc.wait(timeout=5)
             err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-            raise BenchError(f"simulated bench did not start: "
+            raise BenchFault(f"simulated bench did not start: "
                              f"{err[-1] if err else 'no output'}")
         r, _, _ = select.select([proc.stdout], [], [], 0.2)
         if r:
