@@ -64,7 +64,7 @@ def test_slow_soft_reboots_complete_and_keep_what_the_client_sent(board, build):
     t = SerialTransport(board.port, baudrate=115200, timeout=0.05)  # as harness/target.py
     try:  # mpremote's own soft reset: a boot slower than the board's patience still answers
         t.enter_raw_repl(soft_reset=True, timeout_overall=10)
-        assert t.exec("print(6*7)") == b"42\n"
+        assert t.exec("print(6*7)") == b"42\r\n"
         t.exit_raw_repl()
     finally:
         t.close()
@@ -75,7 +75,7 @@ def test_slow_soft_reboots_complete_and_keep_what_the_client_sent(board, build):
         read_until(s, b"MPY: soft reboot\r\n")
         s.write(b"7)\x04")  # ... as does code typed while it boots
         out = read_until(s, b"\x04>")
-        assert out.endswith(RAW_PROMPT + b"OK42\n\x04\x04>"), out
+        assert out.endswith(RAW_PROMPT + b"OK42\r\n\x04\x04>"), out
     assert board.reboots == 2
 
 
@@ -97,7 +97,7 @@ def test_a_vm_that_never_boots_leaves_the_board_serving_resets(board, build):
         board.set_run(1)  # and a RUN reset into a good one: the board is back
         read_until(s, b">>> ")
         s.write(b"print(6*7)\r")
-        read_until(s, b"42\n>>> ")
+        read_until(s, b"42\r\n>>> ")
     assert board._thread.is_alive()
 
 
@@ -139,12 +139,12 @@ def test_a_cut_wire_raises_nothing_on_the_board(bench):
         bench.pi.stop()  # the jumpers are pulled while the board drives its pin
         s.write(b"x")  # the board toggles on, then finishes
         out = read_until(s, b"\x04>")
-        assert out.endswith(b"survived\n\x04\x04>"), out  # no traceback in between
+        assert out.endswith(b"survived\r\n\x04\x04>"), out  # no traceback in between
         s.write(b"\x04")  # a fresh VM with no Pi at all still imports machine
         read_until(s, b"MPY: soft reboot\r\n" + RAW_PROMPT)
         s.write(b"import machine\nmachine.Pin(3, machine.Pin.OUT).value(1)\nprint('ok')\x04")
         out = read_until(s, b"\x04>")
-        assert out.endswith(b"OKok\n\x04\x04>"), out
+        assert out.endswith(b"OKok\r\n\x04\x04>"), out
 
 
 def test_a_pi_that_sends_no_hello_leaves_the_board_without_wires(tmp_path):
@@ -160,4 +160,4 @@ def test_a_pi_that_sends_no_hello_leaves_the_board_without_wires(tmp_path):
             s.write(b"import machine\nmachine.Pin(3, machine.Pin.OUT).value(1)\n"
                     b"print(machine._sock)\x04")
             out = read_until(s, b"\x04>")
-            assert out.endswith(b"OKNone\n\x04\x04>"), out
+            assert out.endswith(b"OKNone\r\n\x04\x04>"), out

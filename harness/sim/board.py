@@ -1,17 +1,36 @@
-"""The virtual board: a real MicroPython VM behind a pty that mpremote and pyserial open
-like a USB serial device.
+"""The virtual board: a real MicroPython VM behind a pty that mpremote, pyserial and
+MicroPython's own tools/pyboard.py open like a USB serial device.
 
 The unix port already speaks the friendly REPL, raw REPL and raw-paste mode over a tty.
-The bridge adds what a board does and the unix port doesn't: Ctrl-D in the raw REPL with
-an empty buffer soft-reboots (the VM is restarted fresh and `MPY: soft reboot` printed);
-a VM that exits is restarted like a board after a reset. Ctrl-C while code runs reaches
-the VM as SIGINT -> KeyboardInterrupt because the VM's pty is its controlling terminal
-with ISIG on (the unix REPL turns ISIG off only while it reads a line).
+The bridge adds what a bare-metal board does and the unix port doesn't:
+
+- Cooked output: the VM's lone `\\n` reaches the client as `\\r\\n`, as every bare-metal port
+  sends it (`\\r\\n` the VM already sends stays as it is; the raw-paste window header and the
+  raw REPL's `\\x04` framing pass untouched).
+- Soft reset: Ctrl-D in the raw REPL with an empty buffer, `SystemExit`/`sys.exit()` (also
+  `machine.soft_reset()`) and Ctrl-D at the friendly prompt restart the VM fresh, print
+  `MPY: soft reboot` and come back in the REPL the board was in (the raw one after a raw
+  REPL exit), as `shared/runtime/pyexec.c` does on a board.
+- Hard reset: `machine.reset()` takes the serial port away (clients see the device vanish)
+  and brings it back with a freshly booted board, as a USB board re-enumerates; a RUN-pin
+  pulse (`set_run`) holds the VM in reset and reboots it with its banner.
+- A VM process that crashes (a signal: segfault, abort, killed) is a board that reset: the
+  client is told in one line, then sees the boot banner.
+- Input is never lost across a restart: bytes the old VM did not read (the bridge keeps its
+  own handle on each VM's pty, so they survive the VM) and bytes sent while the new VM
+  boots reach the new VM once it is at its prompt. After a raw-REPL program's end markers
+  the bridge waits for the VM's next prompt (or its exit) before passing input on, so a
+  Ctrl-C meant for the next command can't hit a VM that is exiting.
+- Ctrl-C while code runs reaches the VM as SIGINT -> KeyboardInterrupt because the VM's pty
+  is its controlling terminal with ISIG on (the unix REPL turns ISIG off only while it
+  reads a line).
 
 Booting is a state of the bridge, not a wait inside it: a booting board takes no input (the
 client's bytes stay queued and reach the VM once it is at its prompt), answers as soon as
 it is booted however long that takes, and a VM that never boots leaves the bridge serving
-RUN-pin resets and stop().
+RUN-pin resets and stop(). The bridge never blocks on either side: output for a client that
+doesn't read waits in a bounded queue (then the VM waits, as a board whose host stops
+reading), input for a VM that doesn't read waits in another.
 """
 
 from __future__ import annotations
@@ -32,7 +51,13 @@ from harness.sim.firmware import Firmware
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
 BOOT_TIMEOUT_S = 5.0  # start() gives up on a first boot this slow; a reboot this slow is noted
+END_HOLD_S = 0.5      # after a raw program's end markers, input waits this long for the prompt
+PORT_AWAY_S = 0.2     # a hard reset takes the port away at least this long (re-enumeration)
+PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
+OUT_LIMIT = 1 << 16   # client output queued beyond this: stop reading the VM (back-pressure)
+ENV_CTL_FD = "TSFRIG_BOARD_CTL_FD"  # machine.reset() writes b"H" here: a hard reset
 
 
 class BoardError(Exception):
@@ -52,6 +77,109 @@ def _raw_with_isig(fd: int) -> None:
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+def _read_all(fd: int) -> bytes:
+    """Whatever a non-blocking fd has now."""
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return out
+        except OSError:
+            return out
+        if not data:
+            return out
+        out += data
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+class _VM:
+    """One VM process and the bridge's handles on it: its pty master, the bridge's own
+    handle on the pty slave (input the VM never read survives the VM), a pidfd that is
+    readable once the process has exited, and the read end of its control pipe."""
+
+    def __init__(self, firmware: Firmware, cwd: Path, env: dict[str, str]) -> None:
+        master, slave = os.openpty()
+        _raw_with_isig(slave)
+        ctl_r, ctl_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [str(firmware.executable)], stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+                env={**env, ENV_CTL_FD: str(ctl_w)}, preexec_fn=_make_controlling_tty,
+                close_fds=True, pass_fds=(ctl_w,))
+        except OSError as e:
+            for fd in (master, slave, ctl_r, ctl_w):
+                os.close(fd)
+            raise BoardError(f"cannot start {firmware.executable}: {e}") from None
+        os.close(ctl_w)
+        # The bridge's own handle on the slave: its own open file, so that being non-blocking
+        # doesn't make the VM's stdin non-blocking too.
+        self.slave = os.open(os.ttyname(slave), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        os.close(slave)
+        self.master, self.ctl = master, ctl_r
+        self.pidfd = os.pidfd_open(self.proc.pid)
+        for fd in (master, ctl_r):
+            os.set_blocking(fd, False)
+        self.hard_reset_requested = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def isig(self) -> bool:
+        try:
+            return bool(termios.tcgetattr(self.slave)[3] & termios.ISIG)
+        except (OSError, termios.error):
+            return True
+
+    def read_control(self) -> None:
+        """Take the VM's requests; at end of file (the VM closed its end, or exited) stop
+        listening."""
+        while self.ctl >= 0:
+            try:
+                data = os.read(self.ctl, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                os.close(self.ctl)
+                self.ctl = -1
+                return
+            if b"H" in data:
+                self.hard_reset_requested = True
+
+    def unread_input(self) -> bytes:
+        """Client bytes the VM never read (they wait in its pty's input queue)."""
+        return _read_all(self.slave)
+
+    def kill(self) -> int:
+        """Kill its process group (if still running), reap it, close every handle; its exit
+        status (negative: killed by that signal)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # unkillable (uninterruptible sleep): let it be
+            rc = -signal.SIGKILL
+        for fd in (self.master, self.slave, self.ctl, self.pidfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.master = self.slave = self.ctl = self.pidfd = -1
+        return rc
+
+
 class VirtualBoard:
     """Owns the client-facing pty, the VM process and the bridge thread between them."""
 
@@ -60,17 +188,31 @@ class VirtualBoard:
         self.flash_dir = Path(flash_dir)
         self.env_extra = dict(env_extra)
         self.reboots = 0
+        self.resets: list[tuple[str, str]] = []  # (soft|hard|crash|run, why), oldest first
         self.port = ""
-        self._proc: subprocess.Popen | None = None
-        self._vm_fd = -1
+        self._vm: _VM | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client_fd = self._client_slave = -1
+        # what the bridge knows of the REPL from both sides of the wire
         self._raw = False          # VM is in the raw REPL
         self._raw_empty = False    # ... at its prompt with nothing typed
         self._paste_state = 0      # 1: saw \x05, 2: saw \x05A, 3: pasting until \x04
         self._pasted_code_runs = False  # raw-paste code submitted, its output not ended
+        self._eofs_due = 0         # \x04 end markers the running raw program has yet to print
+        self._hold_until = 0.0     # > 0: input waits for the VM's next prompt until then
+        self._verbatim = 0         # VM bytes to pass uncooked (the raw-paste header) ...
+        self._paste_hdr = b""      # ... as far as seen
+        self._paste_window = 0     # > 0: the VM streams a paste; the bridge credits the client
+        self._paste_rx = 0         # ... for the bytes it sent
+        self._nl_prev = 0          # the last REPL input byte was this newline (\r or \n) ...
+        self._nl_line = False      # ... typed at a friendly prompt
+        self._last_cr = False      # the VM's last output byte was \r
         self._last_sigint = 0.0
         self._tail = b""
+        self._to_vm = bytearray()  # client bytes the VM has yet to take
+        self._out = bytearray()    # VM bytes the client has yet to take
+        self._held = b""           # client bytes for the next VM, delivered once it is booted
         self._run_level = 1        # the RUN/EN pin: low holds the board in reset
         self._run_changes: list[int] = []
         self._run_lock = threading.Lock()
@@ -80,22 +222,23 @@ class VirtualBoard:
         self._boot_seen = b""      # ... its output so far
         self._boot_deadline = 0.0  # ... when to tell the client it is taking long
         self._boot_noted = False
-        self._held = b""           # client bytes after a soft reboot's Ctrl-D, for the new VM
+        self._away_name = ""       # the port is gone (hard reset) and comes back as this
+        self._away_until = 0.0
+        self._reclaim_until = 0.0
         self._first_boot = threading.Event()
         self._first_boot_error = ""
+        self._ready = threading.Event()  # booted, at its prompt, on its port
 
     @property
     def vm_pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self._vm.pid if self._vm else None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> VirtualBoard:
         """Open the pty and boot the board; a first boot that fails is a BoardError (a bench
         that can't bring its board up), later ones leave the board dead until a RUN reset."""
         self.flash_dir.mkdir(parents=True, exist_ok=True)
-        self._client_fd, self._client_slave = os.openpty()
-        tty.setraw(self._client_slave)  # kept open so the master never sees a hang-up
-        self.port = os.ttyname(self._client_slave)
+        self._adopt_port(*os.openpty())
         self._boot(raw=False)
         self._thread = threading.Thread(target=self._bridge, name="board-bridge", daemon=True)
         self._thread.start()
@@ -115,11 +258,11 @@ class VirtualBoard:
         if self._thread is not None:
             self._thread.join(timeout=3)
         self._kill_vm()
-        for fd in (getattr(self, "_client_fd", -1), getattr(self, "_client_slave", -1),
-                   self._wake_r, self._wake_w):
+        self._drop_port()
+        for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
-        self._client_fd = self._client_slave = self._wake_r = self._wake_w = -1
+        self._wake_r = self._wake_w = -1
 
     def set_run(self, level: int) -> None:
         """The RUN/EN pin changed (any thread): low holds the VM in reset, high boots it."""
@@ -130,75 +273,108 @@ class VirtualBoard:
         except OSError:
             pass
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the board is booted and its port is there (after a reset, say); the
+        port's name is then `port` (a hard reset brings it back under the old name unless
+        another program took that meanwhile, as a USB board can come back as another tty)."""
+        return self._ready.wait(timeout_s)
+
     def __enter__(self) -> VirtualBoard:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn_vm(self) -> None:
-        master, slave = os.openpty()
-        _raw_with_isig(slave)
-        env = dict(os.environ, MICROPYPATH=self.firmware.micropypath(self.flash_dir),
-                   **self.env_extra)
-        try:
-            self._proc = subprocess.Popen(
-                [str(self.firmware.executable)], stdin=slave, stdout=slave, stderr=slave,
-                cwd=self.flash_dir, env=env, preexec_fn=_make_controlling_tty, close_fds=True)
-        except OSError as e:
-            os.close(master)
-            raise BoardError(f"cannot start {self.firmware.executable}: {e}") from None
-        finally:
-            os.close(slave)
-        self._vm_fd = master
-        self._raw = self._raw_empty = False
-        self._paste_state = 0
-        self._pasted_code_runs = False
-        self._tail = b""
+    # ---- the client's port -----------------------------------------------------------------
+    def _adopt_port(self, master: int, slave: int) -> None:
+        tty.setraw(slave)  # kept open so the master never sees a hang-up
+        os.set_blocking(master, False)
+        self._client_fd, self._client_slave = master, slave
+        self.port = os.ttyname(slave)
 
+    def _drop_port(self) -> None:
+        """The device vanishes: clients' handles on it fail from now on."""
+        for fd in (self._client_fd, self._client_slave):
+            if fd >= 0:
+                os.close(fd)
+        self._client_fd = self._client_slave = -1
+        self._out.clear()
+
+    def _port_step(self, now: float) -> None:
+        """While the port is away: once the minimum time is up, bring it back under its old
+        name as soon as that is free (a client still holding the old device keeps it busy,
+        as with a USB board); past the reclaim time take whatever name comes."""
+        if now < self._away_until:
+            return
+        give_up = now >= self._reclaim_until
+        tried: list[tuple[int, int]] = []
+        found = None
+        try:
+            for _ in range(64):  # ptys take the lowest free number: walk up to the old one
+                m, s = os.openpty()
+                if os.ttyname(s) == self._away_name or give_up:
+                    found = (m, s)
+                    break
+                tried.append((m, s))
+        except OSError:
+            pass
+        for m, s in tried:
+            os.close(m)
+            os.close(s)
+        if found is None:
+            return
+        self._away_name = ""
+        self._adopt_port(*found)
+        if self._run_level:
+            self._boot(raw=False)
+
+    # ---- the VM ----------------------------------------------------------------------------
     def _boot(self, raw: bool) -> None:
         """Start a fresh VM and enter the booting state; the bridge finishes the boot (its
         prompt, then the raw REPL's for a soft reboot) without blocking (bridge thread only)."""
+        self._kill_vm()
+        env = dict(os.environ, MICROPYPATH=self.firmware.micropypath(self.flash_dir),
+                   **self.env_extra)
         try:
-            self._spawn_vm()
+            self._vm = _VM(self.firmware, self.flash_dir, env)
         except BoardError as e:
             self._boot_failed(str(e))
             return
+        self._raw = self._raw_empty = self._pasted_code_runs = False
+        self._paste_state = self._eofs_due = self._verbatim = self._paste_window = 0
+        self._nl_prev = 0
+        self._hold_until = 0.0
+        self._tail = b""
         self._boot_wait, self._boot_raw, self._boot_seen = b">>> ", raw, b""
         self._boot_deadline = time.monotonic() + BOOT_TIMEOUT_S
         self._boot_noted = False
 
-    def _boot_step(self, vm_readable: bool) -> None:
+    def _boot_step(self, data: bytes) -> None:
         """Take the booting VM's output; until its prompt client input waits in the pty, as a
         booting board takes none (a Ctrl-C now would kill the VM's own start-up)."""
-        if not self._boot_noted and time.monotonic() > self._boot_deadline:
-            self._boot_noted = True  # no answer yet: say why, keep waiting
-            self._note(f"{self.firmware.executable} has not reached its prompt within "
-                       f"{BOOT_TIMEOUT_S:.0f} s; still waiting (a RUN-pin reset restarts "
-                       f"it): {self._boot_seen[-200:]!r}")
-        if not vm_readable:
-            return
-        try:
-            data = os.read(self._vm_fd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            self._boot_failed(f"{self.firmware.executable} exited before reaching its prompt "
-                              f"(a RUN-pin reset restarts it): {self._boot_seen[-200:]!r}")
-            return
         seen = (self._boot_seen + data)[-4096:]
         if not seen.endswith(self._boot_wait):
             self._boot_seen = seen
         elif self._boot_raw and self._boot_wait != RAW_PROMPT:
             self._boot_wait, self._boot_seen = RAW_PROMPT, b""
-            self._write_vm(b"\x01")
+            try:
+                os.write(self._vm.master, b"\x01")
+            except OSError:
+                pass
         else:
             self._boot_wait = None
             self._from_vm(RAW_PROMPT if self._boot_raw else seen)
             self._first_boot.set()
+            self._ready.set()
             held, self._held = self._held, b""
             if held:
                 self._from_client(held)
+
+    def _boot_overdue(self) -> None:
+        self._boot_noted = True  # no answer yet: say why, keep waiting
+        self._note(f"{self.firmware.executable} has not reached its prompt within "
+                   f"{BOOT_TIMEOUT_S:.0f} s; still waiting (a RUN-pin reset restarts "
+                   f"it): {self._boot_seen[-200:]!r}")
 
     def _boot_failed(self, why: str) -> None:
         """The VM won't boot: the board stays dead, as one that crashes at start-up does,
@@ -210,63 +386,143 @@ class VirtualBoard:
             self._first_boot.set()
 
     def _note(self, text: str) -> None:
-        self._to_client(f"virtual board: {text}\r\n".encode())
+        self._send(f"virtual board: {text}\r\n".encode())
 
     def _kill_vm(self) -> None:
-        """The VM is gone with its boot and any input held for it (bridge thread, or stop())."""
+        """The VM is gone with its boot and any input meant for it (bridge thread, or stop())."""
+        self._ready.clear()
         self._boot_wait, self._held = None, b""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc is not None:
-            proc.wait(timeout=5)
-        if self._vm_fd >= 0:
-            os.close(self._vm_fd)
-            self._vm_fd = -1
+        self._to_vm.clear()
+        vm, self._vm = self._vm, None
+        if vm is not None:
+            vm.kill()
+
+    def _vm_exited(self) -> None:
+        """The VM process ended on its own: read its last words, keep the input it never
+        read for the next VM, and reset as a board would for that cause."""
+        vm = self._vm
+        last = _read_all(vm.master)
+        vm.read_control()
+        booting = self._boot_wait is not None
+        if last:
+            if booting:
+                self._boot_seen = (self._boot_seen + last)[-4096:]
+            else:
+                self._from_vm(last)
+        unread = vm.unread_input() + bytes(self._to_vm)
+        self._vm = None
+        rc = vm.kill()
+        if booting:
+            self._boot_failed(f"{self.firmware.executable} exited before reaching its prompt "
+                              f"(a RUN-pin reset restarts it): {self._boot_seen[-200:]!r}")
+            return
+        if vm.hard_reset_requested:
+            self._hard_reset("machine.reset()")
+            return
+        self.reboots += 1
+        if rc < 0 and rc != -signal.SIGINT:
+            # A crash: the board reset. (SIGINT is a Ctrl-C that reached a VM already on its
+            # way out of a SystemExit: that exit is what happened.)
+            why = _signal_name(rc)
+            self.resets.append(("crash", why))
+            self._note(f"the MicroPython VM crashed ({why}); the board resets")
+            raw = False
+        else:
+            self.resets.append(("soft", f"the VM exited (status {rc})"))
+            self._send(SOFT_REBOOT)
+            raw = self._raw
+        self._boot(raw)
+        self._held = unread
+
+    def _hard_reset(self, why: str) -> None:
+        """A hard reset: the VM dies, the port goes away and comes back with a booted board."""
+        self._kill_vm()
+        self.reboots += 1
+        self.resets.append(("hard", why))
+        self._away_name = self.port
+        now = time.monotonic()
+        self._away_until, self._reclaim_until = now + PORT_AWAY_S, now + PORT_RECLAIM_S
+        self._drop_port()
+
+    def _soft_reboot_raw(self) -> None:
+        """Ctrl-D at an empty raw REPL: OK, the soft reboot banner, back in the raw REPL."""
+        self._kill_vm()
+        self.reboots += 1
+        self.resets.append(("soft", "Ctrl-D"))
+        self._send(b"OK\r\n" + SOFT_REBOOT)
+        self._boot(raw=True)
 
     # ---- the bridge ------------------------------------------------------------------------
+    def _takes_input(self, now: float) -> bool:
+        if self._hold_until and now >= self._hold_until:
+            self._hold_until = 0.0  # no prompt came: the program's own \x04s, pass input on
+        return self._vm is None or (self._boot_wait is None and not self._hold_until)
+
     def _bridge(self) -> None:
         while not self._stop.is_set():
-            fds = [self._wake_r] + ([self._vm_fd] if self._vm_fd >= 0 else [])
-            if self._boot_wait is None:  # a booting board reads no input: it stays queued
-                fds.append(self._client_fd)
+            now = time.monotonic()
+            vm = self._vm
+            rd, wr = [self._wake_r], []
+            if vm is not None:
+                rd.append(vm.pidfd)
+                if vm.ctl >= 0:
+                    rd.append(vm.ctl)
+                if len(self._out) < OUT_LIMIT:
+                    rd.append(vm.master)
+                if self._to_vm and self._boot_wait is None:
+                    wr.append(vm.master)
+            if self._client_fd >= 0:
+                if self._out:
+                    wr.append(self._client_fd)
+                if self._takes_input(now):
+                    rd.append(self._client_fd)
+            timeout = 0.01 if self._away_name else 0.05 if self._hold_until else 0.2
             try:
-                ready, _, _ = select.select(fds, [], [], 0.2)
+                r, w, _ = select.select(rd, wr, [], timeout)
             except (OSError, ValueError):
                 return
-            if self._wake_r in ready:
+            if self._wake_r in r:
                 os.read(self._wake_r, 64)
                 self._apply_run_changes()
                 continue
-            if self._boot_wait is not None:
-                self._boot_step(self._vm_fd in ready)
+            if self._away_name:
+                self._port_step(time.monotonic())
                 continue
-            if self._vm_fd < 0:  # held in reset or dead: input goes nowhere, as on a board
-                if self._client_fd in ready:
-                    try:
-                        os.read(self._client_fd, 4096)
-                    except OSError:
-                        pass
-                continue
-            if self._vm_fd in ready:
-                try:
-                    data = os.read(self._vm_fd, 4096)
-                except OSError:
-                    data = b""
-                if data:
-                    self._from_vm(data)
-                else:
-                    self._reset(raw=False)  # the VM exited: reboot like a reset board
-                    continue
-            if self._client_fd in ready:
+            if vm is not None:
+                self._serve_vm(vm, r, w)
+            if self._client_fd >= 0 and self._client_fd in w:
+                self._flush_out()
+            if self._client_fd >= 0 and self._client_fd in r:
                 try:
                     data = os.read(self._client_fd, 4096)
+                except (BlockingIOError, InterruptedError):
+                    continue
                 except OSError:
                     continue
-                self._from_client(data)
+                if self._vm is not None and data:  # dead or held in reset: input goes nowhere
+                    self._from_client(data)
+
+    def _serve_vm(self, vm: _VM, r: list[int], w: list[int]) -> None:
+        if vm.master in r:
+            data = _read_all(vm.master)
+            if data and self._boot_wait is not None:
+                self._boot_step(data)
+            elif data:
+                self._from_vm(data)
+        if self._vm is vm and vm.ctl in r:
+            vm.read_control()
+            if vm.hard_reset_requested:
+                self._from_vm(_read_all(vm.master))
+                self._hard_reset("machine.reset()")
+                return
+        if self._vm is vm and vm.pidfd in r:
+            self._vm_exited()
+            return
+        if self._vm is vm and vm.master in w:
+            self._flush_to_vm()
+        if self._vm is vm and self._boot_wait is not None and not self._boot_noted \
+                and time.monotonic() > self._boot_deadline:
+            self._boot_overdue()
 
     def _apply_run_changes(self) -> None:
         """A RUN pulse is a hard reset: the VM dies on the falling edge and boots, with its
@@ -281,40 +537,126 @@ class VirtualBoard:
                 self._kill_vm()
             else:
                 self.reboots += 1
-                self._boot(raw=False)
+                self.resets.append(("run", "RUN pin"))
+                if not self._away_name:
+                    self._boot(raw=False)
 
-    def _to_client(self, data: bytes) -> None:
-        try:
-            os.write(self._client_fd, data)
-        except OSError:
-            pass
+    # ---- output: VM -> client ----------------------------------------------------------------
+    def _send(self, data: bytes) -> None:
+        if self._client_fd < 0 or not data:
+            return
+        self._out += data
+        self._flush_out()
+
+    def _flush_out(self) -> None:
+        while self._out:
+            try:
+                n = os.write(self._client_fd, self._out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._out.clear()
+                return
+            del self._out[:n]
+
+    def _cook(self, data: bytes) -> bytes:
+        """A lone \\n becomes \\r\\n, as a bare-metal port's cooked stdout sends it (a \\r\\n
+        the VM sends itself stays one)."""
+        if not data:
+            return data
+        lead = b""
+        if self._last_cr and data[:1] == b"\n":
+            lead, data = b"\n", data[1:]
+        self._last_cr = data.endswith(b"\r")
+        return lead + data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     def _from_vm(self, data: bytes) -> None:
-        self._to_client(data)
-        self._tail = (self._tail + data)[-64:]
+        if self._hold_until:
+            self._hold_until = 0.0  # the VM spoke again: its prompt or more output
+        head = b""
+        if self._verbatim:  # the raw-paste header: binary, passed as it is
+            head, data = data[:self._verbatim], data[self._verbatim:]
+            self._verbatim -= len(head)
+            self._paste_hdr += head
+            if self._paste_hdr[:2] == b"R\x00":  # no raw-paste here: the client falls back
+                head, data = b"R\x00", self._paste_hdr[2:] + data
+                self._verbatim = self._paste_state = self._eofs_due = 0
+            elif not self._verbatim and self._paste_hdr[:2] == b"R\x01":
+                self._paste_window = self._paste_hdr[2] | self._paste_hdr[3] << 8
+            self._last_cr = False
+        if self._paste_window:  # the VM's own flow-control credits: the bridge gives them
+            end = data.find(b"\x04")
+            if end < 0:
+                data = data.replace(b"\x01", b"")
+            else:  # the paste ended (or the VM cut it short)
+                data = data[:end].replace(b"\x01", b"") + data[end:]
+                self._paste_window = 0
+        ended_here = False
+        if self._eofs_due:
+            for i, b in enumerate(data):
+                if b == 0x04:
+                    self._eofs_due -= 1
+                    if not self._eofs_due:
+                        ended_here = i == len(data) - 1
+                        break
+        self._send(head + self._cook(data))
+        self._tail = (self._tail + head + data)[-64:]
         if self._tail.endswith(RAW_PROMPT) or self._tail.endswith(b"\x04>"):
             self._raw, self._raw_empty = True, True
             self._pasted_code_runs = False
+            self._eofs_due = 0
         elif self._tail.endswith(b">>> "):
             self._raw = self._raw_empty = self._pasted_code_runs = False
+            self._eofs_due = 0
+        elif ended_here:  # the program ended: its prompt, or its exit, comes next
+            self._hold_until = time.monotonic() + END_HOLD_S
+
+    # ---- input: client -> VM -----------------------------------------------------------------
+    def _passes(self, b: int, mode: str | None) -> bool:
+        """Newlines in REPL input as a board takes them. The unix port's REPL input turns every
+        \\n into \\r, so a client's \\r\\n would be two newlines where a board's lexer (raw
+        REPL code) and line editor (friendly REPL lines and input(); \\n\\r too) see one: the
+        second byte of such a pair is dropped. A program's own reads of sys.stdin are not
+        touched (in the friendly REPL: the VM's line editor is not reading, its tty has ISIG
+        on)."""
+        prev, self._nl_prev = self._nl_prev, 0
+        if b not in (0x0A, 0x0D):
+            return True
+        if prev == 0x0D and b == 0x0A or prev == 0x0A and b == 0x0D and self._nl_line:
+            return False
+        if mode is not None:
+            self._nl_prev, self._nl_line = b, mode == "line"
+        return True
 
     def _from_client(self, data: bytes) -> None:
         out = bytearray()
+        line_editing = not self._raw and self._vm is not None and not self._vm.isig()
         for i, b in enumerate(data):
             if self._raw and self._paste_state == 3:
-                out.append(b)
                 if b == 0x04:
                     self._paste_state = 0
                     self._pasted_code_runs = True
+                    self._nl_prev = 0
+                    out.append(b)
+                    continue
+                self._paste_rx += 1  # credit the client as the VM would for every byte sent
+                if self._paste_window and not self._paste_rx % self._paste_window:
+                    self._send(b"\x01")
+                if self._passes(b, "code"):
+                    out.append(b)
                 continue
             if b == 0x03 and self._pasted_code_runs and self._interrupt_vm():
                 continue
             if self._raw and self._raw_empty and b == 0x04:
-                self._write_vm(bytes(out))
-                self._to_client(b"OK\r\n")
-                self._reset(raw=True)
+                self._soft_reboot_raw()
                 self._held = data[i + 1:]  # the rebooting board takes these once booted
                 return
+            if self._raw:
+                mode = "code" if not self._eofs_due and not self._pasted_code_runs else None
+            else:
+                mode = "line" if line_editing else None
+            if not self._passes(b, mode):
+                continue
             if self._raw and self._raw_empty and b == 0x05:
                 self._paste_state = 1
             elif self._paste_state == 1 and b == ord("A"):
@@ -322,46 +664,48 @@ class VirtualBoard:
             elif self._paste_state == 2 and b == 0x01:
                 self._paste_state = 3
                 self._raw_empty = False
+                self._eofs_due = 3  # paste end acknowledged, then stdout's and stderr's ends
+                self._verbatim = 5  # "R\x01", the 16-bit window size, the first credit
+                self._paste_hdr, self._paste_window, self._paste_rx = b"", 0, 0
             else:
                 self._paste_state = 0
                 if b == 0x02:
                     self._raw = False
-                if b not in (0x01, 0x03):
+                elif self._raw and b == 0x03:
+                    self._raw_empty = True  # the raw REPL clears its line
+                elif self._raw and b == 0x04:  # a program submitted: OK, output, \x04, \x04
+                    self._eofs_due = 2
+                    self._raw_empty = False
+                elif b != 0x01:
                     self._raw_empty = False
             out.append(b)
-        self._write_vm(bytes(out))
+        self._to_vm += out
+        self._flush_to_vm()
+
+    def _flush_to_vm(self) -> None:
+        vm = self._vm
+        while self._to_vm and vm is not None and self._boot_wait is None:
+            try:
+                n = os.write(vm.master, self._to_vm)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            del self._to_vm[:n]
 
     def _interrupt_vm(self) -> bool:
         """Ctrl-C while raw-paste code runs. The unix port leaves its tty's ISIG off then, so
         the byte would reach the program's stdin instead of interrupting it, which no board
         does; deliver it as the SIGINT the tty would have sent."""
-        try:
-            isig = termios.tcgetattr(self._vm_fd)[3] & termios.ISIG
-        except (OSError, termios.error):
-            return False
-        if isig or self._proc is None:
+        vm = self._vm
+        if vm is None or vm.isig():
             return False
         now = time.monotonic()
         if now - self._last_sigint >= 0.05:  # "\x03\x03" is one interrupt, not two
             self._last_sigint = now
             try:
-                os.kill(self._proc.pid, signal.SIGINT)
+                os.kill(vm.pid, signal.SIGINT)
             except ProcessLookupError:
                 return False
         return True
 
-    def _write_vm(self, data: bytes) -> None:
-        while data and self._vm_fd >= 0:
-            try:
-                n = os.write(self._vm_fd, data)
-            except OSError:
-                return
-            data = data[n:]
-
-    def _reset(self, raw: bool) -> None:
-        """Restart the VM fresh; in raw mode come back at the raw REPL prompt as a board does."""
-        self._kill_vm()
-        self.reboots += 1
-        if raw:
-            self._to_client(b"MPY: soft reboot\r\n")
-        self._boot(raw)

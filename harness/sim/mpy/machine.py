@@ -292,10 +292,23 @@ def enable_irq(state=True):
 
 
 def reset():
-    sys.exit(0)  # the VM exits; the board bridge restarts it like a reset board
+    """A hard reset, as on rp2: the board bridge kills this VM, the serial port goes away and
+    comes back with a freshly booted board. Never returns."""
+    fd = os.getenv("TSFRIG_BOARD_CTL_FD")  # the bridge's control pipe
+    if fd:
+        try:
+            open(int(fd), "wb").write(b"H")
+        except (OSError, ValueError):
+            pass
+        else:
+            t0 = time.ticks_ms()  # the bridge kills the VM within ms; 5 s is a lost bridge
+            while time.ticks_diff(time.ticks_ms(), t0) < 5000:
+                time.sleep_ms(10)
+    raise SystemExit  # no bridge: at least restart like a soft reset
 
 
 def soft_reset():
+    """As on rp2: SystemExit, which the board turns into `MPY: soft reboot`."""
     raise SystemExit
 
 
