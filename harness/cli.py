@@ -88,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--overlay={args.overlay}")
     if args.k:
         pytest_args += ["-k", args.k]
+    pytest_args.append(f"--tsfrig-log-level={args.log_level}")
     try:
         code = int(pytest.main(pytest_args))
     except OSError as e:  # e.g. junit.xml on a disk that filled up at the very end
@@ -133,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", help="run only this target")
     run.add_argument("--report-dir", help="where run directories go (default reports/)")
     run.add_argument("-k", help="pytest -k expression selecting scenarios")
+    run.add_argument("--log-level", default="WARNING",
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="harness log lines shown on the console (trace.log in the run "
+                          "directory always has DEBUG)")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="start one simulated bench in the foreground")

@@ -8,6 +8,7 @@ the Pi's clock), so nothing above this module does tick arithmetic.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import struct
 import threading
@@ -19,6 +20,8 @@ import pigpio
 from harness.config import Wiring
 from harness.gpio import GpioError
 from harness.ticks import TickUnwrapper
+
+log = logging.getLogger(__name__)
 
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
 PULSE_REPORT_S = 2.0  # a pulse pigpio doesn't report by then: the Pi is mute
@@ -100,6 +103,7 @@ class PiDriver:
         self._connect()
 
     def _connect(self) -> None:
+        log.info("connecting to pigpiod at %s:%s", self.host, self.port)
         handshake(self.host, self.port, self.connect_timeout_s)
         self.pi = _connect_client(self.host, self.port, self.connect_timeout_s)
         self.pi.sl.s.settimeout(self.command_timeout_s)  # the client itself would wait forever
@@ -121,6 +125,7 @@ class PiDriver:
         if not self.broken:
             return
         why = self.broken
+        log.warning("pigpio link out of step (%s): reconnecting", why)
         self._disconnect()
         try:
             self._connect()
@@ -133,10 +138,12 @@ class PiDriver:
     def guard(self, what: str):
         """Context for pigpio calls: a pigpiod that times out or refuses a command is a bench
         fault (GpioError), never a firmware verdict."""
+        log.debug("pigpio: %s", what)
         try:
             yield
         except (OSError, pigpio.error, struct.error) as e:  # struct.error: a short answer
             self.broken = f"failed to {what} ({e or type(e).__name__})"
+            log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
             raise GpioError(f"pigpiod at {self.host}:{self.port} {self.broken}: "
                              "check pigpiod is running and the Pi is reachable") from None
 

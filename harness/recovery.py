@@ -5,10 +5,13 @@ the rest of the suite still runs."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from harness.gpio import GpioError, GpioRig
 from harness.target import BoardStopped, Target, TargetError
+
+log = logging.getLogger(__name__)
 
 SOFT = "Ctrl-C + soft reset"
 HARD = "hard reset (RUN pin)"
@@ -18,15 +21,18 @@ def recover(target: Target, pi: GpioRig | None) -> str:
     """Bring the board back to the raw REPL; return the step that did it. Raises
     TargetError when the serial link itself is gone (a bench fault) and BoardStopped when
     the port is there but the board stays mute, each saying what was tried."""
+    log.info("recovering the board on %s: %s", target.port, SOFT)
     try:
         target.recover()
         return SOFT
     except (BoardStopped, TargetError) as e:
         soft_error = e
+        log.warning("%s did not work: %s", SOFT, e)
     reset_gpio = pi.reset_gpio if pi is not None else None
     if pi is None or reset_gpio is None:
         raise type(soft_error)(f"{soft_error}; declare wiring.reset (a Pi GPIO on the board's "
                                "RUN/EN pin) so the rig can hard-reset it")
+    log.info("recovering the board: %s on Pi GPIO %s", HARD, reset_gpio)
     pi.hard_reset(reset_gpio)
     target.reopen(target.timeout_s)
     try:

@@ -8,6 +8,7 @@ with a deadline. Gaps between isolated pulses are stimulus spacing, not synchron
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from harness.gpio import GpioRig
 from harness.protocol import LogParser
 from harness.recovery import recover_after_fault
 from harness.target import BoardStopped, Target, TargetError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
         try:
             return run(b, *args, **kwargs)
         except (BoardStopped, TargetError) as e:
+            log.warning("%s: %s", run.__name__, e)
             e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
             e.recovery = recover_after_fault(b.target, b.pi)
             raise
@@ -132,6 +136,7 @@ def _start(b: BenchHandle, sc: Scenario, source: str, **params) -> LogParser:
     b.target.read_until_record(parser, "READY", b.readout_timeout_s)
     b.pi.reset_capture()  # edges before READY are pin set-up (ack driven low), not results
     b.ready_s = time.monotonic() - b.started_at
+    log.info("%s [%s] armed in %.0f ms", sc.name, source, b.ready_s * 1000)
     return parser
 
 
@@ -145,6 +150,8 @@ def _finish(b: BenchHandle, parser: LogParser, sc: Scenario, source: str,
     b.target.send(f"E{sent}\n".encode())
     err = b.target.read_to_end(parser, b.readout_timeout_s)
     overhead = {"setup_s": round(b.ready_s, 4), "readout_s": round(time.monotonic() - t_end, 4)}
+    log.info("%s [%s] done: %d pulses, %d acks, readout %.0f ms", sc.name, source,
+             b.pi.stimulus.count(), b.pi.ack.count(), overhead["readout_s"] * 1000)
     return Observation(
         scenario=sc.name, source=source, log=parser.log,
         stim_us=[e.us for e in b.pi.stimulus.edges],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from mpremote.transport_serial import SerialTransport
 from harness.protocol import LogParser, Record
 from harness.verdict import BenchFault, FirmwareFault, board_exception_summary
 
+log = logging.getLogger(__name__)
 DEVICE_SCRIPTS = Path(__file__).resolve().parent.parent / "device_scripts"
 # What a board prints when it (re)boots: seen mid-scenario, the board crashed or reset.
 RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
@@ -101,6 +103,7 @@ class Target:
     # ---- session control -------------------------------------------------------------
     def soft_reset(self) -> None:
         """Interrupt whatever runs, soft-reboot, and leave the board in the raw REPL."""
+        t0 = time.monotonic()
         with self._link("soft-reset the board"):
             try:
                 self.transport.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
@@ -108,6 +111,7 @@ class Target:
                 raise BoardStopped(f"board on {self.port} does not answer a soft reset ({e}): "
                                    "power-cycle it or check the firmware boots") from None
         self._pending = b""
+        log.debug("soft reset of %s: %.0f ms", self.port, (time.monotonic() - t0) * 1000)
 
     def recover(self) -> None:
         """Ctrl-C twice, then a soft reset; raises BoardStopped if the board stays mute."""
@@ -116,12 +120,14 @@ class Target:
 
     def exec(self, code: str) -> str:
         """Run code to completion and return its output (for setup, not timed work)."""
+        log.debug("exec on %s: %s", self.port, code.splitlines()[0][:80] if code else "")
         with self._link("run code"):
             try:
                 out, err = self.transport.exec_raw(code, timeout=self.timeout_s)
             except TransportError as e:
                 raise BoardStopped(f"board on {self.port} stopped answering: {e}") from None
         if err:
+            log.debug("board raised: %s", err.decode(errors="replace").strip()[-200:])
             raise BoardRaised(err.decode(errors="replace").replace("\r\n", "\n"))
         return out.decode(errors="replace").replace("\r\n", "\n")  # a board cooks \n
 
@@ -141,10 +147,12 @@ class Target:
                 except (OSError, TransportError, serial.SerialException) as e:
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
                 sent.append(f.name)
+        log.info("uploaded to %s: %s", self.port, ", ".join(sent) or "nothing changed")
         return sent
 
     def start(self, code: str) -> None:
         """Start code without waiting for it to finish (scenarios talk back over the log)."""
+        log.debug("start on %s: %s", self.port, code.splitlines()[-1][:120])
         with self._link("start the scenario"):
             try:
                 self.transport.exec_raw_no_follow(code)
@@ -154,6 +162,7 @@ class Target:
         self._pending = b""
 
     def send(self, cmd: bytes) -> None:
+        log.debug("to board: %r", cmd)
         with self._link("send a command"):
             self.serial.write(cmd)
 
@@ -180,6 +189,7 @@ class Target:
                 if rec is not None and rec.type == record_type and found is None:
                     found = rec
             if found is not None:
+                log.debug("board sent %s (%d lines so far)", record_type, len(parser.log.lines))
                 if finished:  # the program also ended: keep its end for the next read
                     self._pending = b"\x04" + self._pending
                 return found
@@ -201,7 +211,10 @@ class Target:
             for line in lines:
                 parser.feed(line)
             if finished:
-                return self._read_error_output(deadline)
+                err = self._read_error_output(deadline)
+                log.debug("scenario ended: %d lines%s", len(parser.log.lines),
+                          f", error output {err[-200:]!r}" if err else "")
+                return err
             if time.monotonic() >= deadline:
                 raise BoardStopped(f"board stopped answering: the scenario did not finish "
                                    f"within {timeout_s:.1f} s of the end command")
