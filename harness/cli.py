@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.config import ConfigError, load_config, with_overlay
+from harness.report_cli import add_report_parsers
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "rig_config.yaml"
@@ -149,12 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--flash", help="directory to use as the board's flash (default: temporary)")
     sim.set_defaults(func=cmd_sim)
 
-    try:
-        from harness.report_cli import add_report_parsers
-    except ImportError:
-        pass
-    else:
-        add_report_parsers(sub)
+    add_report_parsers(sub)
     return p
 
 
