@@ -40,7 +40,8 @@ class Wiring:
 
 @dataclass(frozen=True)
 class Budgets:
-    latency_us: dict[str, float]
+    latency_us: dict[str, float] = field(default_factory=lambda: {
+        "p50": 2000.0, "p90": 3000.0, "p99": 5000.0, "max": 20000.0})
     wake_timeout_ms: float = 200.0
     device_timeout_s: float = 10.0
 
@@ -122,7 +123,6 @@ class RigConfig:
 
 # ---- schema: key -> (type checker, default, allowed kinds) -----------------------------------
 
-LATENCY_DEFAULT = {"p50": 2000.0, "p90": 3000.0, "p99": 5000.0, "max": 20000.0}
 ENUMS = {
     "kind": tuple(BENCH_KINDS),
     "irq_wake": ("schedule", "poll"),
@@ -441,9 +441,9 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         if port == "auto" and vid is None and pid is None and sn is None:
             raise L.fail(sm["port"].line, f"{key}.serial.port",
                          "'auto' needs vid, pid or serial_number to find the board")
-        baud = L.integer(sm["baudrate"], f"{key}.serial.baudrate", 1) if "baudrate" in sm \
-            else 115200
-        kw["serial"] = SerialConfig(port, vid, pid, sn, baud)
+        extra = {"baudrate": L.integer(sm["baudrate"], f"{key}.serial.baudrate", 1)} \
+            if "baudrate" in sm else {}
+        kw["serial"] = SerialConfig(port, vid, pid, sn, **extra)
 
     wn = L.require(m, n, key, "wiring")
     wm = L.mapping(wn, f"{key}.wiring", SUBKEYS["wiring"])
@@ -485,8 +485,9 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     kw["wiring"] = Wiring(Wire(s_gpio, s_pin), Wire(a_gpio, a_pin),
                           Wire(r_gpio, r_pin) if r_gpio is not None else None)
 
-    lat = dict(LATENCY_DEFAULT)
-    wake_ms, dev_s = 200.0, 10.0
+    defaults = Budgets()  # the defaults live in the dataclass
+    lat = dict(defaults.latency_us)
+    wake_ms, dev_s = defaults.wake_timeout_ms, defaults.device_timeout_s
     if "budgets" in m:
         bk = f"{key}.budgets"
         bm = L.mapping(m["budgets"], bk, SUBKEYS["budgets"])
