@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.protocol import DeviceLog
 from harness.stats import percentile
+from harness.verdict import board_exception_summary
 
 
 @dataclass
@@ -94,6 +95,64 @@ def timeline(obs: Observation) -> list[dict]:
 
 def fmt_us(v: float | None) -> str:
     return "?" if v is None else f"+{v:.0f} µs"
+
+
+# ---- the board's own words: exceptions and output, for the verdict ----------------------
+
+def error_lines(error_output: str) -> list[str]:
+    """The board's error output, each line marked as such for the device log."""
+    return [f"[board error output] {ln}" for ln in error_output.splitlines() if ln.strip()]
+
+
+def board_exception(obs: Observation) -> str:
+    """What the board raised during the scenario, from its error output or from the waiter's
+    own report of why it died; the exception leads, the last frames follow."""
+    if obs.error_output:
+        return board_exception_summary(obs.error_output)
+    counts = obs.log.first("COUNT") or {}
+    printed = printed_traceback(obs.log.lines)
+    if printed and not obs.log.first("WAITER_EXIT"):  # a task died: asyncio printed it
+        return f"{board_exception_summary(printed)} in a task (asyncio printed it)"
+    died = obs.log.first("WAITER_EXIT")
+    exit_why = (died or {}).get("exc") or counts.get("waiter_exit")
+    if exit_why and exit_why != "cap":
+        tb = (died or {}).get("traceback", "")
+        summary = board_exception_summary(tb) if tb else exit_why
+        return f"{summary} in the waiter task (flag.wait() raised; the waiter died)"
+    return ""
+
+
+def printed_traceback(lines: list[str]) -> str:
+    """The first traceback the board printed as plain output (e.g. asyncio's "Task exception
+    wasn't retrieved"), up to and including its exception line."""
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last):"):
+            block = [line]
+            for nxt in lines[i + 1:]:
+                block.append(nxt)
+                if not nxt.startswith((" ", "\t")):
+                    return "\n".join(block)
+    return ""
+
+
+def device_excerpt(obs: Observation, n: int = 25) -> str:
+    """The board's own output (not the log protocol), last n lines, for a failure message."""
+    lines = [ln for ln in obs.log.lines if not ln.startswith("@TSF")][-n:]
+    return "\n".join(lines) if lines else "(no device output besides the log protocol)"
+
+
+def timeline_text(rows: list[dict], limit: int = 12) -> str:
+    """The matched stimulus/IRQ/wake/ack timeline as a small table for a failure message."""
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    out = ["seq  stimulus   irq   wake    ack   (µs, Pi clock)"]
+    for r in rows[:limit]:
+        out.append(f"{r['seq']:>3} {f(r['stimulus_us']):>8} {f(r['irq_us']):>6} "
+                   f"{f(r['wake_us']):>6} {f(r['ack_us']):>6}")
+    if len(rows) > limit:
+        out.append(f"... {len(rows) - limit} more")
+    return "\n".join(out)
 
 
 # ---- checks: each returns failure sentences (empty when the clause holds) ----------------

@@ -72,6 +72,28 @@ def classify(ev: Evidence) -> Verdict:
     return Verdict(PASSED)
 
 
+def evidence_from(exc: BaseException | None) -> Evidence:
+    """The evidence in an exception a scenario raised before its verdict: the board raised
+    (it carries .summary), hung or reset (with .where it went quiet and .recovery, what got
+    it back; a recovery that found the port gone makes it the bench's), a bench fault, or a
+    harness bug."""
+    what = str(exc) if exc is not None else ""
+    recovery = getattr(exc, "recovery", None)
+    if isinstance(exc, FirmwareFault):
+        if getattr(exc, "summary", ""):
+            return Evidence(board_exception=exc.summary)
+        if recovery is not None and recovery.link_lost:
+            return Evidence(bench_fault=f"{what}; {recovery.failure}")
+        said = f"; {recovery.says()}" if recovery is not None else ""
+        return Evidence(board_stopped=f"{what}{getattr(exc, 'where', '')}{said}")
+    if isinstance(exc, BenchFault):
+        step = getattr(recovery, "step", "")
+        return Evidence(bench_fault=what + (f"; board recovered by {step}" if step else ""))
+    if exc is not None:
+        return Evidence(harness_error=f"{type(exc).__name__}: {exc}")
+    return Evidence()
+
+
 def run_verdict(outcomes: list[str], interrupted: bool, bench_fault: bool) -> str:
     """The run's verdict from its tests: interrupted > error > fail > pass."""
     if interrupted:

@@ -84,3 +84,35 @@ def test_board_exception_summary_leads_with_the_exception():
     assert got.startswith("TypeError: can't convert NoneType to int (")
     assert 'File "asyncio/core.py", line 9, in run' in got
     assert v.board_exception_summary("") == ""
+
+
+class _Raised(v.FirmwareFault):
+    summary = "ValueError: boom"
+
+
+class _Mute(v.FirmwareFault):
+    pass
+
+
+class _Back:
+    def __init__(self, step="", failure="", link_lost=False):
+        self.step, self.failure, self.link_lost = step, failure, link_lost
+
+    def says(self):
+        return f"{self.step} got it back" if self.step else f"nothing got it back ({self.failure})"
+
+
+def test_evidence_from_what_a_scenario_raised():
+    assert classify(v.evidence_from(_Raised("x"))).cause == "board raised ValueError: boom"
+    hung = _Mute("board stopped answering")
+    hung.where, hung.recovery = " (120 ms after pulse 3)", _Back(step="Ctrl-C + soft reset")
+    got = classify(v.evidence_from(hung))
+    assert got.outcome == v.FAILED
+    assert got.cause == ("board stopped answering (120 ms after pulse 3); "
+                         "Ctrl-C + soft reset got it back")
+    gone = _Mute("board stopped answering")
+    gone.recovery = _Back(failure="serial link lost", link_lost=True)  # the port vanished
+    assert classify(v.evidence_from(gone)).outcome == v.ERROR
+    assert classify(v.evidence_from(v.BenchFault("pigpiod gone"))).outcome == v.ERROR
+    assert "harness error" in classify(v.evidence_from(KeyError("x"))).cause
+    assert classify(v.evidence_from(None)).outcome == v.PASSED
