@@ -26,6 +26,7 @@ def _die(msg: str) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     from harness.benches import BENCH_KINDS
     from harness.sim.bench import serve
+    from harness.sim.board import BoardError
     from harness.sim.firmware import FirmwareNotFound
 
     try:
@@ -40,6 +41,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
                      flash_dir=Path(args.flash) if args.flash else None)
     except (ConfigError, FirmwareNotFound) as e:
         return _die(str(e))
+    except BoardError as e:
+        return _die(f"the virtual board did not boot: {e}: check firmware.executable is a "
+                    "MicroPython unix-port build")
     except OSError as e:
         return _die(f"cannot start the simulated bench: {e} "
                     "(is the port busy? try --pigpio-port 0)")

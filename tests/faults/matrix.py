@@ -490,5 +490,6 @@ targets:
   - name: good
 """)
     out = run_faulted(tmp, Bench(args=["--config", str(cfg)]), "test_wake and hard")
-    return out, Expect("error", 2, r"target broken: simulated bench did not start",
+    return out, Expect("error", 2, r"target broken: simulated bench did not start: tsfrig: the "
+                       r"virtual board did not boot: .* exited before reaching its prompt",
                        passed_after=True)
