@@ -24,6 +24,11 @@ import time
 
 import micropython
 
+try:  # the firmware's own machine (PinBase, mem32, time_pulse_us ...); below replaces some
+    from umachine import *  # noqa: F401,F403
+except ImportError:
+    pass
+
 IN = 0
 OUT = 1
 OPEN_DRAIN = 2
@@ -261,7 +266,11 @@ class Pin:
 
 class Signal:
     def __init__(self, pin, *args, invert=False, **kw):
-        self._pin = pin if isinstance(pin, Pin) else Pin(pin, *args, **kw)
+        # a Pin, or any pin-like object (a machine.PinBase subclass), as the port's Signal takes
+        if isinstance(pin, Pin) or (hasattr(pin, "value") and not args and not kw):
+            self._pin = pin
+        else:
+            self._pin = Pin(pin, *args, **kw)
         self._invert = invert
 
     def value(self, v=None):
