@@ -11,6 +11,7 @@ import pytest
 
 from harness.config import load_config
 from harness.sim.launch import SimProvider
+from tests.faults.matrix import serial_target_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,17 +31,7 @@ def running_sim():
 def run_serial_target(tmp_path: Path, sim, stim_pin: int, ack_pin: int, k: str):
     port, host, pport = sim
     cfg = tmp_path / "bench.yaml"
-    cfg.write_text(f"""\
-version: 1
-targets:
-  - name: bench
-    kind: serial
-    serial: {{port: {port}}}
-    pigpio: {{host: {host}, port: {pport}}}
-    wiring:
-      stimulus: {{pi_gpio: 17, board_pin: {stim_pin}}}
-      ack: {{board_pin: {ack_pin}, pi_gpio: 27}}
-""")
+    cfg.write_text(serial_target_yaml(port, host, pport, stim_pin, ack_pin))
     r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(cfg),
                         "--report-dir", str(tmp_path / "r"), "-k", k],
                        cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -232,22 +232,32 @@ def serial_bench(tmp: Path, pigpio_via: list[str] | None = None, serial_via: boo
             port = ser_proxy.address
         host, _, pport = pigpio.rpartition(":")
         cfg = tmp / "bench.yaml"
-        cfg.write_text(f"""\
-version: 1
-targets:
-  - name: bench
-    kind: serial
-    serial: {{port: {port}}}
-    pigpio: {{host: {host}, port: {pport}}}
-    wiring:
-      stimulus: {{pi_gpio: 17, board_pin: 2}}
-      ack: {{board_pin: 3, pi_gpio: 27}}
-    budgets:
-      latency_us: {{p50: 3000, p90: 30000, p99: 100000, max: 500000}}
-      wake_timeout_ms: 200
-      device_timeout_s: 5
-""")
+        cfg.write_text(serial_target_yaml(port, host, int(pport), budgets=True))
         yield Bench(args=["--config", str(cfg)]), mark, pi_proxy, ser_proxy
+
+
+# The shipped wiring and lean budgets (a 5 s device timeout), as YAML under a target.
+WIRING_AND_BUDGETS = """\
+  wiring:
+    stimulus: {pi_gpio: 17, board_pin: 2}
+    ack: {board_pin: 3, pi_gpio: 27}
+  budgets:
+    latency_us: {p50: 3000, p90: 30000, p99: 100000, max: 500000}
+    wake_timeout_ms: 200
+    device_timeout_s: 5"""
+
+
+def serial_target_yaml(port: str, host: str, gpio_port: int, stim_pin: int = 2,
+                       ack_pin: int = 3, budgets: bool = False) -> str:
+    """A rig config with one real-bench target (kind: serial) on this port and pigpiod."""
+    wiring = WIRING_AND_BUDGETS.replace("board_pin: 2}", f"board_pin: {stim_pin}}}") \
+        .replace("{board_pin: 3,", f"{{board_pin: {ack_pin},")
+    if not budgets:
+        wiring = wiring.split("\n  budgets:")[0]
+    body = "\n".join("  " + line for line in wiring.splitlines())
+    return (f"version: 1\ntargets:\n  - name: bench\n    kind: serial\n"
+            f"    serial: {{port: {port}}}\n    pigpio: {{host: {host}, port: {gpio_port}}}\n"
+            f"{body}\n")
 
 
 def when(cond: Callable[[str], object], act: Callable[[str], None],
@@ -477,13 +487,7 @@ def two_targets_first_broken(tmp: Path) -> tuple[Outcome, Expect]:
 version: 1
 defaults:
   kind: sim
-  wiring:
-    stimulus: {{pi_gpio: 17, board_pin: 2}}
-    ack: {{board_pin: 3, pi_gpio: 27}}
-  budgets:
-    latency_us: {{p50: 3000, p90: 30000, p99: 100000, max: 500000}}
-    wake_timeout_ms: 200
-    device_timeout_s: 5
+{WIRING_AND_BUDGETS}
 targets:
   - name: broken
     firmware: {{executable: {broken}}}
