@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.config import ConfigError, load_config, with_overlay
+from harness.config import ConfigError, load_config, with_firmware, with_overlay
 from harness.report_cli import add_report_parsers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +33,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         if args.overlay:
             cfg = with_overlay(cfg, args.overlay)
+        if args.firmware:
+            cfg = with_firmware(cfg, args.firmware)
         target = cfg.target(args.target) if args.target else cfg.targets[0]
         if not BENCH_KINDS[target.kind].simulated:
             return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
@@ -61,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         if args.overlay:
             cfg = with_overlay(cfg, args.overlay)
+        if args.firmware:
+            cfg = with_firmware(cfg, args.firmware)
         if args.target:
             cfg.target(args.target)
     except ConfigError as e:
@@ -91,6 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--target={args.target}")
     if args.overlay:
         pytest_args.append(f"--overlay={args.overlay}")
+    if args.firmware:
+        pytest_args.append(f"--firmware={args.firmware}")
     if args.k:
         pytest_args += ["-k", args.k]
     pytest_args.append(f"--tsfrig-log-level={args.log_level}")
@@ -136,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the ThreadSafeFlag suite against the configured targets")
     run.add_argument("--config", default=DEFAULT_CONFIG, help="rig config file")
     run.add_argument("--overlay", help="directory of modules searched before the frozen ones (sim)")
+    run.add_argument("--firmware", help="the build under test: a MicroPython unix-port "
+                                        "executable for sim targets")
     run.add_argument("--target", help="run only this target")
     run.add_argument("--report-dir", help="where run directories go (default reports/)")
     run.add_argument("-k", help="pytest -k expression selecting scenarios")
@@ -148,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="start one simulated bench in the foreground")
     sim.add_argument("--config", default=DEFAULT_CONFIG)
     sim.add_argument("--overlay")
+    sim.add_argument("--firmware", help="MicroPython unix-port executable to run")
     sim.add_argument("--target", help="sim target to start (default: the first)")
     sim.add_argument("--pigpio-port", type=_port, default=0,
                      help="pigpiod port (0: a free one)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -683,5 +684,17 @@ def with_overlay(cfg: RigConfig, overlay: str | Path) -> RigConfig:
         raise ConfigError(f"--overlay {overlay}: directory does not exist; give the directory "
                           "that holds the replacement modules (e.g. an asyncio/ package)")
     targets = [dataclasses.replace(t, firmware=FirmwareConfig(t.firmware.executable, p))
+               if BENCH_KINDS[t.kind].simulated else t for t in cfg.targets]
+    return RigConfig(cfg.path, targets, cfg.compare)
+
+
+def with_firmware(cfg: RigConfig, executable: str | Path) -> RigConfig:
+    """The --firmware option on a simulated bench: every sim target runs this MicroPython
+    unix-port executable (the build under test) instead of its configured one."""
+    p = Path(executable).expanduser().resolve()
+    if not p.is_file() or not os.access(p, os.X_OK):
+        raise ConfigError(f"--firmware {executable}: not an executable file; give a MicroPython "
+                          "unix-port build (e.g. ports/unix/build-standard/micropython)")
+    targets = [dataclasses.replace(t, firmware=FirmwareConfig(p, t.firmware.overlay))
                if BENCH_KINDS[t.kind].simulated else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)

@@ -38,3 +38,30 @@ def test_selection_with_no_tests_is_exit_5_and_moves_nothing(tmp_path):
     assert r.returncode == 5, r.stdout[-1000:] + r.stderr[-1000:]
     assert "no test matched the selection" in r.stderr
     assert list(reports.iterdir()) == []  # no run dir, no `latest`
+
+
+def test_firmware_that_is_not_an_executable(tmp_path):
+    r = tsfrig("run", "--firmware", str(tmp_path / "nope"), "--report-dir", str(tmp_path / "r"),
+               "-k", "test_wake and hard")
+    assert r.returncode == 2
+    assert one_line(r).startswith(f"tsfrig: --firmware {tmp_path / 'nope'}: not an executable")
+
+
+def test_firmware_names_the_build_a_run_tested(tmp_path):
+    """--firmware swaps the build under test on the simulated bench, and results.json names
+    it (path and content hash), so two builds' runs can't be mistaken for each other."""
+    import hashlib
+    import json
+
+    from harness.sim.firmware import find_executable
+
+    build = tmp_path / "micropython-under-test"
+    build.write_text(f"#!/bin/sh\nexec {find_executable(None)} \"$@\"\n")
+    build.chmod(0o755)
+    r = tsfrig("run", "--firmware", str(build), "--report-dir", str(tmp_path / "r"),
+               "-k", "test_wake and hard")
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    fw = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())["targets"][0][
+        "firmware"]
+    assert fw["executable"] == str(build)
+    assert fw["build_hash"] == hashlib.sha256(build.read_bytes()).hexdigest()[:12]

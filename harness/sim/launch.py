@@ -62,6 +62,8 @@ class SimProvider:
                "--target", self.target.name]
         if self.target.firmware.overlay:
             cmd += ["--overlay", str(self.target.firmware.overlay)]
+        if self.target.firmware.executable:
+            cmd += ["--firmware", str(self.target.firmware.executable)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      preexec_fn=die_with_parent)
         try:
