@@ -1,0 +1,218 @@
+"""`tsfrig bisect-step`: one step of `git bisect run`, turning a tsfrig verdict into git's.
+
+Find the MicroPython commit that broke ThreadSafeFlag. From a MicroPython checkout:
+
+    git bisect start BAD GOOD
+    git bisect run python -m harness.cli bisect-step \\
+        --config /path/to/tsfrig/rig_config.yaml \\
+        --build "make -C ports/unix" \\
+        --firmware ports/unix/build-standard/micropython \\
+        -k "hard"
+    git bisect reset
+
+(`python` is the tsfrig venv's, e.g. /path/to/tsfrig/.venv/bin/python; `python -m
+harness.bisect ...` takes the same options.) Each step builds the checked-out commit, runs
+`tsfrig run` with every sim target on the fresh executable, and exits as `git bisect run`
+expects:
+
+| tsfrig run                                   | bisect-step | git bisect  |
+|----------------------------------------------|-------------|-------------|
+| 0 passed                                     | 0           | good        |
+| 1 firmware failure                           | 1           | bad         |
+| 2 bench fault, 5 nothing ran, 130/143, other | 125         | skip        |
+| the build failed or timed out, no executable | 125         | skip        |
+| bisect-step's own usage or config error      | 128         | abort       |
+
+A bench that could not measure is never a verdict on the firmware, so it skips the commit
+rather than blame it; a mistake in the command itself would repeat on every commit, so it
+stops the bisect instead. `--overlay DIR` runs each step with a module overlay (e.g. an
+`asyncio/` package) instead of, or as well as, a rebuilt executable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "rig_config.yaml"
+
+GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
+BUILD_TIMEOUT_S = 3600.0
+
+_RUN_MEANING = {
+    0: "passed",
+    1: "firmware failure",
+    2: "bench fault or bad input",
+    5: "nothing selected",
+    130: "interrupted (SIGINT)",
+    143: "interrupted (SIGTERM)",
+}
+
+
+def _say(msg: str) -> None:
+    print(f"tsfrig bisect-step: {msg}", file=sys.stderr, flush=True)
+
+
+def map_exit(code: int) -> int:
+    """`tsfrig run`'s exit code as `git bisect run`'s: only 0 and 1 are firmware verdicts."""
+    return {0: GOOD, 1: BAD}.get(code, SKIP)
+
+
+def describe(code: int) -> str:
+    """The one verdict line for a `tsfrig run` exit code."""
+    verdict = {GOOD: "good", BAD: "bad"}.get(map_exit(code), "skip")
+    return f"{verdict} (exit {code}: {_RUN_MEANING.get(code, 'unexpected exit code')})"
+
+
+def derive_config(config: Path, firmware: Path, dest: Path) -> Path:
+    """Write dest/rig_config.yaml: config with every sim target's firmware.executable set to
+    firmware (absolute), and its relative overlay paths made absolute (they were relative to
+    the original file's directory)."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+        raise ValueError(f"{config}: not a rig config (no targets: list)")
+    base = config.resolve().parent
+    for t in data["targets"]:
+        if not isinstance(t, dict) or t.get("kind", "sim") != "sim":
+            continue
+        fw = t.get("firmware")
+        fw = dict(fw) if isinstance(fw, dict) else {}
+        fw["executable"] = str(firmware.resolve())
+        ov = fw.get("overlay")
+        if isinstance(ov, str) and not Path(ov).expanduser().is_absolute():
+            fw["overlay"] = str((base / ov).resolve())
+        t["firmware"] = fw
+    out = dest / "rig_config.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
+
+
+def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | None,
+                config: Path, k: str | None, report_dir: Path | None, cwd: Path,
+                build_timeout: float = BUILD_TIMEOUT_S) -> int:
+    """Build the checked-out commit, run the suite on it, return git bisect's exit code.
+
+    Relative firmware, overlay, config and report_dir paths are taken relative to cwd (the
+    checkout being bisected), where the build command also runs."""
+    cwd = Path(cwd).resolve()
+
+    def here(p: Path | None) -> Path | None:
+        return None if p is None else (cwd / Path(p).expanduser()).resolve()
+
+    firmware, overlay, config, report_dir = here(firmware), here(overlay), here(config), \
+        here(report_dir)
+    assert config is not None
+    if not config.is_file():
+        _say(f"abort: --config {config} does not exist; pass the tsfrig rig config")
+        return ABORT
+    if overlay is not None and not overlay.is_dir():
+        _say(f"abort: --overlay {overlay} is not a directory")
+        return ABORT
+
+    if build_cmd:
+        try:
+            build = subprocess.run(build_cmd, shell=True, cwd=cwd, timeout=build_timeout,
+                                   stdout=sys.stderr, stderr=sys.stderr)
+        except subprocess.TimeoutExpired:
+            _say(f"skip (the build did not finish in {build_timeout:g} s: {build_cmd})")
+            return SKIP
+        if build.returncode != 0:
+            _say(f"skip (the build failed, exit {build.returncode}: {build_cmd})")
+            return SKIP
+    if firmware is not None and not (firmware.is_file() and os.access(firmware, os.X_OK)):
+        _say(f"skip (no executable at {firmware} after the build)")
+        return SKIP
+
+    with tempfile.TemporaryDirectory(prefix="tsfrig-bisect-") as tmp:
+        run_config = config
+        if firmware is not None:
+            try:
+                run_config = derive_config(config, firmware, Path(tmp))
+            except (OSError, ValueError, yaml.YAMLError) as e:
+                _say(f"abort: cannot derive a config from {config}: {e}")
+                return ABORT
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(run_config)]
+        if overlay is not None:
+            cmd += ["--overlay", str(overlay)]
+        if k:
+            cmd += ["-k", k]
+        if report_dir is not None:
+            cmd += ["--report-dir", str(report_dir)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=sys.stderr).returncode
+    if code < 0:  # killed by a signal: the shell's convention
+        code = 128 - code
+    print(f"tsfrig bisect-step: {describe(code)}", flush=True)
+    return map_exit(code)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error must stop the bisect (exit 128), not mark the commit bad (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ABORT, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--build", metavar="CMD",
+                   help="shell command building the checked-out commit (runs in the current "
+                        "directory); a failed build skips the commit")
+    p.add_argument("--build-timeout", type=float, default=BUILD_TIMEOUT_S, metavar="S",
+                   help=f"seconds before a build counts as failed (default {BUILD_TIMEOUT_S:g})")
+    p.add_argument("--firmware", metavar="PATH",
+                   help="the MicroPython unix-port executable the build produces; every sim "
+                        "target runs it")
+    p.add_argument("--overlay", metavar="DIR",
+                   help="directory of modules searched before the frozen ones (sim)")
+    p.add_argument("--config", metavar="FILE", default=str(DEFAULT_CONFIG),
+                   help="tsfrig rig config (default: the tsfrig repo's rig_config.yaml)")
+    p.add_argument("-k", metavar="EXPR", help="pytest -k expression selecting scenarios")
+    p.add_argument("--report-dir", metavar="DIR",
+                   help="where each step's run directory goes (default tsfrig's reports/)")
+    p.set_defaults(func=cmd_bisect_step)
+
+
+def add_bisect_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `bisect-step` on a subparsers object (tsfrig's CLI)."""
+    p = sub.add_parser("bisect-step", help="one `git bisect run` step: build, run the suite, "
+                                           "exit 0 good / 1 bad / 125 skip",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(p)
+    p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]  # 128, not 2 ("bad")
+    return p
+
+
+def cmd_bisect_step(args: argparse.Namespace) -> int:
+    def path(v: str | None) -> Path | None:
+        return Path(v) if v else None
+
+    try:
+        return bisect_step(args.build, path(args.firmware), path(args.overlay),
+                           Path(args.config), args.k, path(args.report_dir), Path.cwd(),
+                           build_timeout=args.build_timeout)
+    except KeyboardInterrupt:  # the user stopped it: stop the bisect too (not "bad")
+        _say("interrupted")
+        return 130
+    except Exception as e:  # a bug here is no verdict on the firmware: stop, don't blame
+        _say(f"abort: {type(e).__name__}: {e}")
+        return ABORT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="tsfrig bisect-step", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
