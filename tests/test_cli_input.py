@@ -65,3 +65,5 @@ def test_firmware_names_the_build_a_run_tested(tmp_path):
         "firmware"]
     assert fw["executable"] == str(build)
     assert fw["build_hash"] == hashlib.sha256(build.read_bytes()).hexdigest()[:12]
+    junit = (tmp_path / "r" / "latest" / "junit.xml").read_text()  # the CI's test view too
+    assert f'name="sim.firmware.build_hash" value="{fw["build_hash"]}"' in junit
