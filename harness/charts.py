@@ -142,3 +142,48 @@ def timeline_svg(rows: list[dict], title: str, limit: int = 40) -> str:
             plot.parts.append(f'<text x="{x:.1f}" y="{y:.1f}" fill="#d62728" '
                               'text-anchor="middle">✕</text>')
     return plot.svg(title, "timeline")
+
+
+def trend_svg(series: dict[str, list[float | None]], builds: list[str], title: str,
+              ylabel: str = "latency (µs)") -> str:
+    """One line per series across builds (x = build 1..n, in run order); a build without a
+    value breaks the line. Each point's tooltip names the build and the value."""
+    vals = [v for vs in series.values() for v in vs if v is not None]
+    lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+    pad = (hi - lo) * 0.1 or max(abs(hi) * 0.1, 1.0)
+    n = len(builds)
+    plot = _Plot(0.5, n + 0.5, max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad)
+    plot.axes("build (run order)", ylabel)
+    # builds are whole numbers: replace the axis' numeric x ticks by one per build (thinned)
+    base = plot.h - BOTTOM
+    plot.parts = [p for p in plot.parts
+                  if not (f'y="{base + 16}"' in p or f'y2="{base + 4}"' in p)]
+    step = max(1, math.ceil(n / 12))
+    for b in range(1, n + 1, step):
+        px = plot.x(b)
+        plot.parts.append(f'<line x1="{px:.1f}" y1="{base}" x2="{px:.1f}" y2="{base + 4}" '
+                          'stroke="#333"/>')
+        plot.parts.append(f'<text class="build-tick" x="{px:.1f}" y="{base + 16}" '
+                          f'text-anchor="middle">{b}</text>')
+    for i, (name, values) in enumerate(series.items()):
+        color = COLORS[i % len(COLORS)]
+        runs: list[list[tuple[float, float]]] = [[]]
+        for b, v in enumerate(values):
+            if v is None:
+                runs.append([])
+                continue
+            x, y = plot.x(b + 1), plot.y(v)
+            runs[-1].append((x, y))
+            plot.parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3" '
+                              f'fill="{color}"><title>{escape(name)} build {b + 1} '
+                              f'{escape(builds[b])}: {_fmt(v)}</title></circle>')
+        for seg in runs:
+            if len(seg) > 1:
+                d = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in seg)
+                plot.parts.append(f'<path class="trend" d="{d}" fill="none" stroke="{color}" '
+                                  f'stroke-width="2"><title>{escape(name)}</title></path>')
+        ly = TOP + 14 * i + 8
+        plot.parts.append(f'<rect x="{W - RIGHT - 170}" y="{ly - 8}" width="10" height="10" '
+                          f'fill="{color}"/><text x="{W - RIGHT - 156}" y="{ly + 1}">'
+                          f'{escape(name)}</text>')
+    return plot.svg(title, "trend")
