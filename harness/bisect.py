@@ -60,6 +60,15 @@ def _say(msg: str) -> None:
     print(f"tsfrig bisect-step: {msg}", file=sys.stderr, flush=True)
 
 
+def _stderr_fd() -> int:
+    """Where the build's and the run's output go, so stdout carries only the verdict line."""
+    try:
+        sys.stderr.flush()
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a stderr with no fd (e.g. captured)
+        return 2
+
+
 def map_exit(code: int) -> int:
     """`tsfrig run`'s exit code as `git bisect run`'s: only 0 and 1 are firmware verdicts."""
     return {0: GOOD, 1: BAD}.get(code, SKIP)
@@ -119,7 +128,7 @@ def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | No
     if build_cmd:
         try:
             build = subprocess.run(build_cmd, shell=True, cwd=cwd, timeout=build_timeout,
-                                   stdout=sys.stderr, stderr=sys.stderr)
+                                   stdout=_stderr_fd(), stderr=_stderr_fd())
         except subprocess.TimeoutExpired:
             _say(f"skip (the build did not finish in {build_timeout:g} s: {build_cmd})")
             return SKIP
@@ -147,7 +156,7 @@ def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | No
             cmd += ["--report-dir", str(report_dir)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=sys.stderr).returncode
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=_stderr_fd()).returncode
     if code < 0:  # killed by a signal: the shell's convention
         code = 128 - code
     print(f"tsfrig bisect-step: {describe(code)}", flush=True)
