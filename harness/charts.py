@@ -152,7 +152,8 @@ def trend_svg(series: dict[str, list[float | None]], builds: list[str], title: s
     lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
     pad = (hi - lo) * 0.1 or max(abs(hi) * 0.1, 1.0)
     n = len(builds)
-    plot = _Plot(0.5, n + 0.5, max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad)
+    top = hi + pad * (1 + 0.6 * len(series))  # headroom for the legend
+    plot = _Plot(0.5, n + 0.5, max(lo - pad, 0.0) if lo >= 0 else lo - pad, top)
     plot.axes("build (run order)", ylabel)
     # builds are whole numbers: replace the axis' numeric x ticks by one per build (thinned)
     base = plot.h - BOTTOM
