@@ -94,6 +94,8 @@ def test_builds_in_start_order_one_column_each(reports, trend_json):
     assert html.count('<th class="build"') == 4
     assert [d.name for d in (x["dir"] for x in collect([reports]))] == \
         ["d-run", "c-run", "b-run", "a-run"]
+    given = collect([reports / "a-run", reports / "d-run", reports / "latest"])  # run dirs
+    assert [x["doc"]["run_id"] for x in given] == ["r1", "r4"]
 
 
 def test_regression_marked_between_the_right_neighbours(reports, trend_json):
