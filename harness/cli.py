@@ -11,8 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.bisect import add_bisect_parser
 from harness.config import ConfigError, load_config, with_firmware, with_overlay
 from harness.report_cli import add_report_parsers
+from harness.trend import add_trend_parser
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "rig_config.yaml"
@@ -164,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_sim)
 
     add_report_parsers(sub)
+    add_trend_parser(sub)
+    add_bisect_parser(sub)
     return p
 
 
