@@ -3,6 +3,7 @@ engineer would rather read than the logs."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from html import escape
@@ -34,6 +35,19 @@ class ReportError(Exception):
     """results.json missing or not what the schema says."""
 
 
+@functools.lru_cache(maxsize=2)
+def _results_validator(any_verdict: bool):
+    """The published schema, checked and compiled once (trend and compare load many runs)."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    if any_verdict:
+        schema["properties"]["verdict"] = {"type": "string"}
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
 def load_results(run_dir: Path, any_verdict: bool = False) -> dict:
     """A run's results.json, checked against the published schema; with any_verdict a
     verdict this harness doesn't know (a newer harness's) is let through for the caller
@@ -54,11 +68,8 @@ def load_results(run_dir: Path, any_verdict: bool = False) -> dict:
         raise ReportError(f"{path}: cannot read it ({e.strerror})") from None
     except ValueError as e:
         raise ReportError(f"{path}: not valid JSON ({e})") from None
-    schema = json.loads(SCHEMA_PATH.read_text())
-    if any_verdict:
-        schema["properties"]["verdict"] = {"type": "string"}
     try:
-        jsonschema.validate(doc, schema)
+        _results_validator(any_verdict).validate(doc)
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(top)"
         raise ReportError(f"{path}: {where}: {e.message}") from None
