@@ -1,0 +1,79 @@
+"""The CI examples under examples/ parse and call tsfrig the way its CLI accepts."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import build_parser
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+WORKFLOWS = sorted(EXAMPLES.glob("*.yml")) + sorted(EXAMPLES.glob("*.yaml"))
+
+# `tsfrig <subcommand>` where a shell command starts: a line, or after ; & | ( ! then do if.
+TSFRIG_CALL = re.compile(r"(?:^|[;&|(!]|\bthen|\bdo|\bif)[ \t]*tsfrig[ \t]+([A-Za-z][\w-]*)",
+                         re.MULTILINE)
+
+
+def _load(path: Path) -> dict:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict), f"{path.name}: not a mapping"
+    return doc
+
+
+def _steps(doc: dict) -> list[dict]:
+    return [step for job in doc["jobs"].values() for step in job["steps"]]
+
+
+def _run_text(doc: dict) -> str:
+    return "\n".join(step["run"] for step in _steps(doc) if "run" in step)
+
+
+def _subcommands() -> set[str]:
+    return set(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_there_are_examples():
+    assert WORKFLOWS, "no YAML under examples/"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_structure(path):
+    doc = _load(path)
+    # PyYAML (YAML 1.1) reads the bare key `on` as the boolean True.
+    assert "on" in doc or True in doc, f"{path.name}: no `on:` triggers"
+    assert isinstance(doc.get("jobs"), dict) and doc["jobs"], f"{path.name}: no jobs"
+    for name, job in doc["jobs"].items():
+        assert "runs-on" in job, f"{path.name}: job {name} has no runs-on"
+        assert isinstance(job.get("steps"), list) and job["steps"], f"{name}: no steps"
+        for i, step in enumerate(job["steps"]):
+            assert "uses" in step or "run" in step, f"{name} step {i}: neither uses nor run"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_calls_tsfrig(path):
+    text = _run_text(_load(path))
+    used = TSFRIG_CALL.findall(text)
+    for sub in ("run", "compare", "trend"):
+        assert sub in used, f"{path.name}: no `tsfrig {sub}` in a run step"
+    assert re.search(r"tsfrig[ \t]+run\b[^\n]*--firmware", text), \
+        f"{path.name}: `tsfrig run` without --firmware"
+    unknown = set(used) - _subcommands()
+    assert not unknown, f"{path.name}: not tsfrig subcommands: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_reports_are_kept_after_a_failure(path):
+    """Publishing and uploading run after a failing suite, or a failure leaves no evidence."""
+    for step in _steps(_load(path)):
+        uses = step.get("uses", "")
+        if uses.startswith(("actions/upload-artifact", "mikepenz/action-junit-report",
+                            "dorny/test-reporter")):
+            assert "always()" in str(step.get("if", "")), f"{step.get('name')}: no always()"
+
+
+def test_subcommand_pattern_ignores_prose_and_paths():
+    text = ("pip install -e tsfrig\necho tsfrig: bench fault\n"
+            "x=tsfrig/rig_config.yaml\nrc=0; tsfrig trend runs/\n  tsfrig run --firmware f")
+    assert TSFRIG_CALL.findall(text) == ["trend", "run"]
