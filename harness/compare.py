@@ -14,6 +14,7 @@ from pathlib import Path
 from harness.charts import cdf_svg
 from harness.config import CompareConfig
 from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
+from harness.results import firmware_label
 from harness.stats import QUANTILE_NAMES, ShiftTest, shift_test, summary
 
 COMPLETE_VERDICTS = ("pass", "fail")  # a run that ran everything it was asked to
@@ -115,6 +116,14 @@ def _build(fw: dict) -> str:
         overlay = f", overlay {fw['overlay']}" if fw.get("overlay") else ""
         return f"build {fw['build_id']}{overlay}"
     return "unknown build"
+
+
+def _builds_line(base: dict, new: dict) -> str:
+    """`builds: v1.27.0 (a1b2c3d) -> v1.29.0-preview (9458e3a)`, per target in both runs."""
+    b = {t["name"]: firmware_label(t["firmware"]) for t in base["targets"]}
+    n = {t["name"]: firmware_label(t["firmware"]) for t in new["targets"]}
+    pairs = [f"{name} {b[name]} -> {n[name]}" for name in b if name in n]
+    return "builds: " + ("; ".join(pairs) or "no target in both runs")
 
 
 def identity_lines(label: str, doc: dict) -> list[str]:
@@ -230,7 +239,8 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
         raise CompareError(f"BASE {base['run_id']} measured no scenario "
                            f"(verdict {base['verdict']}): pick a complete baseline run")
     res = CompareResult(base["run_id"], new["run_id"], cfg=cfg)
-    res.identity = identity_lines("BASE", base) + identity_lines("NEW", new)
+    res.identity = identity_lines("BASE", base) + identity_lines("NEW", new) \
+        + [_builds_line(base, new)]
     for k in sorted(btests.keys() | ntests.keys()):
         b, n = btests.get(k), ntests.get(k)
         note = _judge(res, k, b, n)

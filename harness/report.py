@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 
 from harness.charts import cdf_svg, histogram_svg, timeline_svg
-from harness.results import SCHEMA_PATH
+from harness.results import SCHEMA_PATH, firmware_label
 from harness.stats import QUANTILE_NAMES, summary
 
 METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
@@ -184,6 +184,12 @@ def _fault(doc: dict) -> str:
             f'{escape(doc["bench_fault"])} — not a firmware verdict</p>')
 
 
+def _builds(doc: dict) -> str:
+    """Which firmware this run measured, as a person names it, per target."""
+    return "; ".join(f"{t['name']}: {firmware_label(t['firmware'])}" for t in doc["targets"]) \
+        or "no target came up"
+
+
 def render(doc: dict) -> str:
     counts = defaultdict(int)
     for t in doc["tests"]:
@@ -194,6 +200,7 @@ def render(doc: dict) -> str:
 <title>tsfrig {escape(doc['run_id'])}: {verdict}</title><style>{CSS}</style></head><body>
 <h1>ThreadSafeFlag run {escape(doc['run_id'])}
 <span class="verdict {verdict}" id="verdict">{verdict.upper()}</span></h1>
+<p id="builds">{escape(_builds(doc))}</p>
 <p id="tally">{escape(tally)} — started {escape(doc['started'])},
 {doc.get('duration_s', 0):.1f} s</p>
 {_fault(doc)}<h2>Firmware and bench</h2>{_identity(doc)}

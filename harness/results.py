@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import secrets
 import socket
 import sys
@@ -130,6 +131,7 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
         "build_id": f"{board.get('machine', '')} {board.get('build', '')}".strip(),
         "asyncio": board.get("asyncio", ""),
         **{k: extra[k] for k in ("executable", "overlay", "build_hash")},
+        **{k: extra[k] for k in ("image", "image_sha256") if extra.get(k)},  # flashed
     }
     return {
         "name": target.name, "kind": target.kind,
@@ -138,6 +140,19 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
         "irq_wake_model": extra["irq_wake_model"],
         "second_waiter_expected": target.second_waiter,
     }
+
+
+def firmware_label(fw: dict) -> str:
+    """A build as a person names it: `v1.27.0 (a1b2c3d4e)` from the board's version string
+    (its release and the git hash in it), else the commit the string names, else the build's
+    content hash."""
+    m = re.search(r"MicroPython (\S+) on", fw.get("version") or "")
+    token = m.group(1) if m else ""
+    release, commit = (re.split(r"[.-]g(?=[0-9a-f]{7,40}$)", token) + [""])[:2]
+    if token and not token.startswith("v") and re.fullmatch(r"[0-9a-f]{7,40}", token):
+        release, commit = "unreleased", token  # a build of a commit between releases
+    commit = commit[:9] or fw.get("build_hash") or "unknown build"
+    return f"{release or 'unknown version'} ({commit})"
 
 
 def validate(doc: dict) -> None:

@@ -37,6 +37,7 @@ def test_two_real_builds_side_by_side(tmp_path):
         versions.append(fw["version"])
     assert versions[0] != versions[1], "two releases of different commits name one build"
     r = tsfrig("compare", str(runs[0]), str(runs[1]))
-    head = r.stdout.splitlines()[:2]
+    *head, builds = r.stdout.splitlines()[:3]
     assert r.returncode == 0, r.stdout[-2000:]
     assert versions[0] in head[0] and versions[1] in head[1], head
+    assert builds.startswith("builds: sim ") and " -> " in builds, builds

@@ -200,3 +200,16 @@ def test_compare_html_renders_overlaid_cdfs(runs, tmp_path):
     assert png_is_drawn(png)
     assert dom.count('data-chart="cdf"') == 6 and dom.count('class="cdf"') == 12
     assert "REGRESSION" in dom and 'id="verdict">FAIL' in dom
+
+
+@pytest.mark.parametrize("version, build_hash, label", [
+    ("3.4.0; MicroPython v1.27.0 on 2025-12-09", "a1b2c3d4e5f6", "v1.27.0 (a1b2c3d4e5f6)"),
+    ("3.4.0; MicroPython v1.29.0-preview.123.g9458e3a23 on 2026-07-05", "x",
+     "v1.29.0-preview.123 (9458e3a23)"),
+    ("3.4.0; MicroPython 9458e3a23f on 2026-07-05", "52666e3e6762", "unreleased (9458e3a23)"),
+    ("", "52666e3e6762", "unknown version (52666e3e6762)"),
+])
+def test_a_build_is_named_as_a_person_names_it(version, build_hash, label):
+    from harness.results import firmware_label
+
+    assert firmware_label({"version": version, "build_hash": build_hash}) == label
