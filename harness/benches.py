@@ -41,16 +41,18 @@ class BenchProvider(Protocol):
 class BenchKind:
     name: str
     provider: str  # "module:Class", a BenchProvider taking (target, rig)
-    only_keys: frozenset[str]  # target keys no other kind takes
+    only_keys: frozenset[str]  # target keys no other kind takes ("firmware.x": a subkey)
     required_keys: frozenset[str]
     simulated: bool  # runs a firmware build here; --overlay applies
 
 
 BENCH_KINDS: dict[str, BenchKind] = {
     "sim": BenchKind("sim", "harness.sim.launch:SimProvider",
-                     frozenset({"firmware", "irq_wake", "irq_latency_us", "irq_jitter_us"}),
+                     frozenset({"firmware.executable", "firmware.overlay", "irq_wake",
+                                "irq_latency_us", "irq_jitter_us"}),
                      frozenset(), simulated=True),
-    "serial": BenchKind("serial", "harness.benches:SerialProvider", frozenset({"serial"}),
+    "serial": BenchKind("serial", "harness.benches:SerialProvider",
+                        frozenset({"serial", "flash", "firmware.image"}),
                         frozenset({"serial"}), simulated=False),
 }
 KIND_ONLY_KEYS = frozenset().union(*(k.only_keys for k in BENCH_KINDS.values()))
@@ -68,17 +70,28 @@ class SerialProvider:
 
     def __init__(self, target: TargetConfig, rig: RigConfig) -> None:
         self.target = target
+        self.image_sha256: str | None = None
 
     def start(self) -> BenchAddress:
         from harness.target import find_port
 
         s, g = self.target.serial, self.target.pigpio
         port = s.port if s.port != "auto" else find_port(s.vid, s.pid, s.serial_number)
+        image, fl = self.target.firmware.image, self.target.flash
+        if image is not None and fl is not None:  # flash it and check the board runs it
+            from harness.flash import FlashJob, flash_and_verify, sha256
+
+            job = FlashJob(image, port, s.port, s.vid, s.pid, s.serial_number, fl.volume,
+                           fl.chip, fl.command, fl.timeout_s, s.baudrate)
+            port, _ = flash_and_verify(fl.method, job)
+            self.image_sha256 = sha256(image)
         return BenchAddress(port, g.host, g.port)
 
     def stop(self) -> None:
         pass
 
     def identity(self) -> dict:
+        image = self.target.firmware.image if self.image_sha256 else None
         return {"executable": None, "overlay": None, "build_hash": None,
-                "irq_wake_model": None}
+                "irq_wake_model": None, "image": str(image) if image else None,
+                "image_sha256": self.image_sha256}

@@ -51,6 +51,21 @@ class Budgets:
 class FirmwareConfig:
     executable: Path | None = None  # None: auto
     overlay: Path | None = None
+    image: Path | None = None  # serial: the image to flash before the run
+
+
+FLASH_METHODS = ("rp2-uf2", "esptool", "dfu-util", "command")
+
+
+@dataclass(frozen=True)
+class FlashConfig:
+    """serial: how firmware.image gets onto the board (harness/flash.py)."""
+
+    method: str
+    volume: str | None = None  # rp2-uf2: glob of the bootloader's volume
+    chip: str | None = None  # esptool: esp32, esp32s3, ...
+    command: str | None = None  # command: template with {image} {port} {serial_number}
+    timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class TargetConfig:
     budgets: Budgets
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
+    flash: FlashConfig | None = None
     gpio_backend: str = "pigpio"  # harness.gpio.GPIO_BACKENDS
     pigpio: PigpioConfig = field(default_factory=PigpioConfig)
     irq_wake: str = "schedule"
@@ -130,11 +146,14 @@ ENUMS = {
     "second_waiter": ("second-wins", "first-wins", "both-wake", "raises"),
 }
 IRQ_KINDS = IRQ_SOURCES
+ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2", "esp32c5",
+             "esp32p4")  # harness.flash.ESP_OFFSETS
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "gpio", "pigpio", "serial", "wiring", "budgets",
-               "known_issues"}
+               "known_issues", "flash"}
 SUBKEYS = {
-    "firmware": {"executable", "overlay"},
+    "firmware": {"executable", "overlay", "image"},
+    "flash": {"method", "volume", "chip", "command", "timeout_s"},
     "gpio": {"backend"},
     "pigpio": {"host", "port"},
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
@@ -376,9 +395,13 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         raise L.fail(m["name"].line, f"{key}.name", f"{name!r}: use letters, digits, _ . - only")
     kind = L.enum(L.require(m, n, key, "kind"), f"{key}.kind", ENUMS["kind"])
     bench = BENCH_KINDS[kind]
-    for k in sorted((KIND_ONLY_KEYS - bench.only_keys) & m.keys()):
+    present = set(m) | {f"{k}.{s}" for k in m if isinstance(m[k].value, dict)
+                        for s in m[k].value}
+    for k in sorted((KIND_ONLY_KEYS - bench.only_keys) & present):
         owner = next(b.name for b in BENCH_KINDS.values() if k in b.only_keys)
-        raise L.fail(m[k].line, f"{key}.{k}", f"only for kind: {owner}; remove it")
+        top, _, sub = k.partition(".")
+        line = m[top].value[sub].line if sub else m[top].line
+        raise L.fail(line, f"{key}.{k}", f"only for kind: {owner}; remove it")
     for k in sorted(bench.required_keys - m.keys()):
         raise L.fail(n.line, f"{key}.{k}", f"missing; a {kind} target needs {k}: (see README)")
 
@@ -393,7 +416,36 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
                              f"{exe} does not exist; give a micropython executable or 'auto'")
         ov = L.path(fm["overlay"], f"{key}.firmware.overlay", must_be_dir=True) \
             if "overlay" in fm else None
-        kw["firmware"] = FirmwareConfig(exe, ov)
+        image = L.path(fm["image"], f"{key}.firmware.image") if "image" in fm else None
+        if image is not None and not image.is_file():
+            raise L.fail(fm["image"].line, f"{key}.firmware.image",
+                         f"{image} does not exist; give the firmware image to flash (.uf2, "
+                         ".bin, .dfu) or remove the key")
+        if image is not None and "flash" not in m:
+            raise L.fail(fm["image"].line, f"{key}.firmware.image",
+                         "needs flash: {method: ...} to say how to put it on the board")
+        kw["firmware"] = FirmwareConfig(exe, ov, image)
+    if "flash" in m:
+        fk = f"{key}.flash"
+        fl = L.mapping(m["flash"], fk, SUBKEYS["flash"])
+        method = L.enum(L.require(fl, m["flash"], fk, "method"), f"{fk}.method", FLASH_METHODS)
+        got = {k: L.string(fl[k], f"{fk}.{k}") for k in ("volume", "chip", "command")
+               if k in fl}
+        if "chip" in got and got["chip"].lower().replace("-", "") not in ESP_CHIPS:
+            raise L.fail(fl["chip"].line, f"{fk}.chip", f"unknown chip {got['chip']!r}; use "
+                         f"one of {' | '.join(ESP_CHIPS)}")
+        if method == "command" and "command" not in got:
+            raise L.fail(m["flash"].line, f"{fk}.command", "missing; method: command needs a "
+                         "template like 'picotool load -x {image}'")
+        if "command" in got:
+            try:
+                got["command"].format(image="", port="", serial_number="")
+            except (KeyError, IndexError, ValueError) as e:
+                raise L.fail(fl["command"].line, f"{fk}.command", f"bad placeholder {e}; use "
+                             "{image}, {port}, {serial_number} (double other braces)") from None
+        if "timeout_s" in fl:
+            got["timeout_s"] = L.number(fl["timeout_s"], f"{fk}.timeout_s")
+        kw["flash"] = FlashConfig(method, **got)
     if "known_issues" in m:
         km = m["known_issues"]
         if not isinstance(km.value, dict):
@@ -683,7 +735,7 @@ def with_overlay(cfg: RigConfig, overlay: str | Path) -> RigConfig:
     if not p.is_dir():
         raise ConfigError(f"--overlay {overlay}: directory does not exist; give the directory "
                           "that holds the replacement modules (e.g. an asyncio/ package)")
-    targets = [dataclasses.replace(t, firmware=FirmwareConfig(t.firmware.executable, p))
+    targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, overlay=p))
                if BENCH_KINDS[t.kind].simulated else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)
 
@@ -692,9 +744,15 @@ def with_firmware(cfg: RigConfig, executable: str | Path) -> RigConfig:
     """The --firmware option on a simulated bench: every sim target runs this MicroPython
     unix-port executable (the build under test) instead of its configured one."""
     p = Path(executable).expanduser().resolve()
-    if not p.is_file() or not os.access(p, os.X_OK):
+    sim = any(BENCH_KINDS[t.kind].simulated for t in cfg.targets)
+    if not p.is_file() or sim and not os.access(p, os.X_OK):
         raise ConfigError(f"--firmware {executable}: not an executable file; give a MicroPython "
-                          "unix-port build (e.g. ports/unix/build-standard/micropython)")
-    targets = [dataclasses.replace(t, firmware=FirmwareConfig(p, t.firmware.overlay))
-               if BENCH_KINDS[t.kind].simulated else t for t in cfg.targets]
+                          "unix-port build (e.g. ports/unix/build-standard/micropython)"
+                          if sim else f"--firmware {executable}: no such file; give the "
+                          "firmware image to flash")
+    # a serial target with a flash method flashes it; other serial targets keep their board
+    targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, executable=p))
+               if BENCH_KINDS[t.kind].simulated else
+               dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, image=p))
+               if t.flash is not None else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)

@@ -132,6 +132,7 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
         "asyncio": board.get("asyncio", ""),
         **{k: extra[k] for k in ("executable", "overlay", "build_hash")},
         **{k: extra[k] for k in ("image", "image_sha256") if extra.get(k)},  # flashed
+        **{k: extra[k] for k in ("image", "image_sha256") if extra.get(k)},  # flashed
     }
     return {
         "name": target.name, "kind": target.kind,

@@ -293,3 +293,45 @@ def test_usb_ids_are_shown_in_hex(tmp_path):
         error_of(tmp_path, serial("vid: 0x2e8a, pid: 2e8a"))
     s = load_text(tmp_path, serial("vid: 0x2e8a, pid: 0x0005")).targets[0].serial
     assert (s.vid, s.pid) == (0x2E8A, 5)
+
+
+SERIAL_ONE = "version: 1\ntargets:\n" + SERIAL.format(name="pico", port="/dev/ttyACM0",
+                                                      stim=17, ack=27)
+
+
+def test_flash_and_firmware_image_for_serial_targets(tmp_path):
+    (tmp_path / "fw.uf2").write_bytes(b"UF2\n")
+    ok = SERIAL_ONE + ("    firmware: {image: fw.uf2}\n"
+                       "    flash: {method: rp2-uf2, volume: /media/*/RPI-RP2, timeout_s: 30}\n")
+    t = load_text(tmp_path, ok).targets[0]
+    assert t.firmware.image == tmp_path / "fw.uf2"
+    assert (t.flash.method, t.flash.volume, t.flash.timeout_s) == ("rp2-uf2", "/media/*/RPI-RP2",
+                                                                   30.0)
+    cases = [
+        (SIM + "    flash: {method: rp2-uf2}\n",
+         "rig.yaml:8: targets[0].flash: only for kind: serial; remove it"),
+        (SIM + "    firmware: {image: fw.uf2}\n",
+         "rig.yaml:8: targets[0].firmware.image: only for kind: serial; remove it"),
+        (SERIAL_ONE + "    firmware: {overlay: .}\n",
+         "rig.yaml:10: targets[0].firmware.overlay: only for kind: sim; remove it"),
+        (SERIAL_ONE + "    flash: {method: picotool}\n",
+         "rig.yaml:10: targets[0].flash.method: expected one of rp2-uf2 | esptool | dfu-util | "
+         "command, got 'picotool'"),
+        (SERIAL_ONE + "    flash: {method: esptool, chip: esp99}\n",
+         "rig.yaml:10: targets[0].flash.chip: unknown chip 'esp99'"),
+        (SERIAL_ONE + "    flash: {method: command}\n",
+         "rig.yaml:10: targets[0].flash.command: missing; method: command needs a template"),
+        (SERIAL_ONE + "    flash: {method: command, command: 'x {img}'}\n",
+         "rig.yaml:10: targets[0].flash.command: bad placeholder 'img'"),
+        (SERIAL_ONE + "    flash: {method: rp2-uf2, timeout_s: -1}\n",
+         "rig.yaml:10: targets[0].flash.timeout_s:"),
+        (SERIAL_ONE + "    flash: {method: rp2-uf2, speed: 3}\n",
+         "rig.yaml:10: targets[0].flash"),
+        (SERIAL_ONE + "    firmware: {image: missing.uf2}\n    flash: {method: rp2-uf2}\n",
+         "rig.yaml:10: targets[0].firmware.image: "),
+        (SERIAL_ONE + "    firmware: {image: fw.uf2}\n",
+         "rig.yaml:10: targets[0].firmware.image: needs flash: {method: ...}"),
+    ]
+    for text, want in cases:
+        msg = error_of(tmp_path, text)
+        assert msg.startswith(want) and "\n" not in msg, (want, msg)

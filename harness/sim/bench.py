@@ -7,6 +7,7 @@ simulated bench from a real one.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -20,6 +21,8 @@ from harness.sim.firmware import Firmware, find_executable
 from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
 from harness.sim.wire import ENV_WIRE
+
+ENV_DROP_DIR = "TSFRIG_SIM_UF2_DIR"  # where machine.bootloader() presents its UF2 volume
 
 
 def board_pin_number(pin: int | str) -> int:
@@ -61,7 +64,10 @@ class SimBench:
                 "TSFRIG_IRQ_LATENCY_US": str(self.target.irq_latency_us),
                 "TSFRIG_IRQ_JITTER_US": str(self.target.irq_jitter_us),
             }
-            self.board = VirtualBoard(self.firmware, self.flash_dir, env)
+            drop = os.environ.get(ENV_DROP_DIR)
+            self.board = VirtualBoard(self.firmware, self.flash_dir, env,
+                                      Path(drop) if drop else
+                                      self.flash_dir.parent / f"{self.target.name}-RPI-RP2")
             self.board.start()
         except BaseException:
             self.stop()

@@ -14,6 +14,9 @@ The bridge adds what a bare-metal board does and the unix port doesn't:
 - Hard reset: `machine.reset()` takes the serial port away (clients see the device vanish)
   and brings it back with a freshly booted board, as a USB board re-enumerates; a RUN-pin
   pulse (`set_run`) holds the VM in reset and reboots it with its banner.
+- Bootloader: `machine.bootloader()` takes the port away as a hard reset does and presents a
+  UF2 drop directory (INFO_UF2.TXT inside, as RPI-RP2's mass-storage volume); an executable
+  image (first line `#!`) copied there becomes the board's firmware and the board boots it.
 - A VM process that crashes (a signal: segfault, abort, killed) is a board that reset: the
   client is told in one line, then sees the boot banner.
 - Input is never lost across a restart: bytes the old VM did not read (the bridge keeps its
@@ -38,8 +41,10 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import termios
 import threading
 import time
@@ -58,6 +63,7 @@ PORT_AWAY_S = 0.2     # a hard reset takes the port away at least this long (re-
 PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
 OUT_LIMIT = 1 << 16   # client output queued beyond this: stop reading the VM (back-pressure)
 ENV_CTL_FD = "TSFRIG_BOARD_CTL_FD"  # machine.reset() writes b"H" here: a hard reset
+INFO_UF2 = "INFO_UF2.TXT"  # what a UF2 bootloader's volume holds (the flasher looks for it)
 
 
 class BoardError(Exception):
@@ -127,6 +133,7 @@ class _VM:
         for fd in (master, ctl_r):
             os.set_blocking(fd, False)
         self.hard_reset_requested = False
+        self.bootloader_requested = False
 
     @property
     def pid(self) -> int:
@@ -154,6 +161,8 @@ class _VM:
                 return
             if b"H" in data:
                 self.hard_reset_requested = True
+            if b"B" in data:
+                self.bootloader_requested = True
 
     def unread_input(self) -> bytes:
         """Client bytes the VM never read (they wait in its pty's input queue)."""
@@ -183,9 +192,15 @@ class _VM:
 class VirtualBoard:
     """Owns the client-facing pty, the VM process and the bridge thread between them."""
 
-    def __init__(self, firmware: Firmware, flash_dir: Path, env_extra: dict[str, str]) -> None:
+    def __init__(self, firmware: Firmware, flash_dir: Path, env_extra: dict[str, str],
+                 drop_dir: Path | None = None) -> None:
         self.firmware = firmware
         self.flash_dir = Path(flash_dir)
+        # the UF2 volume machine.bootloader() presents (default: beside the flash directory)
+        self.drop_dir = Path(drop_dir or self.flash_dir.parent / f"{self.flash_dir.name}-RPI-RP2")
+        self._drop_seen: tuple[str, int, int] | None = None  # a copy: (name, size, mtime)
+        self._in_bootloader = False
+        self._image_dir: Path | None = None  # flashed images live here until stop()
         self.env_extra = dict(env_extra)
         self.reboots = 0
         self.resets: list[tuple[str, str]] = []  # (soft|hard|crash|run, why), oldest first
@@ -259,6 +274,10 @@ class VirtualBoard:
             self._thread.join(timeout=3)
         self._kill_vm()
         self._drop_port()
+        if self._in_bootloader:
+            shutil.rmtree(self.drop_dir, ignore_errors=True)
+        if self._image_dir is not None:
+            shutil.rmtree(self._image_dir, ignore_errors=True)
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
@@ -416,8 +435,8 @@ class VirtualBoard:
             self._boot_failed(f"{self.firmware.executable} exited before reaching its prompt "
                               f"(a RUN-pin reset restarts it): {self._boot_seen[-200:]!r}")
             return
-        if vm.hard_reset_requested:
-            self._hard_reset("machine.reset()")
+        if vm.hard_reset_requested or vm.bootloader_requested:
+            self._hard_reset("machine.reset()", vm.bootloader_requested)
             return
         self.reboots += 1
         if rc < 0 and rc != -signal.SIGINT:
@@ -434,15 +453,51 @@ class VirtualBoard:
         self._boot(raw)
         self._held = unread
 
-    def _hard_reset(self, why: str) -> None:
-        """A hard reset: the VM dies, the port goes away and comes back with a booted board."""
+    def _hard_reset(self, why: str, bootloader: bool = False) -> None:
+        """A hard reset: the VM dies, the port goes away and comes back with a booted board
+        (into the bootloader: once an image is dropped on its volume)."""
         self._kill_vm()
         self.reboots += 1
-        self.resets.append(("hard", why))
+        self.resets.append(("bootloader", "machine.bootloader()") if bootloader
+                           else ("hard", why))
         self._away_name = self.port
         now = time.monotonic()
         self._away_until, self._reclaim_until = now + PORT_AWAY_S, now + PORT_RECLAIM_S
         self._drop_port()
+        if bootloader:
+            self._in_bootloader, self._drop_seen = True, None
+            self.drop_dir.mkdir(parents=True, exist_ok=True)
+            (self.drop_dir / INFO_UF2).write_text(
+                "UF2 Bootloader v3.0\r\nModel: tsfrig virtual board\r\nBoard-ID: TSFRIG-VB\r\n")
+
+    def _drop_step(self) -> None:
+        """In the bootloader: an image copied to the volume (its size and mtime unchanged
+        since the last look: the copy is complete) becomes the firmware; the volume goes,
+        the board boots it and its port comes back."""
+        try:
+            files = [f for f in self.drop_dir.iterdir() if f.name != INFO_UF2 and f.is_file()]
+        except OSError:
+            files = []
+        if not files:
+            return
+        f = files[0]
+        st = f.stat()
+        seen = (f.name, st.st_size, st.st_mtime_ns)
+        if seen != self._drop_seen or not st.st_size:
+            self._drop_seen = seen
+            return
+        data = f.read_bytes()
+        shutil.rmtree(self.drop_dir, ignore_errors=True)  # the volume unmounts
+        self._in_bootloader = False
+        if data.startswith(b"#!"):  # else not an image for this board: the old one boots
+            if self._image_dir is None:
+                self._image_dir = Path(tempfile.mkdtemp(prefix="tsfrig-vb-images-"))
+            image = self._image_dir / f"image-{self.reboots}"
+            image.write_bytes(data)
+            image.chmod(0o755)
+            self.firmware = Firmware(image, self.firmware.overlay)
+        now = time.monotonic()
+        self._away_until, self._reclaim_until = now, now + PORT_RECLAIM_S
 
     def _soft_reboot_raw(self) -> None:
         """Ctrl-D at an empty raw REPL: OK, the soft reboot banner, back in the raw REPL."""
@@ -476,7 +531,8 @@ class VirtualBoard:
                     wr.append(self._client_fd)
                 if self._takes_input(now):
                     rd.append(self._client_fd)
-            timeout = 0.01 if self._away_name else 0.05 if self._hold_until else 0.2
+            timeout = 0.01 if self._away_name else 0.05 if self._hold_until or \
+                self._in_bootloader else 0.2
             try:
                 r, w, _ = select.select(rd, wr, [], timeout)
             except (OSError, ValueError):
@@ -484,6 +540,9 @@ class VirtualBoard:
             if self._wake_r in r:
                 os.read(self._wake_r, 64)
                 self._apply_run_changes()
+                continue
+            if self._in_bootloader:
+                self._drop_step()
                 continue
             if self._away_name:
                 self._port_step(time.monotonic())
@@ -511,9 +570,9 @@ class VirtualBoard:
                 self._from_vm(data)
         if self._vm is vm and vm.ctl in r:
             vm.read_control()
-            if vm.hard_reset_requested:
+            if vm.hard_reset_requested or vm.bootloader_requested:
                 self._from_vm(_read_all(vm.master))
-                self._hard_reset("machine.reset()")
+                self._hard_reset("machine.reset()", vm.bootloader_requested)
                 return
         if self._vm is vm and vm.pidfd in r:
             self._vm_exited()

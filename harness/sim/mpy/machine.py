@@ -300,13 +300,11 @@ def enable_irq(state=True):
     _irq_enabled = state
 
 
-def reset():
-    """A hard reset, as on rp2: the board bridge kills this VM, the serial port goes away and
-    comes back with a freshly booted board. Never returns."""
+def _ask_bridge(request):
     fd = os.getenv("TSFRIG_BOARD_CTL_FD")  # the bridge's control pipe
     if fd:
         try:
-            open(int(fd), "wb").write(b"H")
+            open(int(fd), "wb").write(request)
         except (OSError, ValueError):
             pass
         else:
@@ -314,6 +312,18 @@ def reset():
             while time.ticks_diff(time.ticks_ms(), t0) < 5000:
                 time.sleep_ms(10)
     raise SystemExit  # no bridge: at least restart like a soft reset
+
+
+def reset():
+    """A hard reset, as on rp2: the board bridge kills this VM, the serial port goes away and
+    comes back with a freshly booted board. Never returns."""
+    _ask_bridge(b"H")
+
+
+def bootloader(value=0):
+    """As on rp2: the board leaves for its UF2 bootloader (the port goes away, a drop volume
+    appears); it boots the image copied there. Never returns."""
+    _ask_bridge(b"B")
 
 
 def soft_reset():

@@ -1,0 +1,272 @@
+"""Put a firmware image on a board and check the board then runs it.
+
+`FLASHERS` maps a target's `flash.method` to a flasher: `flash(job) -> serial port` (the
+board's port once it is back with the new image). Every failure is one FlashError line naming
+the step and the fix; a flash failure is a bench fault (exit 2), never a firmware verdict.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.verdict import BenchFault
+
+DEFAULT_VOLUMES = ("/media/*/RPI-RP2", "/media/*/RP2350", "/run/media/*/RPI-RP2",
+                   "/run/media/*/RP2350")
+ESP_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0,
+               "esp32c6": 0x0, "esp32h2": 0x0, "esp32c5": 0x2000, "esp32p4": 0x2000}
+BOOTLOADER_CODE = "import machine; machine.bootloader()"
+IDENTITY_SCRIPT = Path(__file__).resolve().parent.parent / "device_scripts" / "tsf_identity.py"
+ENV_RECORD = "TSFRIG_FLASH_RECORD"  # where image sha256 -> identity of past flashes is kept
+
+
+class FlashError(BenchFault):
+    """The image could not be put on the board, or the board does not run it."""
+
+
+@dataclass(frozen=True)
+class FlashJob:
+    """What a flasher needs: the image, the board's port now, how to find it again."""
+
+    image: Path
+    port: str  # the board's serial port before flashing
+    port_config: str  # serial.port as configured: a path or "auto"
+    vid: int | None = None
+    pid: int | None = None
+    serial_number: str | None = None
+    volume: str | None = None  # rp2-uf2: glob(s) of the bootloader's volume, ":"-separated
+    chip: str | None = None  # esptool
+    command: str | None = None  # command: template with {image} {port} {serial_number}
+    timeout_s: float = 60.0
+    baudrate: int = 115200
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---- steps shared by the methods -----------------------------------------------------------
+
+def enter_bootloader(job: FlashJob) -> None:
+    """Run machine.bootloader() on the board without waiting for an answer (the board leaves
+    the bus), as `mpremote bootloader` does."""
+    from harness.target import Target, TargetError
+
+    try:
+        t = Target(job.port, job.baudrate, timeout_s=min(job.timeout_s, 10.0))
+    except TargetError as e:
+        raise FlashError(f"flash: enter the bootloader: {e}") from None
+    try:
+        t.soft_reset()
+        t.send(BOOTLOADER_CODE.encode() + b"\x04")
+        time.sleep(0.1)  # let the bytes leave before the port closes
+    except Exception as e:  # noqa: BLE001 - one line naming the step, whatever the link did
+        raise FlashError(f"flash: enter the bootloader on {job.port}: {e}; put the board in "
+                         "its bootloader by hand (BOOTSEL) and run again") from None
+    finally:
+        try:
+            t.close()
+        except Exception:  # noqa: BLE001 - the board is leaving: its port may be gone
+            pass
+
+
+def wait_for_port(job: FlashJob, deadline: float) -> str:
+    """The board's serial port once it is back: found by USB ids for `auto`, else the
+    configured path, and answering a soft reset."""
+    from harness.target import Target, find_port
+
+    last = ""
+    while True:
+        try:
+            port = find_port(job.vid, job.pid, job.serial_number) \
+                if job.port_config == "auto" else job.port_config
+            if os.path.exists(port):
+                t = Target(port, job.baudrate, timeout_s=2.0)
+                try:
+                    t.soft_reset()
+                    return port
+                finally:
+                    t.close()
+            last = f"{port} does not exist"
+        except Exception as e:  # noqa: BLE001 - keep trying until the deadline
+            last = str(e)
+        if time.monotonic() >= deadline:
+            raise FlashError(f"flash: wait for the board's serial port to come back: {last}; "
+                             "check the image boots MicroPython with USB serial, or raise "
+                             "flash.timeout_s") from None
+        time.sleep(0.1)  # polling for a device node that is not there yet
+
+
+def run_command(argv: list[str], step: str, timeout_s: float, fix: str) -> None:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    except FileNotFoundError:
+        raise FlashError(f"flash: {step}: {argv[0]} not found; {fix}") from None
+    except subprocess.TimeoutExpired:
+        raise FlashError(f"flash: {step}: no result within {timeout_s:g} s; check the board "
+                         "is connected, or raise flash.timeout_s") from None
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()
+        raise FlashError(f"flash: {step} failed (exit {r.returncode}): "
+                         f"{tail[-1] if tail else 'no output'}; {fix}")
+
+
+# ---- the methods -------------------------------------------------------------------------------
+
+def find_volume(globs: list[str]) -> Path | None:
+    for g in globs:
+        for d in sorted(glob.glob(os.path.expanduser(g))):
+            if (Path(d) / "INFO_UF2.TXT").is_file():
+                return Path(d)
+    return None
+
+
+def flash_rp2_uf2(job: FlashJob) -> str:
+    globs = job.volume.split(os.pathsep) if job.volume else list(DEFAULT_VOLUMES)
+    deadline = time.monotonic() + job.timeout_s
+    enter_bootloader(job)
+    while (vol := find_volume(globs)) is None:
+        if time.monotonic() >= deadline:
+            raise FlashError(f"flash: wait for the UF2 volume ({' or '.join(globs)} with "
+                             f"INFO_UF2.TXT): not there within {job.timeout_s:g} s; mount it "
+                             "(udisks/automount) or set flash.volume to where it appears")
+        time.sleep(0.05)  # polling for a mount that is not there yet
+    try:
+        shutil.copyfile(job.image, vol / job.image.name)  # UF2: just copy, no rename
+    except OSError as e:
+        raise FlashError(f"flash: copy {job.image} to {vol}: {e.strerror}; check the volume "
+                         "is mounted writable") from None
+    return wait_for_port(job, deadline)
+
+
+def esptool_command(job: FlashJob) -> list[str]:
+    chip = (job.chip or "esp32").lower().replace("-", "")
+    if chip not in ESP_OFFSETS:
+        raise FlashError(f"flash: esptool: unknown flash.chip {job.chip!r}; use one of "
+                         f"{', '.join(ESP_OFFSETS)}")
+    return [sys.executable, "-m", "esptool", "--port", job.port, "write-flash",
+            f"{ESP_OFFSETS[chip]:#x}", str(job.image)]
+
+
+def flash_esptool(job: FlashJob) -> str:
+    deadline = time.monotonic() + job.timeout_s
+    run_command(esptool_command(job), "esptool write-flash", job.timeout_s,
+                "install esptool (pip install esptool) and check flash.chip and the port")
+    return wait_for_port(job, deadline)
+
+
+def dfu_command(job: FlashJob) -> list[str]:
+    return ["dfu-util", "-a", "0", "-D", str(job.image)]
+
+
+def flash_dfu_util(job: FlashJob) -> str:
+    deadline = time.monotonic() + job.timeout_s
+    enter_bootloader(job)
+    run_command(dfu_command(job), "dfu-util download", job.timeout_s,
+                "install dfu-util and check the board is in DFU mode (dfu-util -l)")
+    return wait_for_port(job, deadline)
+
+
+def command_argv(job: FlashJob) -> list[str]:
+    try:
+        text = (job.command or "").format(image=shlex.quote(str(job.image)),
+                                          port=shlex.quote(job.port),
+                                          serial_number=shlex.quote(job.serial_number or ""))
+    except (KeyError, IndexError, ValueError) as e:
+        raise FlashError(f"flash: command template {job.command!r}: bad placeholder {e}; use "
+                         "{image}, {port}, {serial_number}") from None
+    return ["/bin/sh", "-c", text]
+
+
+def flash_command(job: FlashJob) -> str:
+    deadline = time.monotonic() + job.timeout_s
+    run_command(command_argv(job), "flash.command", job.timeout_s, "fix flash.command")
+    return wait_for_port(job, deadline)
+
+
+FLASHERS: dict[str, Callable[[FlashJob], str]] = {
+    "rp2-uf2": flash_rp2_uf2,
+    "esptool": flash_esptool,
+    "dfu-util": flash_dfu_util,
+    "command": flash_command,
+}
+
+
+# ---- flash and verify --------------------------------------------------------------------------
+
+def read_identity(port: str, baudrate: int = 115200, timeout_s: float = 10.0) -> dict:
+    """The board's identity (device_scripts/tsf_identity.py), run without uploading."""
+    from harness.target import Target
+
+    try:
+        t = Target(port, baudrate, timeout_s=timeout_s)
+        try:
+            t.soft_reset()
+            out = t.exec(IDENTITY_SCRIPT.read_text() + "\nimport json\n"
+                         "print(json.dumps(identity()))\n")
+        finally:
+            t.close()
+        ident = json.loads(out.strip().splitlines()[-1])
+    except Exception as e:  # noqa: BLE001 - one line naming the step
+        raise FlashError(f"flash: read the board's identity on {port}: {e}") from None
+    ident.pop("irq_dropped", None)  # a counter, not the build
+    return ident
+
+
+def _record_path() -> Path:
+    env = os.environ.get(ENV_RECORD)
+    if env:
+        return Path(env)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "tsfrig" / "flashed.json"
+
+
+def _load_record() -> dict:
+    try:
+        return json.loads(_record_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_record(image_sha: str, ident: dict) -> None:
+    rec = _load_record()
+    rec[image_sha] = ident
+    p = _record_path()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1, sort_keys=True))
+        os.replace(tmp, p)
+    except OSError:
+        pass  # only a memory of past flashes: a re-flash of the same image may then fail
+
+
+def flash_and_verify(method: str, job: FlashJob) -> tuple[str, dict]:
+    """Flash job.image with `method`, then check the board runs it: its identity must change,
+    unless this image is known (from an earlier flash) to report exactly that identity.
+    Returns the board's port and its identity after flashing."""
+    if not job.image.is_file():
+        raise FlashError(f"flash: image {job.image} does not exist; fix firmware.image or "
+                         "--firmware")
+    if method not in FLASHERS:
+        raise FlashError(f"flash: unknown method {method!r}; use one of {', '.join(FLASHERS)}")
+    image_sha = sha256(job.image)
+    before = read_identity(job.port, job.baudrate)
+    port = FLASHERS[method](job)
+    after = read_identity(port, job.baudrate)
+    if after == before and _load_record().get(image_sha) != after:
+        raise FlashError(f"flash reported success but the board still runs "
+                         f"{after.get('sys_version') or after}")
+    _save_record(image_sha, after)
+    return port, after
