@@ -58,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import pytest
 
-    from harness.results import new_run_dir, point_latest
+    from harness.report import ReportError, write_report
+    from harness.results import name_by_build, new_run_dir, point_latest
     from harness.verdict import NO_TESTS
 
     try:
@@ -113,6 +114,11 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return code
     if (run_dir / "results.json").exists():
+        try:
+            run_dir = name_by_build(run_dir)
+            write_report(run_dir)  # its header shows the run id
+        except (OSError, ValueError, ReportError) as e:
+            print(f"tsfrig: run directory kept as {run_dir.name} ({e})", file=sys.stderr)
         point_latest(run_dir)
         print(f"report: {run_dir / 'index.html'}")
     return code if code in (0, 1, 2, 130, 143) else 2

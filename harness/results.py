@@ -33,6 +33,26 @@ def new_run_dir(base: Path) -> Path:
     return run_dir
 
 
+def name_by_build(run_dir: Path) -> Path:
+    """Once a run knows what it measured: reports/<date>-<time>-<build>-<id>/, so a listing
+    of runs reads as a list of builds (results.json's run_id follows)."""
+    path = run_dir / "results.json"
+    doc = json.loads(path.read_text())
+    if not doc["targets"]:
+        return run_dir
+    release, _, commit = firmware_label(doc["targets"][0]["firmware"]).partition(" (")
+    build = re.sub(r"[^A-Za-z0-9.]+", "-", release if release.startswith("v")
+                   else f"{release}-{commit.rstrip(')')}").strip("-")
+    date, clock, token = run_dir.name.split("-")[:3]
+    named = run_dir.with_name(f"{date}-{clock}-{build}-{token}")
+    os.rename(run_dir, named)
+    doc["run_id"] = named.name
+    tmp = named / "results.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, named / "results.json")
+    return named
+
+
 def point_latest(run_dir: Path) -> None:
     """reports/latest -> this run, replaced atomically."""
     base = run_dir.parent
@@ -131,7 +151,6 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
         "build_id": f"{board.get('machine', '')} {board.get('build', '')}".strip(),
         "asyncio": board.get("asyncio", ""),
         **{k: extra[k] for k in ("executable", "overlay", "build_hash")},
-        **{k: extra[k] for k in ("image", "image_sha256") if extra.get(k)},  # flashed
         **{k: extra[k] for k in ("image", "image_sha256") if extra.get(k)},  # flashed
     }
     return {

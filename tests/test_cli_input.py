@@ -67,3 +67,15 @@ def test_firmware_names_the_build_a_run_tested(tmp_path):
     assert fw["build_hash"] == hashlib.sha256(build.read_bytes()).hexdigest()[:12]
     junit = (tmp_path / "r" / "latest" / "junit.xml").read_text()  # the CI's test view too
     assert f'name="sim.firmware.build_hash" value="{fw["build_hash"]}"' in junit
+
+
+def test_run_directory_is_named_by_the_build_it_measured(tmp_path):
+    import json
+
+    r = tsfrig("run", "--report-dir", str(tmp_path / "r"), "-k", "test_wake and hard")
+    assert r.returncode == 0, r.stderr[-1000:]
+    run = (tmp_path / "r" / "latest").resolve()
+    doc = json.loads((run / "results.json").read_text())
+    commit = doc["targets"][0]["firmware"]["version"].split()[2][:9]  # "MicroPython <hash> on"
+    assert run.name == doc["run_id"] and f"-{commit}-" in run.name, run.name
+    assert f"ThreadSafeFlag run {run.name}" in (run / "index.html").read_text()
