@@ -109,3 +109,17 @@ def test_command_template_fills_image_port_and_serial_number():
                     "picotool load -x /img/fw.bin --ser ab12 # /dev/ttyUSB0"]
     with pytest.raises(FlashError, match="bad placeholder"):
         command_argv(job(command="x {nope}"))
+
+
+def test_firmware_option_is_the_image_of_serial_targets_that_flash(tmp_path):
+    from harness.config import with_firmware
+
+    image = tmp_path / "fw.uf2"
+    image.write_bytes(b"UF2\n")
+    cfg = tmp_path / "rig.yaml"
+    base = serial_target_yaml("/dev/ttyACM0", "127.0.0.1", 8888)
+    cfg.write_text(base + "    flash: {method: rp2-uf2}\n"
+                   + base.split("targets:\n")[1].replace("name: bench", "name: other")
+                   .replace("port: 8888", "port: 8889").replace("ttyACM0", "ttyACM1"))
+    rig = with_firmware(load_config(cfg), image)
+    assert [t.firmware.image for t in rig.targets] == [image, None]
