@@ -27,7 +27,7 @@ def test_two_real_builds_side_by_side(tmp_path):
         pytest.skip(f"no package registry reachable from here: {e}")
     runs, versions = [], []
     for version, launcher in zip(BUILDS, launchers, strict=True):
-        r = tsfrig("run", "--firmware", str(launcher), "-k", "hard",
+        r = tsfrig("run", "--firmware", str(launcher),
                    "--report-dir", str(tmp_path / version))
         assert r.returncode == 0, f"{version}: {r.stdout[-1500:]}{r.stderr[-1500:]}"
         run = (tmp_path / version / "latest").resolve()
