@@ -67,6 +67,13 @@ class _Plot:
         p.append(f'<text x="14" y="{(TOP + base) / 2}" text-anchor="middle" '
                  f'transform="rotate(-90 14 {(TOP + base) / 2})">{escape(ylabel)}</text>')
 
+    def legend(self, i: int, name: str, color: str, width: int) -> None:
+        """Series i's swatch and name, stacked at the top right inside the plot."""
+        ly = TOP + 14 * i + 8
+        self.parts.append(f'<rect x="{W - RIGHT - width}" y="{ly - 8}" width="10" height="10" '
+                          f'fill="{color}"/><text x="{W - RIGHT - width + 14}" y="{ly + 1}">'
+                          f'{escape(name)}</text>')
+
     def svg(self, title: str, kind: str) -> str:
         return (f'<svg class="chart" data-chart="{kind}" xmlns="http://www.w3.org/2000/svg" '
                 f'width="{self.w}" height="{self.h}" viewBox="0 0 {self.w} {self.h}" '
@@ -102,10 +109,7 @@ def cdf_svg(series: dict[str, list[float]], title: str, xlabel: str = "latency (
         d = "M" + " L".join(f"{plot.x(v):.1f},{plot.y(f):.1f}" for v, f in pts)
         plot.parts.append(f'<path class="cdf" d="{d}" fill="none" stroke="{color}" '
                           f'stroke-width="2"><title>{escape(name)}</title></path>')
-        ly = TOP + 14 * i + 8
-        plot.parts.append(f'<rect x="{W - RIGHT - 150}" y="{ly - 8}" width="10" height="10" '
-                          f'fill="{color}"/><text x="{W - RIGHT - 136}" y="{ly + 1}">'
-                          f'{escape(name)}</text>')
+        plot.legend(i, name, color, width=150)
     return plot.svg(title, "cdf")
 
 
@@ -183,8 +187,5 @@ def trend_svg(series: dict[str, list[float | None]], builds: list[str], title: s
                 d = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in seg)
                 plot.parts.append(f'<path class="trend" d="{d}" fill="none" stroke="{color}" '
                                   f'stroke-width="2"><title>{escape(name)}</title></path>')
-        ly = TOP + 14 * i + 8
-        plot.parts.append(f'<rect x="{W - RIGHT - 170}" y="{ly - 8}" width="10" height="10" '
-                          f'fill="{color}"/><text x="{W - RIGHT - 156}" y="{ly + 1}">'
-                          f'{escape(name)}</text>')
+        plot.legend(i, name, color, width=170)
     return plot.svg(title, "trend")
