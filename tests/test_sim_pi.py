@@ -43,6 +43,17 @@ class Edges:
             self.done.set()
 
 
+def square_wave(pi, n: int, high_us: int, low_us: int) -> Edges:
+    """n pulses on GPIO 17 from pigpio's wave engine, with a capture waiting for all 2n edges."""
+    pi.set_mode(17, pigpio.OUTPUT)
+    e = Edges(pi, 17, 2 * n)
+    m = 1 << 17
+    pi.wave_clear()
+    pi.wave_add_generic([pigpio.pulse(m, 0, high_us), pigpio.pulse(0, m, low_us)] * n)
+    pi.wave_send_once(pi.wave_create())
+    return e
+
+
 def test_identity_and_modes(pi):
     assert pi.get_hardware_revision() == 0xC03111
     assert pi.get_pigpio_version() == 79
@@ -108,12 +119,7 @@ def test_wave_edges_in_order_at_exact_spacing(pi):
 
 def test_ten_thousand_edges_all_delivered(pi):
     n = 5000
-    pi.set_mode(17, pigpio.OUTPUT)
-    e = Edges(pi, 17, 2 * n)
-    m = 1 << 17
-    pi.wave_clear()
-    pi.wave_add_generic([pigpio.pulse(m, 0, 5), pigpio.pulse(0, m, 15)] * n)
-    pi.wave_send_once(pi.wave_create())
+    e = square_wave(pi, n, 5, 15)
     assert e.done.wait(20), f"{len(e.got)} of {2 * n} edges"
     ticks = [t for _, t in e.got]
     assert all((b - a) & 0xFFFFFFFF in (5, 15) for a, b in zip(ticks, ticks[1:], strict=False))
@@ -179,12 +185,7 @@ def test_a_notifier_that_never_reads_is_dropped_not_waited_for(sim, pi):
         silent.sendall(struct.pack("<IIII", 99, 0, 0, 0))  # NOIB: this socket gets reports
         handle = struct.unpack("<IIIi", silent.recv(16, socket.MSG_WAITALL))[3]
         assert command(sim.port, 19, handle, 1 << 17) == 0  # NB: report GPIO 17; never read
-        pi.set_mode(17, pigpio.OUTPUT)
-        e = Edges(pi, 17, 2 * n)
-        m = 1 << 17
-        pi.wave_clear()
-        pi.wave_add_generic([pigpio.pulse(m, 0, 5), pigpio.pulse(0, m, 5)] * n)
-        pi.wave_send_once(pi.wave_create())
+        e = square_wave(pi, n, 5, 5)
         assert e.done.wait(20), f"the reading client got {len(e.got)} of {2 * n} edges"
         assert [lv for lv, _ in e.got] == [1, 0] * n
         assert pi.get_pigpio_version() == 79 and pi.read(17) == 0  # commands still answer
