@@ -1,16 +1,16 @@
 """Bad input to the CLI is one line on stderr naming the problem and the fix, exit 2, never
 a traceback; a selection with no tests is exit 5 and leaves no report and `latest` alone."""
 
+import functools
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.cli import run_tsfrig
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def tsfrig(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+tsfrig = functools.partial(run_tsfrig, timeout=120)
 
 
 def one_line(r: subprocess.CompletedProcess) -> str:

@@ -3,24 +3,23 @@ exit 0 only when NEW measured every BASE scenario with no regression, 1 on a reg
 NEW is incomplete or the runs can't be compared; identity lines first, a summary line last; and
 unwritable or missing run directories as one line on stderr, never a traceback."""
 
+import functools
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.compare import identity_lines
 from harness.results import validate
+from tests.cli import run_tsfrig
 
 REPO = Path(__file__).resolve().parent.parent
 VERSION = "3.4.0; MicroPython v1.24.0 on 2024-10-25"
 WAKE_FAIL = "pulse 1: IRQ at +4749 µs, no wake within 200 ms"
 
 
-def tsfrig(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+tsfrig = functools.partial(run_tsfrig, timeout=120)
 
 
 def scenario(name: str, outcome: str = "passed", message: str = "", **extra) -> dict:

@@ -3,21 +3,18 @@ upstream commits) run the suite side by side through `tsfrig run --firmware`, an
 compare` names both builds and finds no regression between them."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_tsfrig
 from tests.real_builds import BuildUnavailable, pypi_build
 
 REPO = Path(__file__).resolve().parent.parent
 BUILDS = ("1.28.0.0", "1.28.0.1")
 
 
-def tsfrig(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+tsfrig = run_tsfrig
 
 
 def test_two_real_builds_side_by_side(tmp_path):

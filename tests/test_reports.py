@@ -7,7 +7,6 @@ import random
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -17,15 +16,14 @@ from harness.progress import Progress
 from harness.report import latency_groups
 from harness.results import validate
 from harness.stats import shift_test, summary
+from tests.cli import run_tsfrig
 from tests.mutants import write_overlay
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSET = "latency or second_waiter or auto_reset"
 
 
-def tsfrig(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+tsfrig = run_tsfrig
 
 
 @pytest.fixture(scope="module")
