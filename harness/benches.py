@@ -23,6 +23,7 @@ class BenchAddress:
     serial_port: str
     gpio_host: str
     gpio_port: int
+    power_control: str = ""  # a simulated bench's power switch (harness/sim/power.py)
 
 
 class BenchProvider(Protocol):

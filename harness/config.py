@@ -68,6 +68,25 @@ class FlashConfig:
     timeout_s: float = 60.0
 
 
+POWER_METHODS = ("uhubctl", "sysfs", "command", "sim")  # harness.power.SWITCHES
+SIM_OFF_S = 0.2  # a virtual board needs no time to discharge: as long as a hard reset's
+
+
+@dataclass(frozen=True)
+class PowerConfig:
+    """How the rig switches the board's power, the last recovery step (harness/power.py)."""
+
+    method: str
+    location: str | None = None  # uhubctl: the hub's location (-l), e.g. "1-1.2"
+    port: str | None = None  # uhubctl: the hub port(s) (-p), e.g. "3" or "1,3"
+    path: Path | None = None  # sysfs: the USB port's `disable` file
+    off: str | None = None  # command: templates with {port} {serial_number}
+    on: str | None = None
+    cycle: str | None = None  # command: one template that switches off and on
+    off_s: float = 2.0  # how long the board stays unpowered
+    timeout_s: float = 30.0  # each switching step, and the board's port coming back
+
+
 @dataclass(frozen=True)
 class SerialConfig:
     port: str = "auto"
@@ -99,6 +118,7 @@ class TargetConfig:
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
     flash: FlashConfig | None = None
+    power: PowerConfig | None = None  # sim targets: method sim unless `power: null`
     gpio_backend: str = "pigpio"  # harness.gpio.GPIO_BACKENDS
     pigpio: PigpioConfig = field(default_factory=PigpioConfig)
     irq_wake: str = "schedule"
@@ -150,10 +170,11 @@ ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2", "es
              "esp32p4")  # harness.flash.ESP_OFFSETS
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "gpio", "pigpio", "serial", "wiring", "budgets",
-               "known_issues", "flash"}
+               "known_issues", "flash", "power"}
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
+    "power": {"method", "location", "port", "path", "off", "on", "cycle", "off_s", "timeout_s"},
     "gpio": {"backend"},
     "pigpio": {"host", "port"},
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
@@ -446,6 +467,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         if "timeout_s" in fl:
             got["timeout_s"] = L.number(fl["timeout_s"], f"{fk}.timeout_s")
         kw["flash"] = FlashConfig(method, **got)
+    kw["power"] = _power(L, m, key, bench.simulated)
     if "known_issues" in m:
         km = m["known_issues"]
         if not isinstance(km.value, dict):
@@ -559,6 +581,67 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             dev_s = L.number(bm["device_timeout_s"], f"{bk}.device_timeout_s")
     kw["budgets"] = Budgets(lat, wake_ms, dev_s)
     return TargetConfig(**kw)
+
+
+def _power(L: _Loader, m: dict[str, _Node], key: str, simulated: bool) -> PowerConfig | None:
+    """`power:`: a simulated bench switches its own board (method sim, the default there);
+    a real one names a hub port, a sysfs `disable` file or commands. `power: null`: none."""
+    if "power" not in m:
+        return PowerConfig("sim", off_s=SIM_OFF_S) if simulated else None
+    pn, pk = m["power"], f"{key}.power"
+    if pn.value is None:
+        return None
+    pm = L.mapping(pn, pk, SUBKEYS["power"])
+    method = L.enum(L.require(pm, pn, pk, "method"), f"{pk}.method", POWER_METHODS)
+    if method == "sim" and not simulated:
+        raise L.fail(pm["method"].line, f"{pk}.method", "sim switches only a simulated bench; "
+                     "use uhubctl, sysfs or command")
+    if method != "sim" and simulated:
+        raise L.fail(pm["method"].line, f"{pk}.method", f"a simulated bench is switched by "
+                     f"method sim, not {method}; write power: {{method: sim}} or remove it")
+    need = {"uhubctl": ("location", "port"), "sysfs": ("path",), "command": (), "sim": ()}
+    allowed = set(need[method]) | {"method", "off_s", "timeout_s"} | \
+        ({"off", "on", "cycle"} if method == "command" else set())
+    for k in pm:
+        if k not in allowed:
+            raise L.fail(pm[k].key_line, f"{pk}.{k}", f"not a key of method {method}; remove "
+                         f"it (it takes {', '.join(sorted(allowed - {'method'}))})")
+    for k in need[method]:
+        L.require(pm, pn, pk, k)
+    got: dict[str, Any] = {}
+    if "location" in pm:
+        got["location"] = L.string(pm["location"], f"{pk}.location")
+    if "port" in pm:
+        v = pm["port"].value
+        if isinstance(v, bool) or not re.fullmatch(r"\d+(,\d+)*", str(v)):
+            raise L.fail(pm["port"].line, f"{pk}.port", f"expected a hub port number like 3 "
+                         f"(or '1,3'), got {_show(v)}; `uhubctl` lists the hub's ports")
+        got["port"] = str(v)
+    if "path" in pm:
+        got["path"] = L.path(pm["path"], f"{pk}.path")
+        if got["path"] is None or got["path"].name != "disable":
+            raise L.fail(pm["path"].line, f"{pk}.path", "expected the USB port's `disable` "
+                         "file, e.g. /sys/bus/usb/devices/1-1:1.0/1-1-port2/disable")
+    for k in ("off", "on", "cycle"):
+        if k in pm:
+            got[k] = L.string(pm[k], f"{pk}.{k}")
+            try:
+                got[k].format(port="", serial_number="")
+            except (KeyError, IndexError, ValueError) as e:
+                raise L.fail(pm[k].line, f"{pk}.{k}", f"bad placeholder {e}; use {{port}}, "
+                             "{serial_number} (double other braces)") from None
+    if method == "command" and not ("cycle" in got or "off" in got and "on" in got):
+        raise L.fail(pn.line, pk, "method command needs off: and on: templates, or one "
+                     "cycle: template (e.g. 'ykushcmd -d 1' and 'ykushcmd -u 1')")
+    if "cycle" in got and ("off" in got or "on" in got):
+        raise L.fail(pm["cycle"].line, f"{pk}.cycle", "give either cycle: or off: and on:, "
+                     "not both")
+    for k in ("off_s", "timeout_s"):
+        if k in pm:
+            got[k] = L.number(pm[k], f"{pk}.{k}")
+    if method == "sim":
+        got.setdefault("off_s", SIM_OFF_S)
+    return PowerConfig(method, **got)
 
 
 def _line_of(node: _Node, *keys: str) -> int:

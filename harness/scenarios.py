@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from harness.analysis import Observation
 from harness.config import Wiring
 from harness.gpio import GpioRig
+from harness.power import PowerSwitch
 from harness.protocol import LogParser
 from harness.recovery import recover_after_fault
 from harness.target import BoardStopped, Target, TargetError
@@ -72,6 +73,7 @@ class BenchHandle:
     ready_s: float = 0.0
     parser: LogParser | None = None
     waiter_exit: dict | None = None  # the board said its waiter died (WAITER_EXIT record)
+    power: PowerSwitch | None = None  # recovery's last step, if the target has a switch
 
     @property
     def max_misses(self) -> int:
@@ -104,7 +106,7 @@ class BenchHandle:
 
 def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
     """A scenario whose board hangs, resets or loses its link tries to get it back before
-    the fault goes up (Ctrl-C and a soft reset, then the RUN pin): the exception carries
+    the fault goes up (Ctrl-C and a soft reset, the RUN pin, power): the exception carries
     where the board went quiet (.where) and what got it back (.recovery)."""
     @functools.wraps(run)
     def wrapper(b: BenchHandle, *args, **kwargs) -> Observation:
@@ -113,7 +115,7 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
         except (BoardStopped, TargetError) as e:
             log.warning("%s: %s", run.__name__, e)
             e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
-            e.recovery = recover_after_fault(b.target, b.pi)
+            e.recovery = recover_after_fault(b.target, b.pi, b.power)
             raise
     return wrapper
 

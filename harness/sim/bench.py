@@ -20,6 +20,7 @@ from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
 from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
+from harness.sim.power import PowerServer
 from harness.sim.wire import ENV_WIRE
 
 ENV_DROP_DIR = "TSFRIG_SIM_UF2_DIR"  # where machine.bootloader() presents its UF2 volume
@@ -54,6 +55,7 @@ class SimBench:
         self.flash_dir = Path(flash_dir or tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-flash-"))
         self.pi = SimPi(wiring=self.wiring, port=pigpio_port, on_reset_line=self._run_pin)
         self.board: VirtualBoard | None = None
+        self.power: PowerServer | None = None  # the board's power switch, for other processes
 
     def start(self) -> SimBench:
         self.pi.start()
@@ -69,6 +71,7 @@ class SimBench:
                                       Path(drop) if drop else
                                       self.flash_dir.parent / f"{self.target.name}-RPI-RP2")
             self.board.start()
+            self.power = PowerServer(self.board)
         except BaseException:
             self.stop()
             raise
@@ -88,6 +91,9 @@ class SimBench:
         return "127.0.0.1", self.pi.port
 
     def stop(self) -> None:
+        if self.power is not None:
+            self.power.stop()
+            self.power = None
         if self.board is not None:
             self.board.stop()
             self.board = None
@@ -111,7 +117,7 @@ def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = N
         fw = bench.firmware
         announce(bench.serial_port, bench.pigpio_address,
                  f"{fw.executable}" + (f" + overlay {fw.overlay}" if fw.overlay else ""),
-                 sys.stdout)
+                 sys.stdout, power=bench.power.path if bench.power else "")
         while not stop.wait(0.5):
             pass
     print("stopped", file=sys.stderr, flush=True)

@@ -14,6 +14,8 @@ The bridge adds what a bare-metal board does and the unix port doesn't:
 - Hard reset: `machine.reset()` takes the serial port away (clients see the device vanish)
   and brings it back with a freshly booted board, as a USB board re-enumerates; a RUN-pin
   pulse (`set_run`) holds the VM in reset and reboots it with its banner.
+- Power: switching it off (`power`) kills the VM and takes the port away until it is switched
+  on; then the port comes back as after a hard reset and the board cold-boots.
 - Bootloader: `machine.bootloader()` takes the port away as a hard reset does and presents a
   UF2 drop directory (INFO_UF2.TXT inside, as RPI-RP2's mass-storage volume); an executable
   image (first line `#!`) copied there becomes the board's firmware and the board boots it.
@@ -231,6 +233,8 @@ class VirtualBoard:
         self._run_level = 1        # the RUN/EN pin: low holds the board in reset
         self._run_changes: list[int] = []
         self._run_lock = threading.Lock()
+        self._powered = True
+        self._power_changes: list[tuple[bool, threading.Event]] = []
         self._wake_r, self._wake_w = os.pipe()  # wakes the bridge for a RUN change
         self._boot_wait: bytes | None = None  # booting: the prompt the VM has yet to print
         self._boot_raw = False     # ... then enter the raw REPL (a soft reboot)
@@ -291,6 +295,23 @@ class VirtualBoard:
             os.write(self._wake_w, b"r")
         except OSError:
             pass
+
+    def power(self, on: bool, timeout_s: float) -> str:
+        """Switch the board's power (any thread): off kills the VM and takes its port away;
+        on brings the port back (its old name unless a client still holds that) and
+        cold-boots the board. Returns the port once the board is at its prompt (on)."""
+        done = threading.Event()
+        with self._run_lock:
+            self._power_changes.append((on, done))
+        try:
+            os.write(self._wake_w, b"p")
+        except OSError:
+            raise BoardError("the virtual board is stopped") from None
+        if not done.wait(timeout_s):
+            raise BoardError(f"the bench did not switch the power within {timeout_s:g} s")
+        if on and not self.wait_ready(timeout_s):
+            raise BoardError(f"the board did not boot within {timeout_s:g} s of power-on")
+        return self.port if on else ""
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until the board is booted and its port is there (after a reset, say); the
@@ -531,8 +552,8 @@ class VirtualBoard:
                     wr.append(self._client_fd)
                 if self._takes_input(now):
                     rd.append(self._client_fd)
-            timeout = 0.01 if self._away_name else 0.05 if self._hold_until or \
-                self._in_bootloader else 0.2
+            timeout = 0.01 if self._away_name and self._powered else 0.05 if \
+                self._hold_until or self._in_bootloader else 0.2
             try:
                 r, w, _ = select.select(rd, wr, [], timeout)
             except (OSError, ValueError):
@@ -540,6 +561,7 @@ class VirtualBoard:
             if self._wake_r in r:
                 os.read(self._wake_r, 64)
                 self._apply_run_changes()
+                self._apply_power_changes()
                 continue
             if self._in_bootloader:
                 self._drop_step()
@@ -599,6 +621,30 @@ class VirtualBoard:
                 self.resets.append(("run", "RUN pin"))
                 if not self._away_name:
                     self._boot(raw=False)
+
+    def _apply_power_changes(self) -> None:
+        """Power off: the VM dies and the port goes (a bootloader's volume too) until power
+        on, when the port comes back and the board boots as from cold (bridge thread only)."""
+        with self._run_lock:
+            changes, self._power_changes = self._power_changes, []
+        for on, done in changes:
+            if on != self._powered:
+                self._powered = on
+                now = time.monotonic()
+                if not on:
+                    self._kill_vm()
+                    if self._in_bootloader:
+                        shutil.rmtree(self.drop_dir, ignore_errors=True)
+                        self._in_bootloader = False
+                    if not self._away_name:
+                        self._away_name = self.port
+                        self._drop_port()
+                    self._away_until = self._reclaim_until = float("inf")
+                else:
+                    self.reboots += 1
+                    self.resets.append(("power", "power cycle"))
+                    self._away_until, self._reclaim_until = now, now + PORT_RECLAIM_S
+            done.set()
 
     # ---- output: VM -> client ----------------------------------------------------------------
     def _send(self, data: bytes) -> None:

@@ -19,10 +19,12 @@ from harness.verdict import BenchFault
 READY = "ready (Ctrl-C stops the bench)"
 
 
-def announce(serial_port: str, pigpio: tuple[str, int], firmware: str, out: TextIO) -> None:
-    """What `tsfrig sim` prints once both ends are up: a person connects to these."""
+def announce(serial_port: str, pigpio: tuple[str, int], firmware: str, out: TextIO,
+             power: str = "") -> None:
+    """What `tsfrig sim` prints once both ends are up: a person connects to these (power:
+    the unix socket that switches the board off and on, harness/sim/power.py)."""
     for line in (f"serial: {serial_port}", f"pigpio: {pigpio[0]}:{pigpio[1]}",
-                 f"firmware: {firmware}", READY):
+                 f"firmware: {firmware}", *([f"power: {power}"] if power else []), READY):
         print(line, file=out, flush=True)
 
 
@@ -47,7 +49,7 @@ def read_announcement(proc: subprocess.Popen, timeout_s: float) -> BenchAddress:
                 key, _, value = line.decode().partition(":")
                 found[key.strip().split(" ")[0]] = value.strip()
     host, _, port = found["pigpio"].rpartition(":")
-    return BenchAddress(found["serial"], host, int(port))
+    return BenchAddress(found["serial"], host, int(port), found.get("power", ""))
 
 
 class SimProvider:

@@ -1,0 +1,110 @@
+"""The simulated bench's power switch, reached from another process: `tsfrig sim` listens on a
+unix socket it announces as `power: PATH`, and the harness's `power.method: sim` switches
+through it. Both ends live here so the protocol can't drift apart.
+
+One request per line, `off` or `on`; the answer comes once it is done: `ok` (off: the VM is
+dead, the port gone), `ok PORT` (on: the board booted, at its prompt, on PORT), or
+`error WHY`. A socket rather than a signal, so the harness learns when the board is back and
+on which port (a client still holding the old device makes it come back under a new name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from harness.sim.board import BoardError, VirtualBoard
+
+SOCKET_NAME = "power"
+
+
+class PowerServer:
+    """Serves power requests for one virtual board until stop()."""
+
+    def __init__(self, board: VirtualBoard, timeout_s: float = 15.0) -> None:
+        self.board, self.timeout_s = board, timeout_s
+        self._dir = Path(tempfile.mkdtemp(prefix="tsfrig-sim-power-"))
+        self.path = str(self._dir / SOCKET_NAME)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(self.path)
+        self._sock.listen(4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="sim-power", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            r, _, _ = select.select([self._sock], [], [], 0.2)
+            if not r:
+                continue
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(self.timeout_s)
+                with contextlib.suppress(OSError):
+                    for line in _lines(conn):
+                        conn.sendall(self._answer(line).encode() + b"\n")
+
+    def _answer(self, request: str) -> str:
+        if request not in ("off", "on"):
+            return f"error unknown request {request!r}: send off or on"
+        try:
+            port = self.board.power(request == "on", self.timeout_s)
+        except BoardError as e:
+            return f"error {e}"
+        return f"ok {port}".strip()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+        self._sock.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _lines(conn: socket.socket):
+    buf = b""
+    while True:
+        data = conn.recv(256)
+        if not data:
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield line.decode(errors="replace").strip()
+
+
+def switch(control: str, on: bool, timeout_s: float) -> str | None:
+    """Ask the bench behind `control` to switch the board off or on; the port it came back on
+    (on). Raises PowerError with one line on failure."""
+    from harness.power import PowerError
+
+    what = "on" if on else "off"
+    deadline = time.monotonic() + timeout_s + 5.0  # the bench's own deadline comes first
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout_s + 5.0)
+            s.connect(control)
+            s.sendall(what.encode() + b"\n")
+            answer = b""
+            while b"\n" not in answer and time.monotonic() < deadline:
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError as e:
+        raise PowerError(f"power: sim: the bench's power control {control} does not answer "
+                         f"({e.strerror or e}); is `tsfrig sim` still running?") from None
+    text = answer.decode(errors="replace").strip()
+    if not text.startswith("ok"):
+        raise PowerError(f"power: sim: switching {what} failed: "
+                         f"{text.removeprefix('error ') or 'no answer'}")
+    return text[2:].strip() or None
+
