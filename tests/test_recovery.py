@@ -63,6 +63,28 @@ def test_suite_goes_on_after_a_board_wedges_mid_run(tmp_path):
     """Firmware that hangs (swallowing Ctrl-C) when a waiter is cancelled: a board that came
     up healthy and then hangs is the firmware's failure, recovered by the reset wire, and
     the next scenario still runs and passes."""
+    overlay = write_wedge_on_cancel(tmp_path)
+    cfg = (REPO / "rig_config.yaml").read_text().replace("device_timeout_s: 10",
+                                                           "device_timeout_s: 2")
+    (tmp_path / "rig.yaml").write_text(cfg)
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config",
+                        str(tmp_path / "rig.yaml"), "--overlay", str(overlay),
+                        "--report-dir", str(tmp_path / "r"), "-k",
+                        "hard and (cancellation or test_wake)"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    import json
+
+    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+    got = {t["scenario"]: t for t in doc["tests"]}
+    assert r.returncode == 1, r.stdout[-2000:]
+    assert got["cancellation"]["outcome"] == "failed"
+    assert got["cancellation"]["message"].startswith("board stopped answering")
+    assert got["cancellation"]["message"].endswith(f"{HARD} got it back")
+    assert got["wake"]["outcome"] == "passed"
+
+
+def write_wedge_on_cancel(tmp_path: Path) -> Path:
+    """An overlay whose flag hangs (swallowing Ctrl-C) when its waiter is cancelled."""
     overlay = tmp_path / "overlay" / "asyncio"
     overlay.mkdir(parents=True)
     (overlay / "__init__.py").write_text(LOADER.format(name="wedge_on_cancel") + '''
@@ -78,20 +100,4 @@ class ThreadSafeFlag(_Base):
                 except KeyboardInterrupt:
                     pass
 ''')
-    cfg = (REPO / "rig_config.yaml").read_text().replace("device_timeout_s: 10",
-                                                           "device_timeout_s: 2")
-    (tmp_path / "rig.yaml").write_text(cfg)
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config",
-                        str(tmp_path / "rig.yaml"), "--overlay", str(overlay.parent),
-                        "--report-dir", str(tmp_path / "r"), "-k",
-                        "hard and (cancellation or test_wake)"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    import json
-
-    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
-    got = {t["scenario"]: t for t in doc["tests"]}
-    assert r.returncode == 1, r.stdout[-2000:]
-    assert got["cancellation"]["outcome"] == "failed"
-    assert got["cancellation"]["message"].startswith("board stopped answering")
-    assert got["cancellation"]["message"].endswith(f"{HARD} got it back")
-    assert got["wake"]["outcome"] == "passed"
+    return overlay.parent
