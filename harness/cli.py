@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.bisect import add_bisect_parser
 from harness.config import ConfigError, load_config, with_firmware, with_overlay
+from harness.doctor import add_doctor_parser
 from harness.report_cli import add_report_parsers
 from harness.trend import add_trend_parser
 
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parsers(sub)
     add_trend_parser(sub)
     add_bisect_parser(sub)
+    add_doctor_parser(sub, DEFAULT_CONFIG)
     return p
 
 

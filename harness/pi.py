@@ -8,7 +8,9 @@ the Pi's clock), so nothing above this module does tick arithmetic.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import math
 import socket
 import struct
 import threading
@@ -205,6 +207,36 @@ class PiDriver:
             if not self.broken:  # on a broken link the reconnect clears pigpiod's waves
                 with self.guard("delete a waveform"):
                     pi.wave_delete(wid)
+
+    def edge_resolution_us(self) -> int:
+        """The resolution of pigpio's edge ticks: its sample period (pigpiod -s, default 5
+        µs). pigpiod has no command that reports it, so it is measured: pulses at prime
+        spacings on the stimulus wire, and the GCD of the intervals pigpio stamps on them
+        (1 when every tick is exact; a multiple of the sample period otherwise)."""
+        mask = 1 << self.stimulus_gpio
+        periods = (23, 29, 31, 37, 41, 43, 47, 53, 59, 61)  # high 10 µs: any sampler sees it
+        pulses = []
+        for period in periods:
+            pulses += [pigpio.pulse(mask, 0, 10), pigpio.pulse(0, mask, period - 10)]
+        self.reset_capture()
+        with self.guard("build the resolution probe's waveform"):
+            self.pi.wave_clear()
+            self.pi.wave_add_generic(pulses)
+            wid = self.pi.wave_create()
+        try:
+            with self.guard("send a waveform"):
+                self.pi.wave_send_once(wid)
+            if not self.stimulus.wait_for(len(periods), 5.0):
+                raise GpioError(f"pigpio reported {self.stimulus.count()} of {len(periods)} "
+                                 "probe edges within 5 s: check the stimulus GPIO is free")
+            self._wait_wave_done(5.0)
+        finally:
+            if not self.broken:
+                with self.guard("delete a waveform"):
+                    self.pi.wave_delete(wid)
+        ticks = [e.us for e in self.stimulus.edges[:len(periods)]]
+        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        return functools.reduce(math.gcd, gaps, 0) or 1
 
     def _wait_wave_done(self, timeout_s: float) -> None:
         """The last rising edge is reported before the wave's last falling edge is played: a

@@ -27,6 +27,12 @@ def check_wiring(target: Target, pi: GpioRig, wiring: Wiring,
                  timeout_s: float = 2.0) -> dict[str, str]:
     """Raise WiringError naming the wire that does not carry edges; return what was seen.
     The board side is device_scripts/tsf_wiring.py."""
+    return {"stimulus": check_stimulus(target, pi, wiring, timeout_s),
+            "ack": check_ack(target, pi, wiring, timeout_s)}
+
+
+def check_stimulus(target: Target, pi: GpioRig, wiring: Wiring, timeout_s: float = 2.0) -> str:
+    """The Pi pulses the stimulus wire; the board must count every pulse."""
     stim_pin, ack_pin = wiring.stimulus.board_pin, wiring.ack.board_pin
     target.soft_reset()
     target.exec(f"import tsf_wiring\ntsf_wiring.arm({stim_pin!r}, {ack_pin!r})")
@@ -39,13 +45,23 @@ def check_wiring(target: Target, pi: GpioRig, wiring: Wiring,
                           f"{stim_pin!r}: the board counted {seen} of {PULSES} pulses; check "
                           "the stimulus jumper, the shared ground and wiring.stimulus in the "
                           "rig config")
+    return f"{seen}/{PULSES} pulses"
+
+
+def check_ack(target: Target, pi: GpioRig, wiring: Wiring, timeout_s: float = 2.0) -> str:
+    """The board toggles the ack wire; the Pi must see every edge."""
+    stim_pin, ack_pin = wiring.stimulus.board_pin, wiring.ack.board_pin
+    target.soft_reset()
+    target.exec(f"import tsf_wiring\ntsf_wiring.arm({stim_pin!r}, {ack_pin!r})\n"
+                "tsf_wiring.disarm()")  # only the ack pin, driven low, is wanted here
+    pi.reset_capture()
     target.exec(f"tsf_wiring.toggle_ack({ACK_EDGES})")
     if not pi.ack.wait_for(ACK_EDGES, timeout_s):
         raise WiringError(f"wiring self-test: board pin {ack_pin!r} -> Pi GPIO "
                           f"{wiring.ack.pi_gpio}: the Pi saw {pi.ack.count()} of {ACK_EDGES} "
                           "edges; check the ack jumper, the shared ground and wiring.ack in the "
                           "rig config")
-    return {"stimulus": f"{seen}/{PULSES} pulses", "ack": f"{pi.ack.count()}/{ACK_EDGES} edges"}
+    return f"{pi.ack.count()}/{ACK_EDGES} edges"
 
 
 def _board_count(target: Target, timeout_s: float) -> int:
