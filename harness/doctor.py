@@ -1,7 +1,7 @@
 """`tsfrig doctor`: the first command on a new bench. Brings the target's bench up through its
 provider and checks it in order, one line per check: `✓ <check>: <detail>` or
 `✗ <check>: <problem> — <fix>`. Every check has a deadline; a check whose prerequisite
-failed says `skipped: needs <check>` instead of running. Exit 0 when all pass, 2 otherwise.
+failed says `skipped: needs <check>` instead of running. Exit 0 when none failed, else 2.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +79,8 @@ class Doctor:
         self.port_error = ""
         self.gpio: Any = None
         self.board: Any = None
+        self.identity: dict = {}
+        self.stuck = ""  # a check that overran its deadline and may still hold the bench
 
     # ---- running ---------------------------------------------------------------------------
     def status(self, check: str) -> str:
@@ -90,12 +93,12 @@ class Doctor:
     def run(self, check: str, fn: Callable[[], str], needs: tuple[str, ...],
             deadline_s: float, fix: str, inline: bool = False) -> None:
         """Run one check on a helper thread with a deadline (a hung check is a failed one and
-        the rest still run). inline: on this thread, for
-        a check that starts processes (they die with the thread that started them) and has
-        its own deadline."""
+        the rest still run). inline: on this thread, for a check that starts processes (they
+        die with the thread that started them) and has its own deadline."""
         missing = [n for n in needs if self.status(n) != "pass"]
-        if missing:
-            self.record(Result(check, "skip", f"skipped: needs {missing[0]}"))
+        if missing or self.stuck:
+            self.record(Result(check, "skip", f"skipped: needs {missing[0]}" if missing else
+                               f"skipped: {self.stuck} is still running"))
             return
         box: list[Any] = []
 
@@ -118,6 +121,7 @@ class Doctor:
             t.join(deadline_s)
         took = time.monotonic() - t0
         if not box:
+            self.stuck = check
             self.record(Result(check, "fail", f"no result within {deadline_s:g} s", fix, took))
         elif isinstance(box[0], Failed):
             self.record(Result(check, "fail", box[0].problem, box[0].fix or fix, took))
@@ -127,7 +131,7 @@ class Doctor:
             self.record(Result(check, "pass", box[0], seconds=took))
 
     def examine(self) -> bool:
-        """All checks in order; True when every one passed."""
+        """All checks in order; True when none failed."""
         self.run("config", self.check_config, (), 10, "fix that key (see README, Config "
                  "reference)")
         if self.status("config") != "pass":
@@ -266,7 +270,9 @@ class Doctor:
     def check_reset(self) -> str:
         """Pulse RUN/EN and watch for the reboot: the boot banner, or the port going away
         (a board with native USB re-enumerates)."""
-        from harness.target import RESET_MARKERS, TargetError
+        import serial
+
+        from harness.target import RESET_MARKERS
 
         w, b = self.target.wiring.reset, self.board
         b.soft_reset()
@@ -275,9 +281,8 @@ class Doctor:
         seen, how = b"", ""
         while not how and time.monotonic() < deadline:
             try:
-                with b._link("read from the board"):
-                    seen += b.serial.read(256)
-            except TargetError:
+                seen += b.serial.read(256)
+            except (serial.SerialException, OSError):
                 how = "its port went away and came back"
             if any(m.encode() in seen for m in (*RESET_MARKERS, "MicroPython v")):
                 how = "it rebooted (boot banner)"
@@ -366,6 +371,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     doc = Doctor(args.config, args.target, emit)
     try:
         ok = doc.examine()
+    except KeyboardInterrupt:
+        print("tsfrig doctor: interrupted", file=sys.stderr)
+        return 130
     finally:
         doc.close()
     if args.json:
