@@ -15,7 +15,9 @@ from harness.config import ConfigError, PowerConfig, Wire, Wiring, load_config
 from harness.pi import PiDriver
 from harness.power import PowerError, PowerJob, power_cycle, switch_for
 from harness.recovery import recover_after_fault
+from harness.sim.bench import SimBench
 from harness.sim.launch import SimProvider
+from harness.sim.power import switch
 from harness.target import BoardStopped, Target
 from harness.verdict import classify, evidence_from
 from tests.cli import run_tsfrig
@@ -51,6 +53,32 @@ def test_power_cycle_gets_back_a_board_the_run_pin_cannot(tmp_path):
         t.close()
         pi.close()
         sim.stop()
+
+
+def test_sim_power_takes_the_port_away_and_cold_boots(tmp_path):
+    """Off: the VM dies and the device node goes. On: the same name comes back once nobody
+    holds it (else another, as a USB board can re-enumerate), with a freshly booted board."""
+    target = load_config(REPO / "rig_config.yaml").targets[0]
+    with SimBench(target, flash_dir=tmp_path) as bench:
+        board, port = bench.board, bench.serial_port
+        vm = board.vm_pid
+        assert switch(bench.power.path, False, 5) is None
+        assert not os.path.exists(port) and board.vm_pid is None
+        assert switch(bench.power.path, True, 5) == port
+        assert board.vm_pid not in (None, vm) and board.resets[-1] == ("power", "power cycle")
+        held = os.open(port, os.O_RDWR | os.O_NOCTTY)  # a client that never lets go
+        try:
+            switch(bench.power.path, False, 5)
+            again = switch(bench.power.path, True, 5)
+            assert again not in (None, port) and os.path.exists(again)
+        finally:
+            os.close(held)
+        t = Target(again, timeout_s=2)
+        try:
+            t.soft_reset()
+            assert t.exec("print(6 * 7)").strip() == "42"
+        finally:
+            t.close()
 
 
 def wait_for_output(t: Target, marker: bytes, timeout_s: float = 5.0) -> None:
