@@ -156,6 +156,9 @@ class Doctor:
             self.run("wire reset", self.check_reset, ("identity", "GPIO daemon"), 20,
                      "check the reset jumper goes to the board's RUN/EN pin and "
                      "wiring.reset.pi_gpio")
+        if t.power is not None:
+            self.run("power switch", self.check_power, ("bench",), 10,
+                     "fix power: in the rig config (see README, Config reference)")
         self.run("clock drift", self.check_clock, ("wire stimulus",),
                  CLOCK_PULSES * CLOCK_GAP_S + 15, "check the stimulus wire and the board's "
                  "clock configuration")
@@ -292,6 +295,13 @@ class Doctor:
         b.reopen(10.0)
         b.soft_reset()
         return f"Pi GPIO {w.pi_gpio} -> board {w.board_pin}: {how}"
+
+    def check_power(self) -> str:
+        from harness.power import PowerJob, check_switch
+
+        s = self.target.serial
+        return check_switch(PowerJob(self.target.power, self.address.serial_port,
+                                     s.serial_number, self.address.power_control))
 
     def check_clock(self) -> str:
         """Pulses seconds apart; the board stamps each with ticks_us, the Pi with its edge

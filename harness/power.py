@@ -147,6 +147,32 @@ def power_cycle(job: PowerJob) -> str | None:
     return switch(job, True)
 
 
+def check_switch(job: PowerJob) -> str:
+    """Without switching anything: is the switch there to be used? (`tsfrig doctor`)"""
+    import shutil
+
+    c = job.config
+    if c.method == "sim":
+        if not job.control or not os.path.exists(job.control):
+            raise PowerError("power: sim: the bench announced no power control; is `tsfrig "
+                             "sim` running?")
+        return "sim: the simulated bench's switch is there (not switched by doctor)"
+    if c.method == "sysfs":
+        if not os.access(c.path or "", os.W_OK):
+            raise PowerError(f"power: sysfs: {c.path} is missing or not writable; give the "
+                             "port's `disable` file in power.path and run as root (or a udev "
+                             "rule)")
+        return f"sysfs: {c.path} is writable (not switched by doctor)"
+    templates = [t for t in (c.off, c.on, c.cycle) if t] if c.method == "command" else []
+    tools = ["uhubctl"] if c.method == "uhubctl" else \
+        [shlex.split(t)[0] for t in templates if shlex.split(t)]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise PowerError(f"power: {c.method}: {missing[0]} not found; install it or fix "
+                         f"power: in the rig config")
+    return f"{describe(c)}: {', '.join(tools)} found (not switched by doctor)"
+
+
 @dataclass(frozen=True)
 class PowerSwitch:
     """A target's power method bound to its bench: what recovery (and doctor) call."""

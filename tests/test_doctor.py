@@ -29,7 +29,7 @@ def test_doctor_passes_the_shipped_bench_and_speaks_json():
     assert doc["passed"] is True and doc["target"] == "sim"
     assert [c for c, s in status.items() if s == "fail"] == []
     for check in ("config", "bench", "GPIO daemon", "serial port", "raw REPL", "identity",
-                  "wire stimulus", "wire ack", "wire reset", "clock drift"):
+                  "wire stimulus", "wire ack", "wire reset", "power switch", "clock drift"):
         assert status[check] == "pass", (check, doc)
     detail = {c["check"]: c["detail"] for c in doc["checks"]}
     assert "edge timestamps to 1 µs" in detail["GPIO daemon"]  # the sim's ticks are exact
@@ -69,10 +69,12 @@ def test_miswired_bench_names_each_broken_wire_with_its_fix(running_sim, tmp_pat
     assert got["clock drift"] == "- clock drift: skipped: needs wire stimulus"
 
 
-def test_missing_serial_port_lists_what_is_plugged_in(running_sim, tmp_path):
+def test_missing_serial_port_and_power_tool_say_what_to_do(running_sim, tmp_path):
     a = running_sim
     cfg = tmp_path / "bench.yaml"
-    cfg.write_text(serial_target_yaml("/dev/ttyACM97", a.gpio_host, a.gpio_port))
+    cfg.write_text(serial_target_yaml("/dev/ttyACM97", a.gpio_host, a.gpio_port)
+                   + "    power: {method: command, off: 'no-such-relay 0', "
+                     "on: 'no-such-relay 1'}\n")
     r = run_tsfrig("doctor", "--config", str(cfg), timeout=60)
     assert r.returncode == 2
     got = lines_by_check(r.stdout)
@@ -80,6 +82,8 @@ def test_missing_serial_port_lists_what_is_plugged_in(running_sim, tmp_path):
     assert got["serial port"].startswith("✗ serial port: /dev/ttyACM97 does not exist — ")
     assert "USB serial device" in got["serial port"]  # the ones present, or that none is
     assert got["raw REPL"] == "- raw REPL: skipped: needs serial port"
+    assert got["power switch"] == ("✗ power switch: power: command: no-such-relay not found — "
+                                   "install it or fix power: in the rig config")
 
 
 def test_bad_config_is_one_failed_line(tmp_path):
