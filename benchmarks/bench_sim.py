@@ -2,6 +2,7 @@
 
 - bench start-up (goal < 0.5 s)
 - soft-reboot round trip through mpremote's transport (goal < 150 ms)
+- power cycle through the bench's switch, to the raw REPL again
 - 10 000 edges through the wire: all delivered to the board in order, and to pigpio
 - IRQ -> handler latency of hard and soft IRQs (edge tick vs handler ticks_us, one clock)
 - IRQ -> task wake through a ThreadSafeFlag with both idle-loop wake models
@@ -55,6 +56,26 @@ def soft_reboot(bench: SimBench) -> None:
         times.append((time.perf_counter() - t0) * 1000)
     t.close()
     print(f"soft reboot round trip via mpremote transport (20, ms): {fmt(times)}")
+
+
+def power_cycle(bench: SimBench) -> None:
+    """Recovery's power step as the harness takes it on this bench: off, the sim's off time,
+    on, then the port reopened and the raw REPL entered."""
+    from harness.power import PowerSwitch
+
+    switch = PowerSwitch(bench.target.power, bench.target.serial, bench.power.path)
+    t = Target(bench.serial_port, timeout_s=5)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        t.close()
+        t.port = switch.cycle(t.port)
+        t.reopen(5)
+        t.soft_reset()
+        times.append((time.perf_counter() - t0) * 1000)
+    t.close()
+    print(f"power cycle to raw REPL, off {bench.target.power.off_s:g} s included (5, ms): "
+          f"median {statistics.median(times):.0f}, max {max(times):.0f}")
 
 
 def ten_thousand_edges(bench: SimBench) -> None:
@@ -174,6 +195,7 @@ def main() -> None:
         bench = SimBench(target, flash_dir=Path(flash)).start()
         try:
             soft_reboot(bench)
+            power_cycle(bench)
             ten_thousand_edges(bench)
             irq_latency(bench)
         finally:
