@@ -118,6 +118,8 @@ GPIO_BACKENDS: dict[str, str] = {
     "rgpio": "harness.rgpio_rig:RgpioRig",  # rgpiod (lg) on a Pi 5 or any Linux SBC
 }
 
+GPIO_DEFAULT_PORTS: dict[str, int] = {"pigpio": 8888, "rgpio": 8889}
+
 
 def connect_gpio(backend: str, host: str, port: int, wiring: Wiring) -> GpioRig:
     """A connected GPIO rig of the named backend."""
