@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pigpio
 import pytest
 import rgpio
 
@@ -145,6 +146,20 @@ def test_error_codes(sim, sbc):
     with socket.create_connection(("127.0.0.1", sim[1].port), timeout=2) as s:
         s.sendall(HEADER.pack(0, 0, 250, 0, 0, 0))
         assert struct.unpack("<i", s.recv(16)[:4])[0] == UNKNOWN_COMMAND
+
+
+def test_both_daemons_share_the_wires(sim, sbc):
+    pi = pigpio.pi("127.0.0.1", sim[0].port)
+    try:
+        h = sbc.gpiochip_open(0)
+        sbc.gpio_claim_output(h, 5, 1)
+        assert pi.read(5) == 1  # pigpiod sees what rgpiod drives
+        a = Alerts(sbc, h, 6, 1)
+        pi.set_mode(6, pigpio.OUTPUT)
+        pi.write(6, 1)
+        assert a.done.wait(2) and a.got[0][0] == 1  # and rgpiod reports what pigpiod drives
+    finally:
+        pi.stop()
 
 
 def test_a_line_is_held_until_its_client_goes(sim, sbc):

@@ -7,6 +7,8 @@ Edges carry their exact scheduled tick (trigger pulses, waveforms), so timing me
 on the Pi side is exact even when a thread wakes a little late. GPIOs wired to the
 virtual board travel over the board link (see wire.py). A notification client that stops
 reading is hung up on once it falls too far behind, so it can't stall the other clients.
+SimPi is also the GPIO core other daemons' front ends share (rgpiod.py): they drive lines
+with drive()/release() and hear every edge through edge_listeners.
 """
 
 from __future__ import annotations
