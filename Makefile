@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/python benchmarks/bench_doctor.py
+	$(BIN)/python benchmarks/bench_backends.py
 
 clean:
 	rm -rf $(VENV) reports/*/ reports/latest

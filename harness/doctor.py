@@ -152,6 +152,10 @@ class Doctor:
         for wire in ("stimulus", "ack"):
             self.run(f"wire {wire}", self.check_wire(wire), ("identity", "GPIO daemon"), 20,
                      f"check the {wire} jumper, the shared ground and wiring.{wire}")
+        if getattr(t.wiring, "stimulus_sense", None) is not None:
+            self.run("wire stimulus_sense", self.check_sense, ("GPIO daemon",), 20,
+                     "check the jumper from the stimulus GPIO to the sense GPIO and "
+                     "wiring.stimulus_sense")
         if t.wiring.reset is not None:
             self.run("wire reset", self.check_reset, ("identity", "GPIO daemon"), 20,
                      "check the reset jumper goes to the board's RUN/EN pin and "
@@ -269,6 +273,15 @@ class Doctor:
             seen = getattr(wiring, f"check_{name}")(self.board, self.gpio, w)
             return f"{_wire(w, name)}: {seen}"
         return check
+
+    def check_sense(self) -> str:
+        """A pulse on the stimulus GPIO must reach the sense input jumpered to it (the rig's
+        pulse() waits for that edge and says which jumper is missing)."""
+        w = self.target.wiring
+        self.gpio.reset_capture()
+        self.gpio.pulse()
+        return f"Pi GPIO {w.stimulus.pi_gpio} -> Pi GPIO {w.stimulus_sense}: " \
+               f"{self.gpio.stimulus.count()} edge(s) for 1 pulse"
 
     def check_reset(self) -> str:
         """Pulse RUN/EN and watch for the reboot: the boot banner, or the port going away
