@@ -181,11 +181,14 @@ class Doctor:
     def check_config(self) -> str:
         try:
             self.rig = load_config(self.config_path)
-            self.target = self.rig.target(self.target_name) if self.target_name \
-                else self.rig.targets[0]
         except ConfigError as e:
             raise Failed(*split_fix(str(e), "fix that key (see README, Config reference)")) \
                 from None
+        try:
+            self.target = self.rig.target(self.target_name) if self.target_name \
+                else self.rig.targets[0]
+        except ConfigError as e:
+            raise Failed(str(e), "pass --target with one of those") from None
         t = self.target
         # doctor looks at the bench as it is: it never flashes the board
         self.target = dataclasses.replace(t, firmware=dataclasses.replace(t.firmware,
@@ -216,7 +219,7 @@ class Doctor:
         about = ", ".join(f"{k.replace('_', ' ')} {_show(v)}" for k, v in ident.items())
         measure = getattr(self.gpio, "edge_resolution_us", None)
         if measure is None:
-            res = "edge timestamp resolution not reported by this backend"
+            res = "this backend does not measure its edge timestamps' resolution"
         else:
             us = measure()
             res = f"edge timestamps to {us} µs" + (
