@@ -70,7 +70,7 @@ class FlashConfig:
 
 
 POWER_METHODS = ("uhubctl", "sysfs", "command", "sim")  # harness.power.SWITCHES
-SIM_OFF_S = 0.2  # a virtual board needs no time to discharge: as long as a hard reset's
+SIM_OFF_S = 0.2  # a virtual board has nothing to discharge: off as long as a hard reset is
 
 
 @dataclass(frozen=True)
