@@ -16,6 +16,7 @@ import yaml
 
 from harness.benches import BENCH_KINDS, KIND_ONLY_KEYS
 from harness.gpio import GPIO_BACKENDS, GPIO_DEFAULT_PORTS
+from harness.power import POWER_METHODS
 from harness.sources import IRQ_SOURCES
 from harness.stats import QUANTILE_NAMES
 
@@ -69,7 +70,6 @@ class FlashConfig:
     timeout_s: float = 60.0
 
 
-POWER_METHODS = ("uhubctl", "sysfs", "command", "sim")  # harness.power.SWITCHES
 SIM_OFF_S = 0.2  # a virtual board has nothing to discharge: off as long as a hard reset is
 
 
@@ -613,7 +613,7 @@ def _power(L: _Loader, m: dict[str, _Node], key: str, simulated: bool) -> PowerC
     if pn.value is None:
         return None
     pm = L.mapping(pn, pk, SUBKEYS["power"])
-    method = L.enum(L.require(pm, pn, pk, "method"), f"{pk}.method", POWER_METHODS)
+    method = L.enum(L.require(pm, pn, pk, "method"), f"{pk}.method", tuple(POWER_METHODS))
     if method == "sim" and not simulated:
         raise L.fail(pm["method"].line, f"{pk}.method", "sim switches only a simulated bench; "
                      "use uhubctl, sysfs or command")

@@ -1,6 +1,6 @@
 """Switching a board's power off and on: the last step of recovery, after Ctrl-C, a soft
 reset and the RUN/EN pin have failed (a wedged USB stack or USB-serial chip, a board latched
-up). `SWITCHES` maps the target's `power.method` to the switch that turns it off or on:
+up). `POWER_METHODS` maps the target's `power.method` to the switch that turns it off or on:
 
 - uhubctl: a hub port with per-port power switching (`uhubctl -l LOC -p PORT -a off|on`);
 - sysfs: the Linux USB port's `disable` file (1 cuts the port, 0 restores it);
@@ -127,7 +127,7 @@ def _sim(job: PowerJob, on: bool) -> str | None:
 
 
 # method -> switch(job, on) -> the board's serial port if the switch knows it after power-on
-SWITCHES: dict[str, Callable[[PowerJob, bool], str | None]] = {
+POWER_METHODS: dict[str, Callable[[PowerJob, bool], str | None]] = {
     "uhubctl": _uhubctl,
     "sysfs": _sysfs,
     "command": _command,
@@ -141,7 +141,7 @@ def power_cycle(job: PowerJob) -> str | None:
     c = job.config
     if c.method == "command" and c.cycle:
         return _command(job, None)
-    switch = SWITCHES[c.method]
+    switch = POWER_METHODS[c.method]
     switch(job, False)
     time.sleep(c.off_s)  # the time the board stays unpowered, not a wait for an event
     return switch(job, True)
