@@ -80,6 +80,7 @@ class Doctor:
         self.gpio: Any = None
         self.board: Any = None
         self.identity: dict = {}
+        self.profile: Any = None  # the resolved board profile, where profiles exist
         self.stuck = ""  # a check that overran its deadline and may still hold the bench
 
     # ---- running ---------------------------------------------------------------------------
@@ -255,17 +256,20 @@ class Doctor:
         return f"{version or i.get('implementation', '?')}; asyncio {i.get('asyncio', '?')}"
 
     def check_profile(self) -> str:
+        """The board's probe (hard IRQs, _thread, schedule depth, asyncio ...) against the
+        target's settings and its port's profile: a contradiction is a finding."""
         try:
             from harness import profiles  # board profiles, where this tsfrig has them
         except ImportError:
             raise Skipped("this tsfrig has no board profiles (harness.profiles)") from None
-        probe = profiles.probe_board(self.board)
-        profile, warnings = profiles.resolve_profile(self.target, probe)
-        name = getattr(profile, "name", str(profile))
+        probe = profiles.probe_board(self.board, self.target.wiring.stimulus.board_pin)
+        self.profile, warnings = profiles.resolve_profile(self.target, probe)
+        name = f"{self.profile.name} ({probe.machine})"
         if warnings:
-            raise Failed(f"profile {name}: {'; '.join(warnings)}",
-                         "make the target's settings match what the board reported")
-        return f"{name} (the board's probe matches the target's settings)"
+            raise Failed(f"{name}: {'; '.join(warnings)}",
+                         "make the target's settings match the board (see README, Board "
+                         "profiles)")
+        return f"{name}: the probe agrees with the target's settings"
 
     def check_wire(self, name: str) -> Callable[[], str]:
         """One wire's loopback (harness/wiring.py), its line naming the wire."""
@@ -325,7 +329,7 @@ class Doctor:
         t, b, g = self.target, self.board, self.gpio
         b.soft_reset()
         b.exec(f"import tsf_clock\ntsf_clock.arm({t.wiring.stimulus.board_pin!r}, "
-               f"{'hard' in t.irq_kinds})")
+               f"{'hard' in (self.profile or t).irq_kinds})")
         g.reset_capture()
         for i in range(CLOCK_PULSES):
             if i:
