@@ -30,6 +30,15 @@ def arm(stim_pin, hard):
         _pin.irq(_edge, Pin.IRQ_RISING)
 
 
+def wait(n, timeout_ms):
+    """Keep the VM running until n edges or the timeout, then report: a soft IRQ (esp32's
+    only kind) runs between bytecodes, not while the REPL waits for input."""
+    t0 = time.ticks_ms()
+    while count < n and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+        time.sleep_ms(1)
+    report()
+
+
 def report():
     """Disarm and print the edges' times, in µs after the first (wrap-safe)."""
     _pin.irq(None)

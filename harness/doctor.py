@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.benches import BENCH_KINDS, BenchAddress, BenchProvider, bench_for
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
+from harness.protocol import LogParser
 from harness.wiring import WiringError
 
 CLOCK_PULSES = 7
@@ -331,11 +332,18 @@ class Doctor:
         b.exec(f"import tsf_clock\ntsf_clock.arm({t.wiring.stimulus.board_pin!r}, "
                f"{'hard' in (self.profile or t).irq_kinds})")
         g.reset_capture()
+        span_ms = int(CLOCK_PULSES * CLOCK_GAP_S * 1000)
+        b.start(f"tsf_clock.wait({CLOCK_PULSES}, {span_ms + 2000})")
         for i in range(CLOCK_PULSES):
             if i:
                 time.sleep(CLOCK_GAP_S)  # the spacing of the stimulus, not a wait for it
             g.pulse()
-        board_us = json.loads(b.exec("tsf_clock.report()").strip().splitlines()[-1])
+        parser = LogParser()
+        err = b.read_to_end(parser, 5.0)
+        if err:
+            raise Failed(f"the board's clock script raised: {err.splitlines()[-1]}",
+                         "check the device scripts uploaded (identity above)")
+        board_us = json.loads(parser.log.lines[-1])
         pi_us = [e.us - g.stimulus.edges[0].us for e in g.stimulus.edges]
         if len(board_us) != len(pi_us):
             raise Failed(f"the board stamped {len(board_us)} of {len(pi_us)} pulses",
