@@ -153,10 +153,12 @@ def check_switch(job: PowerJob) -> str:
 
     c = job.config
     if c.method == "sim":
-        if not job.control or not os.path.exists(job.control):
-            raise PowerError("power: sim: the bench announced no power control; is `tsfrig "
-                             "sim` running?")
-        return "sim: the simulated bench's switch is there (not switched by doctor)"
+        from harness.sim.power import reachable
+
+        if not reachable(job.control):
+            raise PowerError(f"power: sim: the bench's power control {job.control or '(none)'} "
+                             "does not answer; is `tsfrig sim` still running?")
+        return "sim: the simulated bench's switch answers (not switched by doctor)"
     if c.method == "sysfs":
         if not os.access(c.path or "", os.W_OK):
             raise PowerError(f"power: sysfs: {c.path} is missing or not writable; give the "

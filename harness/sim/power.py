@@ -1,6 +1,7 @@
 """The simulated bench's power switch, reached from another process: `tsfrig sim` listens on a
-unix socket it announces as `power: PATH`, and the harness's `power.method: sim` switches
-through it. Both ends live here so the protocol can't drift apart.
+unix socket in Linux's abstract namespace (no file to leave behind, no path-length limit to
+hit in a deep TMPDIR), announced as `power: @NAME`, and the harness's `power.method: sim`
+switches through it. Both ends live here so the protocol can't drift apart.
 
 One request per line, `off` or `on`; the answer comes once it is done: `ok` (off: the VM is
 dead, the port gone), `ok PORT` (on: the board booted, at its prompt, on PORT), or
@@ -11,17 +12,14 @@ on which port (a client still holding the old device makes it come back under a 
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import select
-import shutil
 import socket
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from harness.sim.board import BoardError, VirtualBoard
-
-SOCKET_NAME = "power"
 
 
 class PowerServer:
@@ -29,10 +27,9 @@ class PowerServer:
 
     def __init__(self, board: VirtualBoard, timeout_s: float = 15.0) -> None:
         self.board, self.timeout_s = board, timeout_s
-        self._dir = Path(tempfile.mkdtemp(prefix="tsfrig-sim-power-"))
-        self.path = str(self._dir / SOCKET_NAME)
+        self.path = f"@tsfrig-sim-power-{os.getpid()}-{secrets.token_hex(4)}"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.bind(self.path)
+        self._sock.bind(address(self.path))
         self._sock.listen(4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="sim-power", daemon=True)
@@ -66,7 +63,11 @@ class PowerServer:
         self._stop.set()
         self._thread.join(timeout=3)
         self._sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def address(control: str) -> str:
+    """The socket address of an announced control: `@NAME` is in the abstract namespace."""
+    return "\0" + control[1:] if control.startswith("@") else control
 
 
 def _lines(conn: socket.socket):
@@ -81,6 +82,19 @@ def _lines(conn: socket.socket):
             yield line.decode(errors="replace").strip()
 
 
+def reachable(control: str, timeout_s: float = 2.0) -> bool:
+    """Does a bench listen on this control? (connects and hangs up, switching nothing)"""
+    if not control:
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout_s)
+        try:
+            s.connect(address(control))
+        except OSError:
+            return False
+    return True
+
+
 def switch(control: str, on: bool, timeout_s: float) -> str | None:
     """Ask the bench behind `control` to switch the board off or on; the port it came back on
     (on). Raises PowerError with one line on failure."""
@@ -91,7 +105,7 @@ def switch(control: str, on: bool, timeout_s: float) -> str | None:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout_s + 5.0)
-            s.connect(control)
+            s.connect(address(control))
             s.sendall(what.encode() + b"\n")
             answer = b""
             while b"\n" not in answer and time.monotonic() < deadline:
