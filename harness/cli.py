@@ -129,7 +129,10 @@ def _parallel_args(args: argparse.Namespace, targets: int) -> list[str]:
     """pytest-xdist for `-n N` / `--parallel`: one worker per target at most (a target's
     tests are one xdist group, so one worker runs them in order on one bench)."""
     workers = targets if args.parallel else min(args.workers or 0, targets)
-    return ["-n", str(workers), "--dist", "loadgroup"] if workers >= 1 else []
+    if workers < 1:
+        return []
+    # no:tmpdir: else xdist makes each run a pytest temp dir that nothing uses and none removes
+    return ["-n", str(workers), "--dist", "loadgroup", "-p", "no:tmpdir"]
 
 
 def _workers(text: str) -> int:
