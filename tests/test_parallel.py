@@ -2,6 +2,7 @@
 writing the one run a serial run writes (results.json, junit.xml, index.html, `latest`);
 a broken target errs or fails alone; SIGTERM ends it as interrupted with nothing left."""
 
+import os
 import signal
 from pathlib import Path
 
@@ -97,6 +98,35 @@ def test_sigterm_mid_parallel_run(tmp_path):
     assert out.junit == {t: "passed" for t in out.outcomes()}
     assert "interrupted by SIGTERM" in out.stderr and "Traceback" not in out.stderr
     assert 'id="verdict">INTERRUPTED<' in out.html
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of pid (tsfrig's: its xdist workers)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and (d / "stat").read_text().rsplit(")", 1)[1].split()[1] \
+                    == str(pid):
+                found.append(int(d.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def test_worker_killed_is_a_bench_fault(tmp_path):
+    """A worker that dies (SIGKILL) is the host's fault: xdist calls its test failed, the
+    verdict is error (exit 2), and the dead worker's bench goes with it."""
+    bench = Bench(args=["--config", str(rig(tmp_path)), "-n", "2"])
+    bench.on_line = on_progress(r"\bpassed$", lambda proc: os.kill(children(proc.pid)[0],
+                                                                   signal.SIGKILL))
+    out = run_faulted(tmp_path, bench, "hard and (test_wake or test_auto_reset or test_cancel)")
+    assert out.code == 2, out.stderr[-3000:]
+    assert out.leftover == [], f"processes left: {out.leftover}"
+    assert out.doc["verdict"] == "error"
+    lost = [t for t in out.doc["tests"] if t["outcome"] != "passed"]
+    assert [t["outcome"] for t in lost] == ["error"], lost
+    assert lost[0]["message"].startswith("the test worker died while running this test")
+    assert lost[0]["target"] in ("a", "b") and "@" not in lost[0]["nodeid"]
 
 
 def test_target_of_names_the_target_in_a_test_id():
