@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.parallel import target_of
+from tests.cli import run_tsfrig
 from tests.faults import write_broken
 from tests.faults.matrix import WIRING_AND_BUDGETS, Bench, on_progress, run_faulted
 from tests.test_fault_matrix import JUNIT
@@ -135,3 +136,17 @@ def test_target_of_names_the_target_in_a_test_id():
     assert target_of("t.py::test_wake[sim-2-hard]", names) == "sim-2"
     assert target_of("t.py::test_wake[sim-2-hard]@bench", names) == "bench"
     assert target_of("t.py::test_other", names) is None
+
+
+def test_bad_worker_count_is_one_line():
+    r = run_tsfrig("run", "-n", "two", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "'two' is not a number of workers" in r.stderr.strip().splitlines()[-1]
+
+
+def test_parallel_selection_with_no_tests_is_exit_5(tmp_path):
+    reports = tmp_path / "reports"
+    r = run_tsfrig("run", "--config", str(rig(tmp_path)), "--report-dir", str(reports),
+                   "--parallel", "-k", "no_such_scenario", timeout=120)
+    assert r.returncode == 5, r.stdout[-1000:] + r.stderr[-1000:]
+    assert list(reports.iterdir()) == []  # no run dir, no `latest`
