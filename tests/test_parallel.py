@@ -57,6 +57,9 @@ def test_parallel_run_is_the_serial_run(tmp_path):
     workers = [line.split()[0] for line in trace if line.startswith("[gw")]
     assert {"[gw0]", "[gw1]"} <= set(workers)
     assert sum(a != b for a, b in zip(workers, workers[1:], strict=False)) > 2
+    # one bench per worker, brought up once for its target's tests
+    connects = sorted(line.split()[0] for line in trace if "connecting to pigpiod" in line)
+    assert connects == ["[gw0]", "[gw1]"], connects
 
 
 @pytest.mark.parametrize("broken, code, verdict, outcome", [
