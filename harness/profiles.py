@@ -112,7 +112,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 )}
 EMULATED = tuple(n for n in PROFILES if n != "unix")  # what `emulate:` takes
 GENERIC = Profile("generic", "a port with no profile", (), "", "as the port names them", "RESET",
-                  IRQ_SOURCES, {}, _budget(2000, 3000, 5000, 20000), "tsfrig's defaults", 4)
+                  IRQ_SOURCES, {}, _budget(2000, 3000, 5000, 20000), "tsfrig's defaults",
+                  0)  # schedule depth unknown: the board's measured one is used
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,9 @@ def resolve_profile(target_cfg: TargetConfig, probe: BoardProbe) -> tuple[Profil
         if f"budgets.latency_us.{q}" in given:
             latency[q] = target_cfg.budgets.latency_us[q]
         latency[q] = prev = max(prev, latency[q])
-    depth = base.sched_depth
+    depth = base.sched_depth or 4  # py/mpconfig.h's default when nothing is known
     if probe.sched_depth is not None:
-        if probe.sched_depth != base.sched_depth:
+        if base.sched_depth and probe.sched_depth != base.sched_depth:
             warn.append(f"the schedule queue holds {probe.sched_depth} on this board, the "
                         f"{base.name} profile says {base.sched_depth}: the board's is used")
         depth = probe.sched_depth
