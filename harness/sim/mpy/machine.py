@@ -271,7 +271,7 @@ class Pin:
         n = self._n
         _handlers[n] = handler
         _trigger[n] = trigger if handler is not None else 0
-        _hard[n] = 1 if hard else 0
+        _hard[n] = 1 if hard is not _UNSET and hard else 0
         return _IRQ(n)
 
     def __repr__(self):
