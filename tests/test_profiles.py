@@ -37,14 +37,15 @@ targets:
 {extra}    wiring:
       stimulus: {{pi_gpio: 17, board_pin: 2}}
       ack: {{board_pin: 3, pi_gpio: 27}}
-"""
+{reset}"""
 SIM_BUDGETS = "    budgets: {latency_us: {p50: 3000, p90: 30000, p99: 100000, max: 500000}}\n"
 
 
 def config(tmp_path: Path, extra: str = "", name: str = "sim", kind: str = "sim",
-           file: str = "rig.yaml"):
+           file: str = "rig.yaml", reset: str = ""):
     path = tmp_path / file
-    path.write_text(TARGET.format(name=name, kind=kind, extra=extra))
+    reset = f"      reset: {{pi_gpio: 22, board_pin: {reset}}}\n" if reset else ""
+    path.write_text(TARGET.format(name=name, kind=kind, extra=extra, reset=reset))
     return load_config(path), path
 
 
@@ -63,6 +64,8 @@ def test_probe_finds_what_each_profile_says(tmp_path, emulate):
             t.soft_reset()
             t.upload()
             probe = probe_board(t, target.wiring.stimulus.board_pin)
+            if emulate is None:  # with no pin to claim, the hard-IRQ question is not asked
+                assert probe_board(t).hard_irq is None
         finally:
             t.close()
     assert probe.port == want.name
@@ -156,6 +159,16 @@ def test_a_board_beyond_its_profile_and_an_unknown_port_are_said(tmp_path):
     _, warnings = resolve_profile(t, board("rp2", thread=False))
     assert warnings == ["the rp2 profile runs thread, but on this board no _thread module: its "
                         "thread tests will fail; set irq_kinds without it if this build lacks it"]
+    _, warnings = resolve_profile(t, board("esp32", hard_irq=True, asyncio="uasyncio"))
+    assert warnings == ["the probe found hard IRQs possible on esp32, whose profile has none: "
+                        "add hard to irq_kinds to test them",
+                        "the board has only uasyncio: the suite imports asyncio, every scenario "
+                        "will fail"]
+    rig, _ = config(tmp_path, kind="serial", file="en.yaml", reset="EN",
+                    extra="    serial: {port: /dev/ttyACM0}\n")
+    _, warnings = resolve_profile(rig.targets[0], board("samd"))
+    assert warnings == ["wiring.reset.board_pin is 'EN', but samd boards reset on RESET: "
+                        "check the wire"]
     other = dataclasses.replace(board("rp2"), platform="renesas-ra", sysname="renesas-ra",
                                 machine="EK-RA6M2 with RA6M2")
     profile, warnings = resolve_profile(t, other)
