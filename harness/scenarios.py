@@ -160,7 +160,7 @@ def _finish(b: BenchHandle, parser: LogParser, sc: Scenario, source: str,
         scenario=sc.name, source=source, log=parser.log,
         stim_us=[e.us for e in b.pi.stimulus.edges],
         ack_us=[e.us for e in b.pi.ack.edges],
-        error_output=err, steps=steps or [], overhead=overhead,
+        error_output=err, steps=steps or [], overhead=overhead, soft_irq=not b.hard_irq,
     )
 
 
