@@ -29,7 +29,8 @@ def test_doctor_passes_the_shipped_bench_and_speaks_json():
     assert doc["passed"] is True and doc["target"] == "sim"
     assert [c for c, s in status.items() if s == "fail"] == []
     for check in ("config", "bench", "GPIO daemon", "serial port", "raw REPL", "identity",
-                  "wire stimulus", "wire ack", "wire reset", "power switch", "clock drift"):
+                  "profile", "wire stimulus", "wire ack", "wire reset", "power switch",
+                  "clock drift"):
         assert status[check] == "pass", (check, doc)
     detail = {c["check"]: c["detail"] for c in doc["checks"]}
     assert "edge timestamps to 1 µs" in detail["GPIO daemon"]  # the sim's ticks are exact
@@ -84,6 +85,23 @@ def test_missing_serial_port_and_power_tool_say_what_to_do(running_sim, tmp_path
     assert got["raw REPL"] == "- raw REPL: skipped: needs serial port"
     assert got["power switch"] == ("✗ power switch: power: command: no-such-relay not found — "
                                    "install it or fix power: in the rig config")
+
+
+def test_board_that_contradicts_its_settings_fails_the_profile_check(tmp_path):
+    """A virtual board emulating an esp32 (no hard IRQs, reset on EN) under the shipped
+    settings (irq_kinds with hard, reset on RUN); its soft IRQs still time the clock check."""
+    text = (REPO / "rig_config.yaml").read_text()
+    kind = "    kind: sim                  # sim | serial\n"
+    assert kind in text
+    (tmp_path / "esp.yaml").write_text(text.replace(kind, kind + "    emulate: esp32\n"))
+    r = run_tsfrig("doctor", "--config", str(tmp_path / "esp.yaml"), timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    got = lines_by_check(r.stdout)
+    assert got["profile"].startswith("✗ profile: esp32 ")
+    assert "irq_kinds lists hard, but on this board Pin.irq(hard=True) raises TypeError" \
+        in got["profile"]
+    assert got["clock drift"].startswith("✓ clock drift: board vs Pi ")
+    assert [c for c, ln in got.items() if ln.startswith("✗")] == ["profile"]
 
 
 def test_bad_config_is_one_failed_line(tmp_path):
