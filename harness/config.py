@@ -107,6 +107,8 @@ class TargetConfig:
     irq_kinds: tuple[str, ...] = IRQ_SOURCES
     second_waiter: str = "second-wins"
     known_issues: dict[str, str] = field(default_factory=dict)  # "test[kind]" -> why
+    place: str | None = None  # labgrid: the place to acquire (harness/lab.py)
+    lg_wait_s: float = 0.0  # labgrid: how long to wait for a held place (--lg-wait)
 
     def to_dict(self) -> dict:
         """JSON-friendly copy for reports."""
@@ -150,7 +152,7 @@ ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2", "es
              "esp32p4")  # harness.flash.ESP_OFFSETS
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "gpio", "pigpio", "serial", "wiring", "budgets",
-               "known_issues", "flash"}
+               "known_issues", "flash", "place"}
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
@@ -446,6 +448,8 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         if "timeout_s" in fl:
             got["timeout_s"] = L.number(fl["timeout_s"], f"{fk}.timeout_s")
         kw["flash"] = FlashConfig(method, **got)
+    if "place" in m:
+        kw["place"] = L.string(m["place"], f"{key}.place")
     if "known_issues" in m:
         km = m["known_issues"]
         if not isinstance(km.value, dict):
@@ -575,7 +579,7 @@ def _line_of(node: _Node, *keys: str) -> int:
 def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> None:
     """Real benches can share a pigpiod: a Pi GPIO or a serial port used by two targets is a
     wire declared twice. (Each sim target has its own simulated Pi and board.)"""
-    gpios: dict[tuple[str, int, int], int] = {}
+    gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}
     for i, t in enumerate(targets):
         if BENCH_KINDS[t.kind].simulated:
@@ -586,11 +590,12 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
             if wire is None:
                 continue
             gpio = wire.pi_gpio
-            key = (t.pigpio.host, t.pigpio.port, gpio)
+            pi = f"place {t.place}" if t.place else f"{t.pigpio.host}:{t.pigpio.port}"
+            key = (pi, gpio)
             if key in gpios:
                 raise L.fail(_line_of(node, "wiring", role, "pi_gpio"),
                              f"targets[{i}].wiring.{role}.pi_gpio",
-                             f"Pi GPIO {gpio} on {t.pigpio.host}:{t.pigpio.port} is already "
+                             f"Pi GPIO {gpio} on {pi} is already "
                              f"wired for targets[{gpios[key]}]; use another GPIO")
             gpios[key] = i
         if t.serial.port != "auto":
