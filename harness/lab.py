@@ -15,6 +15,7 @@ lives in its own environment; every call has a deadline; and the holder process
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import select
 import shutil
@@ -29,6 +30,7 @@ from harness.config import ConfigError, RigConfig, TargetConfig
 from harness.lab_hold import CALL_TIMEOUT_S, client, last_line
 from harness.verdict import BenchFault
 
+log = logging.getLogger(__name__)
 KIND = "labgrid"
 TESTED_WITH = "26.0.1"  # the labgrid release tsfrig's tests run against
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid-client's own default
@@ -110,6 +112,7 @@ class LabgridProvider:
         self.place = target.place or ""
         self.proc: subprocess.Popen | None = None
         self.buf = b""
+        self.acquired = False
 
     def start(self) -> BenchAddress:
         labgrid_client = find_client()
@@ -137,7 +140,9 @@ class LabgridProvider:
         deadline = time.monotonic() + self.target.lg_wait_s + HOLDER_START_S
         while True:
             word, _, rest = self._line(deadline).partition(" ")
-            if word == "acquired":
+            if word == "acquired":  # the wall clock lines it up with the coordinator's log
+                log.info("acquired place %s (wall clock %.3f)", self.place, time.time())
+                self.acquired = True
                 return
             if word == "held":
                 print(f"tsfrig: waiting for place {self.place} (acquired by {rest})",
@@ -173,6 +178,9 @@ class LabgridProvider:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        if self.acquired:  # logged before the word: the board is closed, the place not free
+            log.info("releasing place %s (wall clock %.3f)", self.place, time.time())
+        self.acquired = False
         try:
             proc.stdin.close()  # the word: release (a crashed tsfrig says it the same way)
         except OSError:
@@ -184,6 +192,8 @@ class LabgridProvider:
             proc.kill()  # it said its last word or never will: don't wait on it
             proc.wait(timeout=5)
         proc.stdout.close()
+        if said == "released":
+            log.info("released place %s", self.place)
         if said.startswith("release-failed"):
             print(f"tsfrig: place {self.place} may still be acquired: "
                   f"{said.partition(' ')[2]}: release it with `labgrid-client -p {self.place} "
