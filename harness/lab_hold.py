@@ -26,8 +26,11 @@ import subprocess
 import sys
 import time
 
+from harness.children import die_with_parent
+
 CALL_TIMEOUT_S = 30.0  # one labgrid-client call (connect, sync with the coordinator, act)
-POLL_S = 1.0  # how often a held place is asked for again
+POLL_S = 1.0  # between release attempts, and between acquire attempts without a monitor
+RECHECK_S = 10.0  # a held place is asked for again at least this often, change or not
 HELD_RE = re.compile(r"already acquired by (\S+?)\.?(?:\s|$)")
 
 
@@ -76,6 +79,48 @@ def told_to_stop(timeout_s: float | None) -> bool:
     return bool(ready) or STOP["asked"]
 
 
+class Monitor:
+    """`labgrid-client monitor`: the coordinator's place changes as they happen, so a waiting
+    run asks again when the place may have come free instead of asking every second."""
+
+    def __init__(self, labgrid_client: str) -> None:
+        self.proc = subprocess.Popen(
+            [labgrid_client, "monitor"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=die_with_parent)
+        self.buf = b""
+
+    def wait_change(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for a place to change (or tsfrig's word). True if tsfrig
+        said stop. A monitor that died leaves a one-second poll."""
+        if self.proc.stdout is None:
+            return told_to_stop(min(POLL_S, timeout_s))
+        deadline = time.monotonic() + timeout_s
+        while not STOP["asked"]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([sys.stdin, self.proc.stdout], [], [], left)
+            if sys.stdin in ready:
+                return True
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:  # it died: poll from here on
+                    self.proc.stdout.close()
+                    self.proc.stdout = None
+                    return told_to_stop(min(POLL_S, left))
+                *lines, self.buf = (self.buf + chunk).split(b"\n")
+                if any(line.startswith(b"Place ") for line in lines):
+                    return False  # a place changed: ask again
+        return True
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 def me() -> str:
     """This host and user as labgrid names an acquirer (`host/user`)."""
     return (f"{os.environ.get('LG_HOSTNAME') or socket.gethostname()}/"
@@ -87,32 +132,43 @@ def acquire(labgrid_client: str, place: str, wait_s: float) -> bool:
     Gives up early when tsfrig goes away while it waits."""
     deadline = time.monotonic() + wait_s
     holder = ""
-    while True:
-        try:
-            r = client(labgrid_client, place, "acquire")
-        except subprocess.TimeoutExpired:
-            say(f"error labgrid-client acquire did not answer within {CALL_TIMEOUT_S:.0f} s: "
-                "is the coordinator (LG_COORDINATOR) up?")
-            return False
-        if r.returncode == 0:
-            say("acquired")
-            return True
-        err = r.stderr + r.stdout
-        m = HELD_RE.search(err)
-        # the same user on this host: another tsfrig run, or a labgrid-client by hand
-        now = m.group(1) if m else me() if "You have already acquired place" in err else ""
-        if not now:
-            say(f"error {last_line(err)}")
-            return False
-        if now != holder:
-            holder = now
-            say(f"held {who(holder)}")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            say(f"gave-up {who(holder)}")
-            return False
-        if told_to_stop(min(POLL_S, left)):  # tsfrig stopped waiting for it
-            return False
+    monitor: Monitor | None = None
+    try:
+        while True:
+            try:
+                r = client(labgrid_client, place, "acquire")
+            except subprocess.TimeoutExpired:
+                say(f"error labgrid-client acquire did not answer within {CALL_TIMEOUT_S:.0f} "
+                    "s: is the coordinator (LG_COORDINATOR) up?")
+                return False
+            if r.returncode == 0:
+                say("acquired")
+                return True
+            err = r.stderr + r.stdout
+            if "already acquired" not in err:  # no such place, no coordinator, ...
+                say(f"error {last_line(err)}")
+                return False
+            m = HELD_RE.search(err)
+            # the same user on this host: another tsfrig run, or labgrid-client by hand;
+            # no name: another waiter took it between our look and our request
+            now = m.group(1) if m else me() if "You have already acquired" in err else ""
+            if now and now != holder:
+                holder = now
+                say(f"held {who(holder)}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                say(f"gave-up {who(holder) if holder else 'another client'}")
+                return False
+            if not now:
+                continue  # ask again at once: the answer names the new holder
+            if monitor is None:  # then once more at once: a release while it starts up
+                monitor = Monitor(labgrid_client)  # is seen by that request
+                continue
+            if monitor.wait_change(min(RECHECK_S, left)):  # tsfrig stopped waiting
+                return False
+    finally:
+        if monitor is not None:
+            monitor.close()
 
 
 def release(labgrid_client: str, place: str) -> None:

@@ -10,6 +10,7 @@ without it or without ser2net fails these tests, it never skips them."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import re
@@ -254,18 +255,29 @@ def test_place_held_by_another_user(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_two_runs_on_one_place_take_turns(lab: Lab, tmp_path: Path) -> None:
-    first = start_run(lab, tmp_path / "a", "-k", LEAN)
-    assert first.wait_for("started", 60), first.said()  # it holds the place and runs
-    second = start_run(lab, tmp_path / "b", "-k", LEAN, "--lg-wait", "120")
-    codes = first.finish(), second.finish()
-    assert codes == (0, 0), first.said()[-2000:] + second.said()[-2000:]
-    assert re.search(rf"^tsfrig: waiting for place {PLACE} \(acquired by \S+@\S+\)$",
-                     second.said(), re.M), second.said()
+    """Both runs start while someone else holds the place, so both must wait; when it comes
+    free they race for it through the coordinator, and one runs while the other waits."""
+    other = {"LG_USERNAME": "ci", "LG_HOSTNAME": "host-2"}
+    assert lab.client("-p", PLACE, "acquire", **other).returncode == 0
+    runs = [start_run(lab, tmp_path / name, "-k", LEAN, "--lg-wait", "120") for name in "ab"]
+    try:
+        for run in runs:
+            assert run.wait_for("acquired by ci@host-2", 60), run.said()
+    finally:
+        lab.client("-p", PLACE, "release", **other)
+    codes = [run.finish() for run in runs]
+    assert codes == [0, 0], "".join(run.said()[-2000:] for run in runs)
+    first, second = sorted(runs, key=lambda run: run.trace_times()["acquired"])
     a, b = first.trace_times(), second.trace_times()
     # the first run closed the board before it let the place go; the second got it after
     assert a["acquired"] < a["releasing"] < b["acquired"] < b["releasing"], (a, b)
+    me = (f"{os.environ.get('LG_USERNAME') or getpass.getuser()}@"
+          f"{os.environ.get('LG_HOSTNAME') or socket.gethostname()}")
+    assert f"tsfrig: waiting for place {PLACE} (acquired by {me})" in second.said(), \
+        second.said()
     log = lab.coordinator_log.read_text()
     events = re.findall(rf"^{PLACE}: place (acquired|released)", log, re.M)
+    assert events.count("acquired") >= 3, log  # ci@host-2's, then each run's
     assert "acquired acquired" not in " ".join(events), events  # never held twice at once
     assert lab.holder() == "None"
 
