@@ -152,13 +152,13 @@ def acquire(labgrid_client: str, place: str, wait_s: float) -> bool:
             # the same user on this host: another tsfrig run, or labgrid-client by hand;
             # no name: another waiter took it between our look and our request
             now = m.group(1) if m else me() if "You have already acquired" in err else ""
-            if now and now != holder:
-                holder = now
-                say(f"held {who(holder)}")
+            holder, new = now or holder, bool(now) and now != holder
             left = deadline - time.monotonic()
             if left <= 0:
                 say(f"gave-up {who(holder) if holder else 'another client'}")
                 return False
+            if new:  # said only when it is going to wait: tsfrig prints it
+                say(f"held {who(holder)}")
             if not now:
                 continue  # ask again at once: the answer names the new holder
             if monitor is None:  # then once more at once: a release while it starts up

@@ -15,15 +15,20 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.config import ConfigError, load_config
+from tests.cli import run_tsfrig
 from tests.faults.matrix import tagged, wait_until
-from tests.lab import PLACE, Lab, missing_tools, running_lab, start_run
+from tests.lab import PLACE, RIG, Lab, missing_tools, running_lab, start_run
 
+REPO = Path(__file__).resolve().parent.parent
 LEAN = "test_wake and hard"
 
 
@@ -52,6 +57,10 @@ def test_place_held_by_another_user(lab: Lab, tmp_path: Path) -> None:
     other = {"LG_USERNAME": "ci", "LG_HOSTNAME": "host-2"}
     assert lab.client("-p", PLACE, "acquire", **other).returncode == 0
     try:
+        run = start_run(lab, tmp_path / "now", "-k", LEAN)  # --lg-wait 0: no waiting at all
+        assert run.finish(60) == 2, run.said()
+        assert f"place {PLACE} is acquired by ci@host-2: wait longer" in run.said()
+        assert "waiting" not in run.said(), run.said()
         t0 = time.monotonic()
         run = start_run(lab, tmp_path / "r", "-k", LEAN, "--lg-wait", "1")
         code = run.finish(60)
@@ -108,3 +117,31 @@ def test_killed_run_releases_the_place(lab: Lab, tmp_path: Path, sig: signal.Sig
         assert code == -signal.SIGKILL
         assert wait_until(lambda: lab.holder() == "None", 40, every_s=0.5)
     assert wait_until(lambda: not [c for _, c in tagged(lab.tag) if "lab_hold" in c], 10)
+
+
+def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
+    """No lab needed: a labgrid target without a place, a place on a sim target, --lg-place
+    without a labgrid target, a bad --lg-wait, and no labgrid-client on PATH."""
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(RIG.format(place=PLACE).replace(f"    place: {PLACE}\n", ""))
+    with pytest.raises(ConfigError, match=r"rig.yaml:3: targets\[0\].place: missing; a labgrid"):
+        load_config(rig)
+    rig.write_text(RIG.format(place=PLACE).replace("kind: labgrid", "kind: sim"))
+    with pytest.raises(ConfigError, match=r"rig.yaml:5: targets\[0\].place: only for kind: "
+                                          "labgrid; remove it"):
+        load_config(rig)
+    r = run_tsfrig("run", "--lg-place", PLACE, "--report-dir", str(tmp_path / "r"), timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("tsfrig: --lg-place: rig_config.yaml has no kind: labgrid "
+                                "target; add one (README, A shared lab) or pick one with "
+                                "--target"), r.stderr
+    r = run_tsfrig("run", "--lg-wait", "-3", timeout=60)
+    assert r.returncode == 2 and "'-3' is not a number of seconds >= 0" in r.stderr, r.stderr
+    rig.write_text(RIG.format(place=PLACE))
+    env = {**os.environ, "PATH": "/nonexistent"}
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(rig),
+                        "-k", LEAN, "--report-dir", str(tmp_path / "r")], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "bench fault (not a firmware verdict): target lab: labgrid-client is not on PATH: " \
+           "install labgrid 26.0.1" in r.stderr, r.stderr
