@@ -14,6 +14,7 @@ lives in its own environment; every call has a deadline; and the holder process
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 KIND = "labgrid"
 TESTED_WITH = "26.0.1"  # the labgrid release tsfrig's tests run against
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid-client's own default
-HOLDER_START_S = 30.0  # beyond --lg-wait: one last acquire call and the holder's start-up
+# beyond --lg-wait: the holder's start-up, the acquire call that finds the place held and
+# the last one when the wait is up
+HOLDER_EXTRA_S = 2 * CALL_TIMEOUT_S + 15.0
 
 
 def with_place(cfg: RigConfig, place: str | None, wait_s: float | None,
@@ -121,6 +124,9 @@ class LabgridProvider:
              str(self.target.lg_wait_s), "--client", labgrid_client],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True)  # never killed with tsfrig's process group: it releases
+        # a signal landing in another fixture's teardown skips the rest of pytest's teardown:
+        # the place still goes back before tsfrig exits
+        atexit.register(self.stop)
         try:
             self._wait_acquired()
             r = client(labgrid_client, self.place, "env")
@@ -137,7 +143,7 @@ class LabgridProvider:
             raise
 
     def _wait_acquired(self) -> None:
-        deadline = time.monotonic() + self.target.lg_wait_s + HOLDER_START_S
+        deadline = time.monotonic() + self.target.lg_wait_s + HOLDER_EXTRA_S
         while True:
             word, _, rest = self._line(deadline).partition(" ")
             if word == "acquired":  # the wall clock lines it up with the coordinator's log
@@ -178,6 +184,7 @@ class LabgridProvider:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        atexit.unregister(self.stop)
         if self.acquired:  # logged before the word: the board is closed, the place not free
             log.info("releasing place %s (wall clock %.3f)", self.place, time.time())
         self.acquired = False

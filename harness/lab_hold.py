@@ -128,9 +128,9 @@ def me() -> str:
 
 
 def acquire(labgrid_client: str, place: str, wait_s: float) -> bool:
-    """Acquire the place, waiting up to wait_s while another user holds it. True if acquired.
-    Gives up early when tsfrig goes away while it waits."""
-    deadline = time.monotonic() + wait_s
+    """Acquire the place, waiting up to wait_s from the first answer that someone else holds
+    it. True if acquired. Gives up early when tsfrig goes away while it waits."""
+    deadline: float | None = None
     holder = ""
     monitor: Monitor | None = None
     try:
@@ -153,6 +153,7 @@ def acquire(labgrid_client: str, place: str, wait_s: float) -> bool:
             # no name: another waiter took it between our look and our request
             now = m.group(1) if m else me() if "You have already acquired" in err else ""
             holder, new = now or holder, bool(now) and now != holder
+            deadline = deadline or time.monotonic() + wait_s
             left = deadline - time.monotonic()
             if left <= 0:
                 say(f"gave-up {who(holder) if holder else 'another client'}")

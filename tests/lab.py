@@ -209,7 +209,8 @@ def start_run(lab: Lab, report: Path, *args: str, **env: str) -> Run:
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", "--config", str(lab.rig), "--report-dir",
          str(report), *args], cwd=REPO, env={**lab.env, **env}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)  # its own process group: a test can kill all of it at once
     run = Run(proc, report)
 
     def read() -> None:

@@ -71,6 +71,13 @@ def test_place_held_by_another_user(lab: Lab, tmp_path: Path) -> None:
         assert re.search(rf"bench fault .*place {PLACE} is acquired by ci@host-2", said), said
         assert time.monotonic() - t0 >= 1.0
         assert lab.holder() == "host-2/ci", "tsfrig never takes or frees someone else's place"
+        # SIGTERM while it waits: it stops waiting, and nothing is left to take the place later
+        run = start_run(lab, tmp_path / "term", "-k", LEAN, "--lg-wait", "60")
+        assert run.wait_for("waiting for place", 60), run.said()
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.finish(30) == 143, run.said()
+        assert not [c for _, c in tagged(lab.tag) if "lab_hold" in c]
+        assert lab.holder() == "host-2/ci"
     finally:
         lab.client("-p", PLACE, "release", **other)
 
@@ -108,7 +115,10 @@ def test_killed_run_releases_the_place(lab: Lab, tmp_path: Path, sig: signal.Sig
     run = start_run(lab, tmp_path / "r", "-k", LEAN)
     assert run.wait_for("started", 60), run.said()
     assert lab.holder() != "None"
-    run.proc.send_signal(sig)
+    if sig == signal.SIGTERM:
+        run.proc.send_signal(sig)
+    else:  # tsfrig and every process of its group, as a cancelled CI job is killed
+        os.killpg(run.proc.pid, sig)
     code = run.finish(60)
     if sig == signal.SIGTERM:  # unwound: released before tsfrig exits
         assert code == 143, run.said()
