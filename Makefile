@@ -45,6 +45,7 @@ bench: $(STAMP) labgrid
 	$(BIN)/python benchmarks/bench_suite.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_faults.py
+	$(BIN)/python benchmarks/bench_backends.py
 	$(BIN)/python benchmarks/bench_labgrid.py
 
 clean:

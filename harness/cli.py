@@ -42,7 +42,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
                         "pick a sim target with --target")
         return serve(target, pigpio_port=args.pigpio_port,
-                     flash_dir=Path(args.flash) if args.flash else None)
+                     flash_dir=Path(args.flash) if args.flash else None,
+                     rgpio_port=args.rgpio_port)
     except (ConfigError, FirmwareNotFound) as e:
         return _die(str(e))
     except BoardError as e:
@@ -50,7 +51,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                     "MicroPython unix-port build")
     except OSError as e:
         return _die(f"cannot start the simulated bench: {e} "
-                    "(is the port busy? try --pigpio-port 0)")
+                    "(is the port busy? try --pigpio-port 0 --rgpio-port 0)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--target", help="sim target to start (default: the first)")
     sim.add_argument("--pigpio-port", type=_port, default=0,
                      help="pigpiod port (0: a free one)")
+    sim.add_argument("--rgpio-port", type=_port, default=0,
+                     help="rgpiod port (0: a free one)")
     sim.add_argument("--flash", help="directory to use as the board's flash (default: temporary)")
     sim.set_defaults(func=cmd_sim)
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from harness.benches import BENCH_KINDS, KIND_ONLY_KEYS
-from harness.gpio import GPIO_BACKENDS
+from harness.gpio import GPIO_BACKENDS, GPIO_DEFAULT_PORTS
 from harness.sources import IRQ_SOURCES
 from harness.stats import QUANTILE_NAMES
 
@@ -37,6 +37,7 @@ class Wiring:
     stimulus: Wire  # Pi output -> board IRQ pin
     ack: Wire  # board output -> Pi input
     reset: Wire | None = None  # optional: Pi GPIO on the board's RUN/EN pin
+    stimulus_sense: int | None = None  # optional: a Pi input jumpered to the stimulus wire
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class TargetConfig:
     serial: SerialConfig = field(default_factory=SerialConfig)
     flash: FlashConfig | None = None
     gpio_backend: str = "pigpio"  # harness.gpio.GPIO_BACKENDS
-    pigpio: PigpioConfig = field(default_factory=PigpioConfig)
+    pigpio: PigpioConfig = field(default_factory=PigpioConfig)  # the GPIO daemon's address
     irq_wake: str = "schedule"
     irq_latency_us: int = 0
     irq_jitter_us: int = 0
@@ -121,8 +122,9 @@ class TargetConfig:
                 return [conv(x) for x in v]
             return v
         d = conv(dataclasses.asdict(self))
-        if d["wiring"]["reset"] is None:
-            del d["wiring"]["reset"]
+        for optional in ("reset", "stimulus_sense"):
+            if d["wiring"][optional] is None:
+                del d["wiring"][optional]
         return d
 
 
@@ -156,10 +158,10 @@ TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_ji
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
-    "gpio": {"backend"},
+    "gpio": {"backend", "host", "port"},
     "pigpio": {"host", "port"},
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
-    "wiring": {"stimulus", "ack", "reset"},
+    "wiring": {"stimulus", "ack", "reset", "stimulus_sense"},
     "stimulus": {"pi_gpio", "board_pin"},
     "ack": {"board_pin", "pi_gpio"},
     "reset": {"pi_gpio", "board_pin"},
@@ -469,19 +471,27 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             raise L.fail(ik.line, f"{key}.irq_kinds", "expected a non-empty list of "
                                                       f"{' | '.join(IRQ_KINDS)}")
         kw["irq_kinds"] = tuple(L.enum(x, f"{key}.irq_kinds", IRQ_KINDS) for x in ik.value)
-    if "gpio" in m:
-        gm = L.mapping(m["gpio"], f"{key}.gpio", SUBKEYS["gpio"])
-        if "backend" in gm:
-            kw["gpio_backend"] = L.enum(gm["backend"], f"{key}.gpio.backend",
-                                        tuple(GPIO_BACKENDS))
-    if "pigpio" in m:
-        pm = L.mapping(m["pigpio"], f"{key}.pigpio", SUBKEYS["pigpio"])
-        got: dict[str, Any] = {}
-        if "host" in pm:
-            got["host"] = L.string(pm["host"], f"{key}.pigpio.host")
-        if "port" in pm:
-            got["port"] = L.integer(pm["port"], f"{key}.pigpio.port", 1, 65535)
-        kw["pigpio"] = PigpioConfig(**got)  # defaults live in the dataclass
+    backend = "pigpio"
+    gm = L.mapping(m["gpio"], f"{key}.gpio", SUBKEYS["gpio"]) if "gpio" in m else {}
+    if "backend" in gm:
+        backend = kw["gpio_backend"] = L.enum(gm["backend"], f"{key}.gpio.backend",
+                                              tuple(GPIO_BACKENDS))
+    # the daemon's address: gpio.host/port, or pigpio.host/port (the older spelling)
+    where = "gpio" if {"host", "port"} & gm.keys() else "pigpio" if "pigpio" in m else None
+    if where == "gpio" and "pigpio" in m:
+        raise L.fail(m["pigpio"].line, f"{key}.pigpio", "the daemon's address is already in "
+                     "gpio: host/port; keep one of the two")
+    if where == "pigpio" and backend != "pigpio":
+        raise L.fail(m["pigpio"].line, f"{key}.pigpio", f"is for gpio.backend pigpio; write "
+                     f"the {backend} daemon's address as gpio: {{host: ..., port: ...}}")
+    am = L.mapping(m["pigpio"], f"{key}.pigpio", SUBKEYS["pigpio"]) if where == "pigpio" \
+        else gm
+    got: dict[str, Any] = {"port": GPIO_DEFAULT_PORTS[backend]}
+    if "host" in am:
+        got["host"] = L.string(am["host"], f"{key}.{where}.host")
+    if "port" in am:
+        got["port"] = L.integer(am["port"], f"{key}.{where}.port", 1, 65535)
+    kw["pigpio"] = PigpioConfig(**got)
     if "serial" in m:
         sm = L.mapping(m["serial"], f"{key}.serial", SUBKEYS["serial"])
         port = L.string(L.require(sm, m["serial"], f"{key}.serial", "port"), f"{key}.serial.port")
@@ -539,8 +549,19 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             raise L.fail(rm["board_pin"].line, f"{rk}.board_pin",
                          f"board pin {r_pin!r} is already wired to the "
                          f"{'stimulus' if r_pin == s_pin else 'ack'}; use the board's RUN/EN pin")
+    sense = None
+    if "stimulus_sense" in wm:
+        sn, snk = wm["stimulus_sense"], f"{key}.wiring.stimulus_sense"
+        if backend != "rgpio":
+            raise L.fail(sn.line, snk, f"only for gpio.backend: rgpio ({backend} times the "
+                         "stimulus edges itself); remove it")
+        sense = L.pi_gpio(sn, snk, "stimulus sense")
+        taken = {s_gpio: "stimulus", a_gpio: "ack", r_gpio: "reset"}
+        if sense in taken:
+            raise L.fail(sn.line, snk, f"Pi GPIO {sense} is already the {taken[sense]} wire; "
+                         "give the Pi input jumpered to the stimulus wire")
     kw["wiring"] = Wiring(Wire(s_gpio, s_pin), Wire(a_gpio, a_pin),
-                          Wire(r_gpio, r_pin) if r_gpio is not None else None)
+                          Wire(r_gpio, r_pin) if r_gpio is not None else None, sense)
 
     defaults = Budgets()  # the defaults live in the dataclass
     lat = dict(defaults.latency_us)
@@ -585,16 +606,16 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
         if BENCH_KINDS[t.kind].simulated:
             continue
         node = tn.value[i]
-        for role in ("stimulus", "ack", "reset"):
+        for role in ("stimulus", "ack", "reset", "stimulus_sense"):
             wire = getattr(t.wiring, role)
             if wire is None:
                 continue
-            gpio = wire.pi_gpio
+            gpio, sub = (wire, ()) if isinstance(wire, int) else (wire.pi_gpio, ("pi_gpio",))
             pi = f"place {t.place}" if t.place else f"{t.pigpio.host}:{t.pigpio.port}"
             key = (pi, gpio)
             if key in gpios:
-                raise L.fail(_line_of(node, "wiring", role, "pi_gpio"),
-                             f"targets[{i}].wiring.{role}.pi_gpio",
+                raise L.fail(_line_of(node, "wiring", role, *sub),
+                             ".".join((f"targets[{i}].wiring.{role}", *sub)),
                              f"Pi GPIO {gpio} on {pi} is already "
                              f"wired for targets[{gpios[key]}]; use another GPIO")
             gpios[key] = i

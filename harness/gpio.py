@@ -4,13 +4,15 @@ it, and the registry that picks the backend named by the target's `gpio.backend`
 A backend drives the stimulus wire, captures edges on the stimulus and ack wires as
 unwrapped 64-bit microseconds on the Pi's clock, pulls the board's reset line, and turns
 its own failures into GpioError. Scenarios, analysis, wiring and recovery see only this.
-A new GPIO daemon (rgpiod on a Pi 5, say) is one module plus one line in GPIO_BACKENDS.
+A new GPIO daemon is one module plus one line in GPIO_BACKENDS.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from harness.verdict import BenchFault
@@ -40,6 +42,50 @@ class Capture(Protocol):
     def wait_until(self, predicate: Callable[[list[Edge]], bool], timeout_s: float) -> bool: ...
 
 
+@dataclass
+class CapturedEdge:
+    us: int  # the Pi's clock, unwrapped to 64 bits
+    level: int
+
+
+class EdgeLog:
+    """A Capture that a backend fills from its daemon's reports (any thread), with waits for
+    the N-th edge; edges stamped before `since` (set-up still in flight) are not kept."""
+
+    def __init__(self) -> None:
+        self.edges: list[CapturedEdge] = []
+        self.since: int | None = None
+        self._cond = threading.Condition()
+
+    def add(self, us: int, level: int) -> None:
+        with self._cond:
+            if self.since is not None and us < self.since:
+                return
+            self.edges.append(CapturedEdge(us, level))
+            self._cond.notify_all()
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self.edges)
+
+    def wait_for(self, n: int, timeout_s: float) -> bool:
+        """Block until at least n edges were seen; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.edges) >= n, timeout_s)
+
+    def wait_until(self, predicate: Callable[[list[CapturedEdge]], bool],
+                   timeout_s: float) -> bool:
+        """Block until predicate(edges) holds; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.edges), timeout_s)
+
+    def clear(self, since: int | None = None) -> None:
+        """Forget captured edges; with `since`, also ignore late reports of older edges."""
+        with self._cond:
+            self.edges.clear()
+            self.since = since
+
+
 class GpioRig(Protocol):
     """The Pi side of one target's bench."""
 
@@ -59,14 +105,20 @@ class GpioRig(Protocol):
 
     def ensure_link(self) -> None: ...
 
-    def identity(self) -> dict: ...
+    def identity(self) -> dict:
+        """The daemon and board as they report themselves, and `stimulus_times`: how the
+        stimulus edges were timed (sampled, sensed on a second input, or commanded)."""
+        ...
 
     def close(self) -> None: ...
 
 
 GPIO_BACKENDS: dict[str, str] = {
     "pigpio": "harness.pi:PiDriver",  # pigpiod on a Pi 1-4 (or the simulated Pi)
+    "rgpio": "harness.rgpio_rig:RgpioRig",  # rgpiod (lg) on a Pi 5 or any Linux SBC
 }
+
+GPIO_DEFAULT_PORTS: dict[str, int] = {"pigpio": 8888, "rgpio": 8889}
 
 
 def connect_gpio(backend: str, host: str, port: int, wiring: Wiring) -> GpioRig:

@@ -13,12 +13,11 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
 
 import pigpio
 
 from harness.config import Wiring
-from harness.gpio import GpioError
+from harness.gpio import EdgeLog, GpioError
 from harness.ticks import TickUnwrapper
 
 log = logging.getLogger(__name__)
@@ -28,55 +27,20 @@ PULSE_REPORT_S = 2.0  # a pulse pigpio doesn't report by then: the Pi is mute
 PIGPV_CMD = 26  # pigpiod's "get version" command: a harmless handshake
 
 
-
-
-@dataclass
-class Edge:
-    us: int  # the Pi's clock, unwrapped to 64 bits
-    level: int
-
-
-class EdgeCapture:
-    """Every edge pigpio reports on one GPIO, with a way to wait for the N-th."""
+class EdgeCapture(EdgeLog):
+    """Every edge pigpio reports on one GPIO, unwrapped onto one timeline."""
 
     def __init__(self, pi: pigpio.pi, gpio: int, unwrap: TickUnwrapper,
                  edge: int = pigpio.EITHER_EDGE) -> None:
+        super().__init__()
         self.gpio = gpio
-        self.edges: list[Edge] = []
-        self.since: int | None = None  # edges older than this (µs) belong to set-up
         self._unwrap = unwrap
-        self._cond = threading.Condition()
         self._cb = pi.callback(gpio, edge, self._on_edge)
 
     def _on_edge(self, gpio: int, level: int, tick: int) -> None:
         if level > 1:  # watchdog timeout report, not an edge
             return
-        us = self._unwrap(tick)
-        with self._cond:
-            if self.since is not None and us < self.since:
-                return
-            self.edges.append(Edge(us, level))
-            self._cond.notify_all()
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.edges)
-
-    def wait_for(self, n: int, timeout_s: float) -> bool:
-        """Block until at least n edges were seen; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self.edges) >= n, timeout_s)
-
-    def wait_until(self, predicate, timeout_s: float) -> bool:
-        """Block until predicate(edges) holds; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.edges), timeout_s)
-
-    def clear(self, since: int | None = None) -> None:
-        """Forget captured edges; with `since`, also ignore late reports of older edges."""
-        with self._cond:
-            self.edges.clear()
-            self.since = since
+        self.add(self._unwrap(tick), level)
 
     def cancel(self) -> None:
         self._cb.cancel()
@@ -152,6 +116,7 @@ class PiDriver:
             return {
                 "hw_revision": self.pi.get_hardware_revision(),
                 "pigpio_version": self.pi.get_pigpio_version(),
+                "stimulus_times": f"sampled: pigpio's reports of GPIO {self.stimulus_gpio}",
             }
 
     def reset_capture(self) -> None:

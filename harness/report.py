@@ -95,15 +95,18 @@ def _identity(doc: dict) -> str:
     rows = []
     host = doc["rig"]["host"]
     for t in doc["targets"]:
-        fw, pg = t["firmware"], t.get("pigpio", {})
+        fw, pg = t["firmware"], t.get("gpio") or {"backend": "pigpio", **t.get("pigpio", {})}
+        daemon = f"v{pg.get('pigpio_version', '?')} on hw rev {pg.get('hw_revision', '?')}" \
+            if pg["backend"] == "pigpio" else \
+            f"lg {pg.get('lg_version', '?')} on {pg.get('sbc_name', '?')}"
         items = [("target", f"{t['name']} ({t['kind']})"),
                  ("implementation", fw.get("implementation")), ("version", fw.get("version")),
                  ("uname", fw.get("uname")), ("build", fw.get("build_id")),
                  ("build hash", fw.get("build_hash")),
                  ("asyncio", fw.get("asyncio")), ("executable", fw.get("executable")),
                  ("overlay", fw.get("overlay")),
-                 ("pigpio", f"v{pg.get('pigpio_version', '?')} on hw rev "
-                            f"{pg.get('hw_revision', '?')} at {pg.get('host')}:{pg.get('port')}"),
+                 (pg["backend"], f"{daemon} at {pg.get('host')}:{pg.get('port')}"),
+                 ("stimulus times", pg.get("stimulus_times")),
                  ("IRQ wake model", t.get("irq_wake_model")),
                  ("second waiter expected", t.get("second_waiter_expected")),
                  ("wiring", json.dumps(t.get("wiring"))),

@@ -89,6 +89,7 @@ class Results:
                     "platform": platform.platform(),
                     "tsfrig": harness.__version__,
                     "pigpio_client": _version("pigpio"),
+                    "rgpio_client": _version("rgpio"),
                     "mpremote": _version("mpremote"),
                 },
                 "compare": compare or {},
@@ -156,7 +157,8 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
     return {
         "name": target.name, "kind": target.kind,
         "wiring": target.to_dict()["wiring"], "firmware": firmware,
-        "pigpio": {"host": address.gpio_host, "port": address.gpio_port, **gpio},
+        "gpio": {"backend": target.gpio_backend, "host": address.gpio_host,
+                 "port": address.gpio_port, **gpio},
         "irq_wake_model": extra["irq_wake_model"],
         "second_waiter_expected": target.second_waiter,
         **({"place": extra["place"]} if extra.get("place") else {}),  # labgrid

@@ -335,3 +335,30 @@ def test_flash_and_firmware_image_for_serial_targets(tmp_path):
     for text, want in cases:
         msg = error_of(tmp_path, text)
         assert msg.startswith(want) and "\n" not in msg, (want, msg)
+
+
+def test_rgpio_backend_defaults_to_port_8889_and_takes_a_sense_line(tmp_path):
+    rgpio = SIM.replace("    kind: sim\n", "    kind: sim\n    gpio: {backend: rgpio}\n")
+    t = load_text(tmp_path, rgpio + "      stimulus_sense: 23\n").targets[0]
+    assert (t.gpio_backend, t.pigpio.port, t.wiring.stimulus_sense) == ("rgpio", 8889, 23)
+    t = load_text(tmp_path, SIM.replace(
+        "    kind: sim\n", "    kind: sim\n    gpio: {backend: rgpio, host: pi5, port: 9000}\n")
+    ).targets[0]
+    assert (t.pigpio.host, t.pigpio.port, t.wiring.stimulus_sense) == ("pi5", 9000, None)
+    assert load_text(tmp_path, SIM).targets[0].pigpio.port == 8888
+
+
+@pytest.mark.parametrize("extra, wiring, expected", [
+    ("", "      stimulus_sense: 23\n",
+     "rig.yaml:8: targets[0].wiring.stimulus_sense: only for gpio.backend: rgpio"),
+    ("    gpio: {backend: rgpio}\n", "      stimulus_sense: 27\n",
+     "rig.yaml:9: targets[0].wiring.stimulus_sense: Pi GPIO 27 is already the ack wire"),
+    ("    gpio: {backend: rgpio}\n    pigpio: {host: pi5}\n", "",
+     "rig.yaml:6: targets[0].pigpio: is for gpio.backend pigpio; write the rgpio daemon's "
+     "address as gpio: {host: ..., port: ...}"),
+    ("    gpio: {host: pi}\n    pigpio: {host: pi}\n", "",
+     "rig.yaml:6: targets[0].pigpio: the daemon's address is already in gpio: host/port"),
+])
+def test_gpio_address_and_sense_line_errors(tmp_path, extra, wiring, expected):
+    msg = error_of(tmp_path, SIM.replace("    kind: sim\n", "    kind: sim\n" + extra) + wiring)
+    assert msg.startswith(expected), msg

@@ -1,4 +1,5 @@
-"""One simulated bench: the pigpiod-compatible Pi and the virtual board, wired per config.
+"""One simulated bench: the simulated Pi (speaking pigpiod's and rgpiod's protocols on the
+same GPIOs) and the virtual board, wired per config.
 
 `tsfrig sim` runs it in the foreground and prints where to connect; the pytest plugin
 runs the same thing as a child process, so the harness above it cannot tell a
@@ -20,6 +21,7 @@ from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
 from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
+from harness.sim.rgpiod import SimRgpiod
 from harness.sim.wire import ENV_WIRE
 
 ENV_DROP_DIR = "TSFRIG_SIM_UF2_DIR"  # where machine.bootloader() presents its UF2 volume
@@ -39,7 +41,7 @@ class SimBench:
     """Starts and stops the simulated Pi and the virtual board as one unit."""
 
     def __init__(self, target: TargetConfig, flash_dir: Path | None = None,
-                 pigpio_port: int = 0) -> None:
+                 pigpio_port: int = 0, rgpio_port: int = 0) -> None:
         w = target.wiring
         self.target = target
         self.wiring = [
@@ -48,16 +50,20 @@ class SimBench:
         ]
         if w.reset is not None:  # to the board's RUN pin, not a machine.Pin
             self.wiring.append((w.reset.pi_gpio, -1, "reset"))
+        if w.stimulus_sense is not None:  # a Pi input jumpered to the stimulus wire
+            self.wiring.append((w.stimulus_sense, w.stimulus.pi_gpio, "sense"))
         exe = find_executable(target.firmware.executable)
         self.firmware = Firmware(exe, target.firmware.overlay)
         self._own_flash = flash_dir is None
         self.flash_dir = Path(flash_dir or tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-flash-"))
         self.pi = SimPi(wiring=self.wiring, port=pigpio_port, on_reset_line=self._run_pin)
+        self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
         self.board: VirtualBoard | None = None
 
     def start(self) -> SimBench:
         self.pi.start()
         try:
+            self.rgpiod.start()
             env = {
                 ENV_WIRE: f"127.0.0.1:{self.pi.wire_port}",
                 "TSFRIG_IRQ_WAKE": self.target.irq_wake,
@@ -87,10 +93,16 @@ class SimBench:
     def pigpio_address(self) -> tuple[str, int]:
         return "127.0.0.1", self.pi.port
 
+    @property
+    def gpio_addresses(self) -> dict[str, tuple[str, int]]:
+        """Each GPIO backend's daemon (harness.gpio.GPIO_BACKENDS) on this simulated Pi."""
+        return {"pigpio": self.pigpio_address, "rgpio": ("127.0.0.1", self.rgpiod.port)}
+
     def stop(self) -> None:
         if self.board is not None:
             self.board.stop()
             self.board = None
+        self.rgpiod.stop()
         self.pi.stop()
         if self._own_flash:
             shutil.rmtree(self.flash_dir, ignore_errors=True)
@@ -102,14 +114,16 @@ class SimBench:
         self.stop()
 
 
-def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = None) -> int:
-    """Run one bench until Ctrl-C or SIGTERM; print the two addresses a person connects to."""
+def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = None,
+          rgpio_port: int = 0) -> int:
+    """Run one bench until Ctrl-C or SIGTERM; print the addresses a person connects to."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with SimBench(target, flash_dir=flash_dir, pigpio_port=pigpio_port) as bench:
+    with SimBench(target, flash_dir=flash_dir, pigpio_port=pigpio_port,
+                  rgpio_port=rgpio_port) as bench:
         fw = bench.firmware
-        announce(bench.serial_port, bench.pigpio_address,
+        announce(bench.serial_port, bench.gpio_addresses,
                  f"{fw.executable}" + (f" + overlay {fw.overlay}" if fw.overlay else ""),
                  sys.stdout)
         while not stop.wait(0.5):

@@ -19,16 +19,19 @@ from harness.verdict import BenchFault
 READY = "ready (Ctrl-C stops the bench)"
 
 
-def announce(serial_port: str, pigpio: tuple[str, int], firmware: str, out: TextIO) -> None:
-    """What `tsfrig sim` prints once both ends are up: a person connects to these."""
-    for line in (f"serial: {serial_port}", f"pigpio: {pigpio[0]}:{pigpio[1]}",
-                 f"firmware: {firmware}", READY):
+def announce(serial_port: str, gpio: dict[str, tuple[str, int]], firmware: str,
+             out: TextIO) -> None:
+    """What `tsfrig sim` prints once both ends are up: a person connects to these (one line
+    per GPIO daemon, named by its backend: `pigpio: 127.0.0.1:PORT`, `rgpio: ...`)."""
+    daemons = [f"{backend}: {host}:{port}" for backend, (host, port) in gpio.items()]
+    for line in (f"serial: {serial_port}", *daemons, f"firmware: {firmware}", READY):
         print(line, file=out, flush=True)
 
 
-def read_announcement(proc: subprocess.Popen, timeout_s: float) -> BenchAddress:
-    """The addresses a starting `tsfrig sim` prints; BenchFault with its last stderr line if
-    it exits or stays silent past the deadline."""
+def read_announcement(proc: subprocess.Popen, timeout_s: float,
+                      backend: str = "pigpio") -> BenchAddress:
+    """The addresses a starting `tsfrig sim` prints (the GPIO daemon of `backend`);
+    BenchFault with its last stderr line if it exits or stays silent past the deadline."""
     found: dict[str, str] = {}
     buf = b""
     deadline = time.monotonic() + timeout_s
@@ -46,7 +49,7 @@ def read_announcement(proc: subprocess.Popen, timeout_s: float) -> BenchAddress:
             for line in lines:
                 key, _, value = line.decode().partition(":")
                 found[key.strip().split(" ")[0]] = value.strip()
-    host, _, port = found["pigpio"].rpartition(":")
+    host, _, port = found[backend].rpartition(":")
     return BenchAddress(found["serial"], host, int(port))
 
 
@@ -67,7 +70,7 @@ class SimProvider:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      preexec_fn=die_with_parent)
         try:
-            return read_announcement(self.proc, self.timeout_s)
+            return read_announcement(self.proc, self.timeout_s, self.target.gpio_backend)
         except BaseException:  # also Ctrl-C while it starts: never leave the bench behind
             self.stop()
             raise

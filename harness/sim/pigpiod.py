@@ -7,6 +7,8 @@ Edges carry their exact scheduled tick (trigger pulses, waveforms), so timing me
 on the Pi side is exact even when a thread wakes a little late. GPIOs wired to the
 virtual board travel over the board link (see wire.py). A notification client that stops
 reading is hung up on once it falls too far behind, so it can't stall the other clients.
+SimPi is also the GPIO core other daemons' front ends share (rgpiod.py): they drive lines
+with drive()/release() and hear every edge through edge_listeners.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ NOTIFY_SNDBUF = 1 << 17
 NOTIFY_BACKLOG = 1 << 16
 
 
-class _Notifier:
+class Notifier:
+    """One notification stream: its socket and the reports it has no room for yet."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.bits = 0
@@ -60,6 +64,14 @@ class SimPi:
         self.from_board = {p: g for g, p, d in wiring if d == "from_board"}
         # the board's RUN/EN pin: pulled up on the board, low holds the board in reset
         self.reset_lines = {g for g, _, d in wiring if d == "reset"}
+        # a Pi input jumpered to a Pi output (wiring.stimulus_sense): it follows that output
+        self.sense_of: dict[int, list[int]] = {}
+        for g, src, d in wiring:
+            if d == "sense":
+                self.sense_of.setdefault(src, []).append(g)
+        self.driven = {*self.from_board.values(), *(g for gs in self.sense_of.values() for g in gs)}
+        # other daemons on the same GPIOs (the rgpiod front end): called with every edge
+        self.edge_listeners: list[Callable[[int, int, int], None]] = []
         self.on_reset_line = on_reset_line
         self._want_port = port
         self._lock = threading.RLock()
@@ -76,7 +88,7 @@ class SimPi:
             self.level[g] = 1
         self.board_modes: dict[int, tuple[int, int]] = {}
         self.edges = [0] * NUM_GPIO
-        self._notifiers: dict[int, _Notifier] = {}
+        self._notifiers: dict[int, Notifier] = {}
         self._next_handle = 0
         self._building: list[tuple[int, int, int]] = []
         self._waves: dict[int, list[tuple[int, int, int]]] = {}
@@ -155,6 +167,11 @@ class SimPi:
             self._spawn(handler, conn)
 
     # ---- GPIO model --------------------------------------------------------------------------
+    @property
+    def lock(self) -> threading.RLock:
+        """The GPIO lock: another daemon's front end holds it to change levels in order."""
+        return self._lock
+
     def levels(self) -> int:
         """Bank 1 (GPIO 0-31) as pigpio reports it."""
         with self._lock:
@@ -181,6 +198,10 @@ class SimPi:
                 self._send_board(wire.encode(wire.EDGE, pin, value, tick))
             if gpio in self.reset_lines and self.on_reset_line is not None:
                 self.on_reset_line(value)
+            for listener in self.edge_listeners:
+                listener(gpio, value, tick)
+            for sense in self.sense_of.get(gpio, ()):  # the jumper carries the edge at once
+                self._set_level(sense, value, tick)
 
     def _notify(self, gpio: int, tick: int) -> None:
         """One 12-byte report to every running notification watching gpio (lock held)."""
@@ -191,17 +212,8 @@ class SimPi:
                 n.seq += 1
                 self._flush(handle, n)
 
-    def _flush(self, handle: int, n: _Notifier) -> None:
-        """Send what the client's socket takes now, never waiting (lock held): a client that
-        stops reading would otherwise freeze every other client. One whose backlog outgrows
-        NOTIFY_BACKLOG is dropped, as a client that can't keep up has lost edges anyway."""
-        try:
-            while n.backlog:
-                del n.backlog[: n.sock.send(n.backlog, socket.MSG_DONTWAIT)]
-        except BlockingIOError:
-            if len(n.backlog) > NOTIFY_BACKLOG:
-                self._drop_notifier(handle)
-        except OSError:
+    def _flush(self, handle: int, n: Notifier) -> None:
+        if not send_backlog(n):
             self._drop_notifier(handle)
 
     def _drop_notifier(self, handle: int) -> None:
@@ -252,18 +264,31 @@ class SimPi:
     def _idle_level(self, gpio: int) -> int:
         return 1 if self.pull[gpio] == PUD_UP or gpio in self.reset_lines else 0
 
+    def drive(self, gpio: int, level: int, tick: int | None = None) -> None:
+        """Make gpio an output at level (an edge at tick, default now)."""
+        with self._lock:
+            self.mode[gpio] = OUTPUT
+            self._set_level(gpio, level, clock.tick() if tick is None else tick)
+
+    def release(self, gpio: int, pull: int = PUD_OFF) -> None:
+        """Make gpio an input with a pull; undriven, it settles at the pull's level."""
+        with self._lock:
+            self.mode[gpio], self.pull[gpio] = INPUT, pull
+            if gpio not in self.driven:
+                self._set_level(gpio, self._idle_level(gpio), clock.tick())
+
     # ---- command socket ----------------------------------------------------------------------
     def _serve_client(self, conn: socket.socket) -> None:
         self._clients.add(conn)
         try:
             while not self._stop.is_set():
-                head = _recv_exact(conn, 16)
+                head = recv_exact(conn, 16)
                 if head is None:
                     return
                 cmd, p1, p2, p3 = struct.unpack("<IIII", head)
                 if p3 > MAX_EXTENSION:
                     return  # a client this confused gets disconnected, not a hang
-                ext = _recv_exact(conn, p3) if p3 else b""
+                ext = recv_exact(conn, p3) if p3 else b""
                 if ext is None:
                     return
                 if cmd == NOIB:
@@ -281,7 +306,7 @@ class SimPi:
         """Serve one notification socket: take its NC, and send a backlog once there is room
         (edges stop coming, the last reports must still go out)."""
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, NOTIFY_SNDBUF)
-        n = _Notifier(conn)
+        n = Notifier(conn)
         with self._lock:
             handle = self._next_handle
             self._next_handle += 1
@@ -297,7 +322,7 @@ class SimPi:
                             self._flush(handle, n)
                 if not r:
                     continue
-                head = _recv_exact(conn, 16)
+                head = recv_exact(conn, 16)
                 if head is None:
                     break
                 cmd, p1, _, _ = struct.unpack("<IIII", head)
@@ -318,7 +343,7 @@ class SimPi:
                 if p2 > 7:
                     return PI_BAD_MODE
                 self.mode[p1] = p2
-                if p2 == INPUT and p1 not in self.from_board.values():
+                if p2 == INPUT and p1 not in self.driven:
                     self._set_level(p1, self._idle_level(p1), clock.tick())
                 return 0
             if cmd == MODEG:
@@ -327,7 +352,7 @@ class SimPi:
                 if p2 > 2:
                     return PI_BAD_PUD
                 self.pull[p1] = p2
-                if self.mode[p1] == INPUT and p1 not in self.from_board.values():
+                if self.mode[p1] == INPUT and p1 not in self.driven:
                     self._set_level(p1, self._idle_level(p1), clock.tick())
                 return 0
             if cmd == READ:
@@ -474,7 +499,7 @@ class SimPi:
                 pass
         try:
             while not self._stop.is_set():
-                frame = _recv_exact(conn, wire.FRAME_SIZE)
+                frame = recv_exact(conn, wire.FRAME_SIZE)
                 if frame is None:
                     break
                 frame_type, pin, value, pull, tick = wire.decode(frame)
@@ -491,7 +516,22 @@ class SimPi:
             conn.close()
 
 
-def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
+def send_backlog(n: Notifier) -> bool:
+    """Send what the client's socket takes now, never waiting (the GPIO lock is held): a
+    client that stops reading would otherwise freeze every other client. False when the
+    client is to be dropped: its backlog outgrew NOTIFY_BACKLOG (a client that can't keep up
+    has lost edges anyway) or its socket failed."""
+    try:
+        while n.backlog:
+            del n.backlog[: n.sock.send(n.backlog, socket.MSG_DONTWAIT)]
+    except BlockingIOError:
+        return len(n.backlog) <= NOTIFY_BACKLOG
+    except OSError:
+        return False
+    return True
+
+
+def recv_exact(conn: socket.socket, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:
         chunk = conn.recv(n - len(buf))
