@@ -478,6 +478,10 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
                                               tuple(GPIO_BACKENDS))
     # the daemon's address: gpio.host/port, or pigpio.host/port (the older spelling)
     where = "gpio" if {"host", "port"} & gm.keys() else "pigpio" if "pigpio" in m else None
+    if where and kind == "labgrid":
+        line = m["pigpio"].line if where == "pigpio" else gm[min({"host", "port"} & gm.keys())].line
+        raise L.fail(line, f"{key}.{where}", "a labgrid target's GPIO daemon is its place's "
+                     "NetworkService (README, A shared lab); remove the address here")
     if where == "gpio" and "pigpio" in m:
         raise L.fail(m["pigpio"].line, f"{key}.pigpio", "the daemon's address is already in "
                      "gpio: host/port; keep one of the two")

@@ -140,6 +140,11 @@ def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rig.yaml:5: targets\[0\].place: only for kind: "
                                           "labgrid; remove it"):
         load_config(rig)
+    rig.write_text(RIG.format(place=PLACE).replace("    irq_kinds:", "    gpio: {host: pi-1}\n"
+                                                                     "    irq_kinds:"))
+    with pytest.raises(ConfigError, match=r"rig.yaml:6: targets\[0\].gpio: a labgrid target's "
+                                          "GPIO daemon is its place's NetworkService"):
+        load_config(rig)
     r = run_tsfrig("run", "--lg-place", PLACE, "--report-dir", str(tmp_path / "r"), timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip() == ("tsfrig: --lg-place: rig_config.yaml has no kind: labgrid "
