@@ -21,7 +21,7 @@ from tests.faults.matrix import CASES, run_faulted, sim_bench  # noqa: E402
 
 def data_lost(out) -> int:
     """Tests the run reported as finished on its progress lines but results.json lacks."""
-    finished = set(re.findall(r"^tsfrig: (\S+): .*\s(passed|failed|error|xfailed)$",
+    finished = set(re.findall(r"^tsfrig: (?:\[\S+\] )?(\S+): .*\s(passed|failed|error|xfailed)$",
                               out.stderr, re.M))
     recorded = set(out.outcomes())
     return len({name for name, _ in finished} - recorded)

@@ -119,6 +119,15 @@ def sets_caught_up():
     return True
 
 
+def _irq_on(pin, handler, hard):
+    """A hard IRQ where the port has them, else a soft one: esp32's Pin.irq has no `hard`
+    argument at all (even hard=False raises TypeError), so it is passed only when asked."""
+    if hard:
+        pin.irq(handler, Pin.IRQ_RISING, hard=True)
+    else:
+        pin.irq(handler, Pin.IRQ_RISING)
+
+
 def arm(p):
     """Create the flag, arrays and pins, then enable the IRQ for the requested set source."""
     global CAP, T0, flag, ack, ack_level, irq_t, wake_t, wake_n, n_irq, n_wake
@@ -142,9 +151,9 @@ def arm(p):
     elif source == "soft":
         stim.irq(isr_set, Pin.IRQ_RISING)
     elif source == "schedule":
-        stim.irq(isr_schedule, Pin.IRQ_RISING, hard=p.get("hard_ok", True))
+        _irq_on(stim, isr_schedule, p.get("hard_ok", True))
     else:
-        stim.irq(isr_count, Pin.IRQ_RISING, hard=p.get("hard_ok", True))
+        _irq_on(stim, isr_count, p.get("hard_ok", True))
         if source == "thread":
             import _thread
 

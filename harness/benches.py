@@ -49,7 +49,7 @@ class BenchKind:
 BENCH_KINDS: dict[str, BenchKind] = {
     "sim": BenchKind("sim", "harness.sim.launch:SimProvider",
                      frozenset({"firmware.executable", "firmware.overlay", "irq_wake",
-                                "irq_latency_us", "irq_jitter_us"}),
+                                "irq_latency_us", "irq_jitter_us", "emulate"}),
                      frozenset(), simulated=True),
     "serial": BenchKind("serial", "harness.benches:SerialProvider",
                         frozenset({"serial", "flash", "firmware.image"}),

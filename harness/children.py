@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 
 PR_SET_PDEATHSIG = 1
@@ -14,3 +15,23 @@ def die_with_parent() -> None:
     no simulated bench or VM is orphaned (Linux; elsewhere a no-op)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def signal_children(sig: int) -> list[int]:
+    """Send sig to every live child process of this one (e.g. pytest-xdist's workers, so
+    they unwind and stop their benches); returns their pids. Linux /proc; elsewhere none."""
+    me = str(os.getpid())
+    sent = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue  # gone meanwhile
+        if ppid == me and state != "Z":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), sig)
+                sent.append(int(entry.name))
+    return sent

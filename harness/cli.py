@@ -112,6 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.lg_wait is not None:
         pytest_args.append(f"--lg-wait={args.lg_wait}")
     pytest_args.append(f"--tsfrig-log-level={args.log_level}")
+    pytest_args += _parallel_args(args, len([args.target] if args.target else cfg.targets))
     try:
         code = int(pytest.main(pytest_args))
     except OSError as e:  # e.g. junit.xml on a disk that filled up at the very end
@@ -131,6 +132,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         point_latest(run_dir)
         print(f"report: {run_dir / 'index.html'}")
     return code if code in (0, 1, 2, 130, 143) else 2
+
+
+def _parallel_args(args: argparse.Namespace, targets: int) -> list[str]:
+    """pytest-xdist for `-n N` / `--parallel`: one worker per target at most (a target's
+    tests are one xdist group, so one worker runs them in order on one bench)."""
+    workers = targets if args.parallel else min(args.workers or 0, targets)
+    if workers < 1:
+        return []
+    # no:tmpdir: else xdist makes each run a pytest temp dir that nothing uses and none removes
+    return ["-n", str(workers), "--dist", "loadgroup", "-p", "no:tmpdir"]
+
+
+def _workers(text: str) -> int:
+    """-n for argparse: a count of workers, 0 meaning serial."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers: use 0 (serial) "
+                                         "or more, or --parallel for one per target")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -175,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", help="run only this target")
     run.add_argument("--report-dir", help="where run directories go (default reports/)")
     run.add_argument("-k", help="pytest -k expression selecting scenarios")
+    par = run.add_mutually_exclusive_group()
+    par.add_argument("-n", dest="workers", type=_workers, default=0, metavar="N",
+                     help="test up to N targets at once, one pytest-xdist worker each "
+                          "(default 0: one after another)")
+    par.add_argument("--parallel", action="store_true",
+                     help="test every target at once: -n with one worker per target")
     run.add_argument("--log-level", default="WARNING",
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="harness log lines shown on the console (trace.log in the run "

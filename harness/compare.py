@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.charts import cdf_svg
 from harness.config import CompareConfig
+from harness.profiles import UNSUPPORTED, is_unsupported
 from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
 from harness.results import firmware_label
 from harness.stats import QUANTILE_NAMES, ShiftTest, shift_test, summary
@@ -157,6 +158,8 @@ def _judge(res: CompareResult, k: str, b: dict | None, n: dict | None) -> str:
     why = _first_failure((n or {}).get("message", "")).removeprefix(BENCH_FAULT_PREFIX)
     if b is None:
         return "only in NEW"
+    if no == "skipped" and is_unsupported(n.get("message", "")):
+        return UNSUPPORTED  # the port can't run it: nothing to measure, nothing lost
     if bo == "skipped":
         return "skipped in BASE: not required"
     if no in MEASURED:

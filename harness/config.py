@@ -16,6 +16,7 @@ import yaml
 
 from harness.benches import BENCH_KINDS, KIND_ONLY_KEYS
 from harness.gpio import GPIO_BACKENDS, GPIO_DEFAULT_PORTS
+from harness.profiles import EMULATED, PROFILES
 from harness.sources import IRQ_SOURCES
 from harness.stats import QUANTILE_NAMES
 
@@ -108,6 +109,11 @@ class TargetConfig:
     irq_kinds: tuple[str, ...] = IRQ_SOURCES
     second_waiter: str = "second-wins"
     known_issues: dict[str, str] = field(default_factory=dict)  # "test[kind]" -> why
+    profile: str = "auto"  # harness.profiles: auto (the probe's port) or a profile's name
+    emulate: str | None = None  # sim only: the virtual board behaves as this port's
+    # the keys the config gave (defaults: included), e.g. "irq_kinds", "budgets.latency_us.p50":
+    # they win over the profile's defaults
+    explicit: frozenset[str] = frozenset()
     place: str | None = None  # labgrid: the place to acquire (harness/lab.py)
     lg_wait_s: float = 0.0  # labgrid: how long to wait for a held place (--lg-wait)
 
@@ -118,8 +124,8 @@ class TargetConfig:
                 return str(v)
             if isinstance(v, dict):
                 return {k: conv(x) for k, x in v.items()}
-            if isinstance(v, list | tuple):
-                return [conv(x) for x in v]
+            if isinstance(v, list | tuple | frozenset):
+                return [conv(x) for x in (sorted(v) if isinstance(v, frozenset) else v)]
             return v
         d = conv(dataclasses.asdict(self))
         for optional in ("reset", "stimulus_sense"):
@@ -148,13 +154,15 @@ ENUMS = {
     "kind": tuple(BENCH_KINDS),
     "irq_wake": ("schedule", "poll"),
     "second_waiter": ("second-wins", "first-wins", "both-wake", "raises"),
+    "profile": ("auto", *PROFILES),
+    "emulate": EMULATED,
 }
 IRQ_KINDS = IRQ_SOURCES
 ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2", "esp32c5",
              "esp32p4")  # harness.flash.ESP_OFFSETS
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "gpio", "pigpio", "serial", "wiring", "budgets",
-               "known_issues", "flash", "place"}
+               "known_issues", "flash", "profile", "emulate", "place"}
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
@@ -410,6 +418,10 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         raise L.fail(n.line, f"{key}.{k}", f"missing; a {kind} target needs {k}: (see README)")
 
     kw: dict[str, Any] = {"name": name, "kind": kind}
+    explicit = set(m)
+    for k in ("profile", "emulate"):
+        if k in m:
+            kw[k] = L.enum(m[k], f"{key}.{k}", ENUMS[k])
     if "firmware" in m:
         fm = L.mapping(m["firmware"], f"{key}.firmware", SUBKEYS["firmware"])
         exe = None
@@ -577,6 +589,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             lm = L.mapping(bm["latency_us"], f"{bk}.latency_us", SUBKEYS["latency_us"])
             for q, v in lm.items():
                 lat[q] = L.number(v, f"{bk}.latency_us.{q}")
+                explicit.add(f"budgets.latency_us.{q}")
             for a, b in zip(QUANTILE_NAMES, QUANTILE_NAMES[1:], strict=False):
                 if lat[a] > lat[b]:
                     line = (lm.get(b) or lm.get(a) or bm["latency_us"]).line
@@ -587,7 +600,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         if "device_timeout_s" in bm:
             dev_s = L.number(bm["device_timeout_s"], f"{bk}.device_timeout_s")
     kw["budgets"] = Budgets(lat, wake_ms, dev_s)
-    return TargetConfig(**kw)
+    return TargetConfig(**kw, explicit=frozenset(explicit))
 
 
 def _line_of(node: _Node, *keys: str) -> int:

@@ -24,12 +24,13 @@ class Progress:
         self._t0 = 0.0
         self._counts: dict[str, int | None] = {}
 
-    def _line(self) -> str:
+    def _line(self, seconds: float | None = None) -> str:
         c = self._counts
         def show(k: str) -> str:
             return "?" if c.get(k) is None else str(c[k])
+        seconds = time.monotonic() - self._t0 if seconds is None else seconds
         return (f"{self._name}: pulses {show('pulses')}  IRQs {show('irqs')}  "
-                f"wakes {show('wakes')}  {time.monotonic() - self._t0:.1f} s")
+                f"wakes {show('wakes')}  {seconds:.1f} s")
 
     def start(self, name: str) -> None:
         with self._lock:
@@ -51,11 +52,14 @@ class Progress:
                 self.stream.write("\r\x1b[K" + self._line())
                 self.stream.flush()
 
-    def finish(self, name: str, outcome: str, counts: dict | None = None) -> None:
+    def finish(self, name: str, outcome: str, counts: dict | None = None,
+               seconds: float | None = None) -> None:
+        """The test's last line; seconds: its duration when it ran elsewhere (an xdist
+        worker), else the time since start()."""
         with self._lock:
             if counts:
                 self._counts.update({k: counts.get(k) for k in ("pulses", "irqs", "wakes")})
             self._name = name
-            line = f"{self._line()}  {outcome}"
+            line = f"{self._line(seconds)}  {outcome}"
             self.stream.write(("\r\x1b[K" + line + "\n") if self.live else f"tsfrig: {line}\n")
             self.stream.flush()

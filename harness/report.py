@@ -108,6 +108,8 @@ def _identity(doc: dict) -> str:
                  (pg["backend"], f"{daemon} at {pg.get('host')}:{pg.get('port')}"),
                  ("stimulus times", pg.get("stimulus_times")),
                  ("IRQ wake model", t.get("irq_wake_model")),
+                 ("board profile", _profile_line(t.get("profile"))),
+                 ("probe", _probe_line(t.get("probe"))),
                  ("second waiter expected", t.get("second_waiter_expected")),
                  ("wiring", json.dumps(t.get("wiring"))),
                  ("wiring self-test", ", ".join(f"{k} {v}" for k, v in
@@ -117,6 +119,38 @@ def _identity(doc: dict) -> str:
     hostline = (f"host {host['hostname']}, Python {host['python']}, tsfrig {host['tsfrig']}, "
                 f"pigpio client {host.get('pigpio_client')}, mpremote {host.get('mpremote')}")
     return "<table>" + "".join(rows) + f"</table><p>{escape(hostline)}</p>"
+
+
+def _profile_line(p: dict | None) -> str | None:
+    """The profile the run used, in one line (harness/profiles.py)."""
+    if not p:
+        return None
+    name = p["name"] + (f" ({p['variant']})" if p.get("variant") not in (None, "", p["name"])
+                        else "")
+    by = "the config's profile:" if p["selected_by"] == "config" else "the probe"
+    emu = ", emulated by the virtual board" if p.get("emulated_by_sim") else ""
+    lat = ", ".join(f"{q} {v:g}" for q, v in p["latency_us"].items())
+    return (f"{name}, picked by {by}{emu}; set sources {', '.join(p['irq_kinds'])}; schedule "
+            f"queue {p['sched_depth']}; second waiter {p['second_waiter']}; reset pin "
+            f"{p['reset_pin']}; budgets µs {lat}")
+
+
+def _probe_line(pr: dict | None) -> str | None:
+    if not pr:
+        return None
+    hard = {True: "yes", False: f"no ({pr.get('hard_irq_error')})", None: "not probed"}
+    return (f"platform {pr['platform']}, port {pr['sysname']}, {pr['machine']}; hard IRQ "
+            f"{hard[pr['hard_irq']]}; _thread {'yes' if pr['thread'] else 'no'}; schedule "
+            f"queue {pr['sched_depth']}; ticks period {pr['ticks_period']}; {pr['asyncio']}")
+
+
+def _warnings(doc: dict) -> str:
+    """Where a board's probe contradicts its config or profile: said before the results."""
+    lines = [f"{t['name']}: {w}" for t in doc["targets"] for w in t.get("profile_warnings", [])]
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(x)}</li>" for x in lines)
+    return f'<h2>Profile warnings</h2><ul id="profile-warnings">{items}</ul>'
 
 
 def _scenarios(doc: dict) -> str:
@@ -206,7 +240,7 @@ def render(doc: dict) -> str:
 <p id="builds">{escape(_builds(doc))}</p>
 <p id="tally">{escape(tally)} — started {escape(doc['started'])},
 {doc.get('duration_s', 0):.1f} s</p>
-{_fault(doc)}<h2>Firmware and bench</h2>{_identity(doc)}
+{_fault(doc)}{_warnings(doc)}<h2>Firmware and bench</h2>{_identity(doc)}
 <h2>Scenarios</h2>{_scenarios(doc)}
 <h2 id="latency">Latency</h2>{_latency(doc)}
 <h2 id="timelines">Timelines</h2>{_timelines(doc)}

@@ -119,6 +119,13 @@ class Results:
             self.doc.setdefault("bench_faults", {})[target] = message
         self.write()
 
+    def sort_targets(self, order: list[str]) -> None:
+        """Targets, and tests target by target (each target's in the order they ran), in the
+        config's order: a parallel run's tests arrive interleaved, a serial run's don't."""
+        rank = {name: i for i, name in enumerate(order)}
+        self.doc["targets"].sort(key=lambda t: rank.get(t["name"], len(rank)))
+        self.doc["tests"].sort(key=lambda t: rank.get(t["target"], len(rank)))
+
     def finish(self, verdict: str, **extra: str) -> None:
         """The run is over: its verdict (harness.verdict.run_verdict) and how it ended."""
         self.doc["verdict"] = verdict

@@ -65,6 +65,10 @@ class BenchHandle:
     device_timeout_s: float
     hard_irq: bool = True  # esp32: no hard IRQs
     progress: Callable[..., None] | None = None
+    # the target's profile (harness/profiles.py) with the config's keys applied
+    second_waiter: str = "second-wins"
+    latency_us: dict[str, float] | None = None
+    sched_depth: int = 4  # micropython.schedule's queue on this board
     # fail fast: once this build has hung or lost its waiter in an earlier scenario, a
     # scenario stops at the first unanswered pulse and waits less for the board's readout
     suspect: bool = False
@@ -156,7 +160,7 @@ def _finish(b: BenchHandle, parser: LogParser, sc: Scenario, source: str,
         scenario=sc.name, source=source, log=parser.log,
         stim_us=[e.us for e in b.pi.stimulus.edges],
         ack_us=[e.us for e in b.pi.ack.edges],
-        error_output=err, steps=steps or [], overhead=overhead,
+        error_output=err, steps=steps or [], overhead=overhead, soft_irq=not b.hard_irq,
     )
 
 

@@ -22,9 +22,11 @@ class _TraceFile(logging.FileHandler):
         logging.getLogger(ROOT).removeHandler(self)
 
 
-def start_trace(run_dir: Path | None, console_level: str = "WARNING") -> Callable[[], None]:
+def start_trace(run_dir: Path | None, console_level: str = "WARNING",
+                tag: str = "") -> Callable[[], None]:
     """Attach the trace file (when there is a run directory) and the console; returns the
-    function that detaches and closes them."""
+    function that detaches and closes them. tag (an xdist worker's id) leads each line:
+    parallel workers append to one trace.log."""
     logger = logging.getLogger(ROOT)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # pytest's log capture would repeat every line in failures
@@ -37,7 +39,7 @@ def start_trace(run_dir: Path | None, console_level: str = "WARNING") -> Callabl
     console.setLevel(console_level.upper())
     handlers.append(console)
     for h in handlers:
-        h.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
+        h.setFormatter(logging.Formatter(f"[{tag}] {FORMAT}" if tag else FORMAT, "%H:%M:%S"))
         logger.addHandler(h)
 
     def stop() -> None:

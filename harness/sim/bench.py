@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from harness.config import TargetConfig
+from harness.profiles import PROFILES
 from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
 from harness.sim.launch import announce
@@ -25,6 +26,19 @@ from harness.sim.rgpiod import SimRgpiod
 from harness.sim.wire import ENV_WIRE
 
 ENV_DROP_DIR = "TSFRIG_SIM_UF2_DIR"  # where machine.bootloader() presents its UF2 volume
+
+
+def emulation_env(port: str | None) -> dict[str, str]:
+    """What the virtual board's machine and os modules read to act as another port (the
+    target's `emulate:`): its names, hard IRQs, _thread and schedule queue depth."""
+    if not port:
+        return {}
+    p = PROFILES[port]
+    return {"TSFRIG_EMULATE": port, "TSFRIG_EMULATE_SYSNAME": p.platforms[0],
+            "TSFRIG_EMULATE_MACHINE": p.machine,
+            "TSFRIG_EMULATE_HARD": "1" if "hard" in p.irq_kinds else "0",
+            "TSFRIG_EMULATE_THREAD": "1" if "thread" in p.irq_kinds else "0",
+            "TSFRIG_EMULATE_SCHED_DEPTH": str(p.sched_depth)}
 
 
 def board_pin_number(pin: int | str) -> int:
@@ -69,6 +83,7 @@ class SimBench:
                 "TSFRIG_IRQ_WAKE": self.target.irq_wake,
                 "TSFRIG_IRQ_LATENCY_US": str(self.target.irq_latency_us),
                 "TSFRIG_IRQ_JITTER_US": str(self.target.irq_jitter_us),
+                **emulation_env(self.target.emulate),
             }
             drop = os.environ.get(ENV_DROP_DIR)
             self.board = VirtualBoard(self.firmware, self.flash_dir, env,

@@ -18,6 +18,11 @@
 #     full the IRQ is dropped silently (counted in _irq_dropped, a tsfrig debugging aid).
 # TSFRIG_IRQ_LATENCY_US / TSFRIG_IRQ_JITTER_US inject latency before dispatch, measured
 # from the edge's tick (same clock as time.ticks_us()).
+# TSFRIG_EMULATE=<port> (the target's `emulate:`, harness/profiles.py) makes the board act as
+# that port where the suite can tell: TSFRIG_EMULATE_HARD=0 makes Pin.irq refuse a `hard`
+# argument as esp32's does, TSFRIG_EMULATE_THREAD=0 hides _thread, and micropython becomes
+# _emu_micropython (its schedule queue TSFRIG_EMULATE_SCHED_DEPTH deep), for code that
+# imports it after machine. os.uname() names the port (os.py).
 import os
 import sys
 import time
@@ -51,6 +56,13 @@ _HELLO_TIMEOUT_S = 5
 _wake = os.getenv("TSFRIG_IRQ_WAKE") or "schedule"
 _latency = int(os.getenv("TSFRIG_IRQ_LATENCY_US") or 0)
 _jitter = int(os.getenv("TSFRIG_IRQ_JITTER_US") or 0)
+_emulate = os.getenv("TSFRIG_EMULATE") or ""
+_hard_ok = os.getenv("TSFRIG_EMULATE_HARD") != "0"
+_UNSET = object()
+if _emulate:
+    import _emu_micropython as micropython
+
+    sys.modules["micropython"] = micropython
 
 
 def _noop(_):
@@ -253,11 +265,13 @@ class Pin:
     def off(self):
         self.value(0)
 
-    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, hard=False):
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, hard=_UNSET):
+        if hard is not _UNSET and not _hard_ok:
+            raise TypeError("extra keyword arguments given")  # esp32: no `hard` argument
         n = self._n
         _handlers[n] = handler
         _trigger[n] = trigger if handler is not None else 0
-        _hard[n] = 1 if hard else 0
+        _hard[n] = 1 if hard is not _UNSET and hard else 0
         return _IRQ(n)
 
     def __repr__(self):
@@ -344,3 +358,5 @@ def idle():
 
 
 _connect()
+if os.getenv("TSFRIG_EMULATE_THREAD") == "0":
+    sys.modules["_thread"] = None  # `import _thread` then gives None: no threads here

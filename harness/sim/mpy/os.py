@@ -7,7 +7,9 @@
 #   ilistdir(): (name, type, inode, size) as VfsFat and VfsLfs give; the unix port's VfsPosix
 #     gives no size, so `mpremote fs ls` showed every file as 0 bytes;
 #   stat(): a directory's size is 0, as on a board (the unix port gives the block size);
-#   uname(): every board has it (the unix port doesn't); its machine names the virtual board.
+#   uname(): every board has it (the unix port doesn't); its machine names the virtual board,
+#     and, when the board emulates a port (TSFRIG_EMULATE), sysname and machine are that
+#     port's (sys.platform, a built-in, stays the unix port's).
 from uos import *  # noqa: F401,F403
 
 import sys as _sys
@@ -52,12 +54,17 @@ def uname():
         from collections import namedtuple
 
         impl = _sys.implementation
+        machine = "tsfrig virtual board with " + getattr(impl, "_machine", _sys.platform)
+        port = _uos.getenv("TSFRIG_EMULATE")
+        if port:  # the board emulates a port (machine.py): it names that port and board
+            machine = "%s (tsfrig virtual board emulating %s)" % (
+                _uos.getenv("TSFRIG_EMULATE_MACHINE"), port)
         v = impl.version
         release = "%d.%d.%d" % (v[0], v[1], v[2])
         if len(v) > 3 and v[3]:
             release += "-" + v[3]
         _uname = namedtuple("uname_result", ("sysname", "nodename", "release", "version",
                                              "machine"))(
-            _sys.platform, _sys.platform, release, _sys.version.split("MicroPython ", 1)[-1],
-            "tsfrig virtual board with " + getattr(impl, "_machine", _sys.platform))
+            _uos.getenv("TSFRIG_EMULATE_SYSNAME") or _sys.platform, _sys.platform, release,
+            _sys.version.split("MicroPython ", 1)[-1], machine)
     return _uname
