@@ -7,9 +7,10 @@ until tsfrig writes a line or its stdin closes (tsfrig exited, however it died),
 releases it. It is the only process that releases the place, once, so a release can never
 hit the next run's acquisition of the same place.
 
-Lines on stdout: `held USER@HOST` (each time the holder changes), then `acquired`, or
-`gave-up USER@HOST` (still held when --wait ran out), or `error TEXT`; after the release,
-`released` or `release-failed TEXT`.
+Lines on stdout: `held USER@HOST` (when it starts to wait, and when the holder changes while
+it waits), then `acquired`, or `gave-up USER@HOST` (still held when --wait, counted from the
+first answer that the place is held, ran out), or `error TEXT`; after the release, `released`
+or `release-failed TEXT`.
 """
 
 from __future__ import annotations
@@ -182,6 +183,9 @@ def release(labgrid_client: str, place: str) -> None:
             r = None
         if r is not None and (r.returncode == 0 or "is not acquired" in r.stderr):
             say("released")
+            return
+        if r is not None and "different user" in r.stderr:  # someone took it over (--kick)
+            say(f"release-failed {last_line(r.stderr)}")
             return
         if time.monotonic() >= deadline:
             say(f"release-failed {last_line(r.stderr) if r else 'labgrid-client timed out'}")
