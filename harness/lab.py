@@ -161,7 +161,8 @@ class LabgridProvider:
                                    "release it")
             else:
                 raise BenchFault(f"place {self.place} could not be acquired from the "
-                                 f"coordinator {coordinator()}: {rest or 'no answer'}")
+                                 f"coordinator {coordinator()}: {rest or 'no answer'}: check "
+                                 "LG_COORDINATOR and the place's name (labgrid-client places)")
 
     def _line(self, deadline: float) -> str:
         """The holder's next line ("" if it exited or the deadline passed)."""
