@@ -26,7 +26,7 @@ import pytest
 from harness.config import ConfigError, load_config
 from tests.cli import run_tsfrig
 from tests.faults.matrix import tagged, wait_until
-from tests.lab import PLACE, RIG, Lab, missing_tools, running_lab, start_run
+from tests.lab import LG_BIN, PLACE, RIG, Lab, missing_tools, running_lab, start_run
 
 REPO = Path(__file__).resolve().parent.parent
 LEAN = "test_wake and hard"
@@ -133,7 +133,7 @@ def test_killed_run_releases_the_place(lab: Lab, tmp_path: Path, sig: signal.Sig
 
 def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
     """No lab needed: a labgrid target without a place, a place on a sim target, --lg-place
-    without a labgrid target, a bad --lg-wait, and no labgrid-client on PATH."""
+    without a labgrid target, a bad --lg-wait, no labgrid-client on PATH, no coordinator."""
     rig = tmp_path / "rig.yaml"
     rig.write_text(RIG.format(place=PLACE).replace(f"    place: {PLACE}\n", ""))
     with pytest.raises(ConfigError, match=r"rig.yaml:3: targets\[0\].place: missing; a labgrid"):
@@ -162,3 +162,11 @@ def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "bench fault (not a firmware verdict): target lab: labgrid-client is not on PATH: " \
            "install labgrid 26.0.1" in r.stderr, r.stderr
+    env = {**os.environ, "PATH": f"{LG_BIN}{os.pathsep}{os.environ['PATH']}",
+           "LG_COORDINATOR": "127.0.0.1:1"}  # nothing listens there
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(rig),
+                        "-k", LEAN, "--report-dir", str(tmp_path / "r")], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert f"target lab: place {PLACE} could not be acquired from the coordinator " \
+           "127.0.0.1:1: " in r.stderr and "check LG_COORDINATOR" in r.stderr, r.stderr
