@@ -55,6 +55,8 @@ BENCH_KINDS: dict[str, BenchKind] = {
     "serial": BenchKind("serial", "harness.benches:SerialProvider",
                         frozenset({"serial", "flash", "firmware.image"}),
                         frozenset({"serial"}), simulated=False),
+    "labgrid": BenchKind("labgrid", "harness.lab:LabgridProvider", frozenset({"place"}),
+                         frozenset({"place"}), simulated=False),
 }
 KIND_ONLY_KEYS = frozenset().union(*(k.only_keys for k in BENCH_KINDS.values()))
 

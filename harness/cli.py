@@ -72,6 +72,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg = with_firmware(cfg, args.firmware)
         if args.target:
             cfg.target(args.target)
+        if args.lg_place or args.lg_wait is not None:
+            from harness.lab import with_place
+
+            with_place(cfg, args.lg_place, args.lg_wait, args.target)
     except ConfigError as e:
         return _die(str(e))
     base = Path(args.report_dir) if args.report_dir else REPO / "reports"
@@ -104,6 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--firmware={args.firmware}")
     if args.k:
         pytest_args += ["-k", args.k]
+    if args.lg_place:
+        pytest_args.append(f"--lg-place={args.lg_place}")
+    if args.lg_wait is not None:
+        pytest_args.append(f"--lg-wait={args.lg_wait}")
     pytest_args.append(f"--tsfrig-log-level={args.log_level}")
     pytest_args += _parallel_args(args, len([args.target] if args.target else cfg.targets))
     try:
@@ -157,6 +165,17 @@ def _port(text: str) -> int:
     return port
 
 
+def _seconds(text: str) -> float:
+    """A duration for argparse: a bad one is a one-line usage error."""
+    try:
+        s = float(text)
+    except ValueError:
+        s = -1.0
+    if not 0 <= s < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return s
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line naming the problem (`tsfrig run: error: ...`), exit 2."""
 
@@ -186,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="harness log lines shown on the console (trace.log in the run "
                           "directory always has DEBUG)")
+    run.add_argument("--lg-place", metavar="PLACE",
+                     help="labgrid place for the config's kind: labgrid target (coordinator: "
+                          "LG_COORDINATOR)")
+    run.add_argument("--lg-wait", metavar="SECONDS", type=_seconds,
+                     help="wait this long for a labgrid place someone else holds, then exit 2 "
+                          "(default 0)")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="start one simulated bench in the foreground")

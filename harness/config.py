@@ -134,6 +134,8 @@ class TargetConfig:
     # the keys the config gave (defaults: included), e.g. "irq_kinds", "budgets.latency_us.p50":
     # they win over the profile's defaults
     explicit: frozenset[str] = frozenset()
+    place: str | None = None  # labgrid: the place to acquire (harness/lab.py)
+    lg_wait_s: float = 0.0  # labgrid: how long to wait for a held place (--lg-wait)
 
     def to_dict(self) -> dict:
         """JSON-friendly copy for reports."""
@@ -180,7 +182,7 @@ ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2", "es
              "esp32p4")  # harness.flash.ESP_OFFSETS
 TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_jitter_us",
                "irq_kinds", "second_waiter", "gpio", "pigpio", "serial", "wiring", "budgets",
-               "known_issues", "flash", "power", "profile", "emulate"}
+               "known_issues", "flash", "power", "profile", "emulate", "place"}
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
@@ -482,6 +484,8 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             got["timeout_s"] = L.number(fl["timeout_s"], f"{fk}.timeout_s")
         kw["flash"] = FlashConfig(method, **got)
     kw["power"] = _power(L, m, key, bench.simulated)
+    if "place" in m:
+        kw["place"] = L.string(m["place"], f"{key}.place")
     if "known_issues" in m:
         km = m["known_issues"]
         if not isinstance(km.value, dict):
@@ -508,6 +512,10 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
                                               tuple(GPIO_BACKENDS))
     # the daemon's address: gpio.host/port, or pigpio.host/port (the older spelling)
     where = "gpio" if {"host", "port"} & gm.keys() else "pigpio" if "pigpio" in m else None
+    if where and kind == "labgrid":
+        line = m["pigpio"].line if where == "pigpio" else gm[min({"host", "port"} & gm.keys())].line
+        raise L.fail(line, f"{key}.{where}", "a labgrid target's GPIO daemon is its place's "
+                     "NetworkService (README, A shared lab); remove the address here")
     if where == "gpio" and "pigpio" in m:
         raise L.fail(m["pigpio"].line, f"{key}.pigpio", "the daemon's address is already in "
                      "gpio: host/port; keep one of the two")
@@ -692,7 +700,7 @@ def _line_of(node: _Node, *keys: str) -> int:
 def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> None:
     """Real benches can share a pigpiod: a Pi GPIO or a serial port used by two targets is a
     wire declared twice. (Each sim target has its own simulated Pi and board.)"""
-    gpios: dict[tuple[str, int, int], int] = {}
+    gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}
     for i, t in enumerate(targets):
         if BENCH_KINDS[t.kind].simulated:
@@ -703,11 +711,12 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
             if wire is None:
                 continue
             gpio, sub = (wire, ()) if isinstance(wire, int) else (wire.pi_gpio, ("pi_gpio",))
-            key = (t.pigpio.host, t.pigpio.port, gpio)
+            pi = f"place {t.place}" if t.place else f"{t.pigpio.host}:{t.pigpio.port}"
+            key = (pi, gpio)
             if key in gpios:
                 raise L.fail(_line_of(node, "wiring", role, *sub),
                              ".".join((f"targets[{i}].wiring.{role}", *sub)),
-                             f"Pi GPIO {gpio} on {t.pigpio.host}:{t.pigpio.port} is already "
+                             f"Pi GPIO {gpio} on {pi} is already "
                              f"wired for targets[{gpios[key]}]; use another GPIO")
             gpios[key] = i
         if t.serial.port != "auto":
