@@ -40,6 +40,7 @@ reading), input for a VM that doesn't read waits in another.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -63,6 +64,8 @@ BOOT_TIMEOUT_S = 5.0  # start() gives up on a first boot this slow; a reboot thi
 END_HOLD_S = 0.5      # after a raw program's end markers, input waits this long for the prompt
 PORT_AWAY_S = 0.2     # a hard reset takes the port away at least this long (re-enumeration)
 PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
+SIGINT_FOLD_S = 0.05  # Ctrl-Cs this close together reach the VM as one SIGINT ...
+SIGINT_RETRY_S = 0.3  # ... unless its program still runs this long after: then a second
 OUT_LIMIT = 1 << 16   # client output queued beyond this: stop reading the VM (back-pressure)
 ENV_CTL_FD = "TSFRIG_BOARD_CTL_FD"  # machine.reset() writes b"H" here: a hard reset
 INFO_UF2 = "INFO_UF2.TXT"  # what a UF2 bootloader's volume holds (the flasher looks for it)
@@ -226,6 +229,7 @@ class VirtualBoard:
         self._nl_line = False      # ... typed at a friendly prompt
         self._last_cr = False      # the VM's last output byte was \r
         self._last_sigint = 0.0
+        self._sigint_again_at = 0.0  # a Ctrl-C folded into the last: re-send if code still runs
         self._tail = b""
         self._to_vm = bytearray()  # client bytes the VM has yet to take
         self._out = bytearray()    # VM bytes the client has yet to take
@@ -537,6 +541,7 @@ class VirtualBoard:
     def _bridge(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
+            self._sigint_again(now)
             vm = self._vm
             rd, wr = [self._wake_r], []
             if vm is not None:
@@ -553,7 +558,7 @@ class VirtualBoard:
                 if self._takes_input(now):
                     rd.append(self._client_fd)
             timeout = 0.01 if self._away_name and self._powered else 0.05 if \
-                self._hold_until or self._in_bootloader else 0.2
+                self._hold_until or self._in_bootloader or self._sigint_again_at else 0.2
             try:
                 r, w, _ = select.select(rd, wr, [], timeout)
             except (OSError, ValueError):
@@ -806,11 +811,25 @@ class VirtualBoard:
         if vm is None or vm.isig():
             return False
         now = time.monotonic()
-        if now - self._last_sigint >= 0.05:  # "\x03\x03" is one interrupt, not two
+        if now - self._last_sigint >= SIGINT_FOLD_S:  # "\x03\x03" is one interrupt, not two
             self._last_sigint = now
             try:
                 os.kill(vm.pid, signal.SIGINT)
             except ProcessLookupError:
                 return False
+        else:  # a board would take this one too, if the first was lost (code not yet running)
+            self._sigint_again_at = self._last_sigint + SIGINT_RETRY_S
         return True
+
+    def _sigint_again(self, now: float) -> None:
+        """A folded Ctrl-C whose program still runs long after the first: the VM got the
+        first before its handler was in place, so this one is a real second interrupt."""
+        if not self._sigint_again_at or now < self._sigint_again_at:
+            return
+        self._sigint_again_at = 0.0
+        vm = self._vm
+        if vm is not None and self._pasted_code_runs and not vm.isig():
+            self._last_sigint = now
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(vm.pid, signal.SIGINT)
 
