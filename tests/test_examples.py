@@ -77,3 +77,24 @@ def test_subcommand_pattern_ignores_prose_and_paths():
     text = ("pip install -e tsfrig\necho tsfrig: bench fault\n"
             "x=tsfrig/rig_config.yaml\nrc=0; tsfrig trend runs/\n  tsfrig run --firmware f")
     assert TSFRIG_CALL.findall(text) == ["trend", "run"]
+
+
+README = EXAMPLES.parent / "README.md"
+README_TARGET = re.compile(r"```yaml\n(  - name: .*?)```", re.DOTALL)
+
+
+def test_readme_target_examples_load(tmp_path):
+    """Every whole target (one with its wiring) a reader may paste from the README is a
+    valid rig config target."""
+    from harness.config import load_config
+
+    blocks = [b for b in README_TARGET.findall(README.read_text()) if "wiring:" in b]
+    assert len(blocks) >= 2, "the README's bench examples went missing"
+    for i, block in enumerate(blocks):
+        for image in re.findall(r"image: ([^,}\s]+)", block):  # the build a reader has
+            (tmp_path / image).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / image).write_bytes(b"image")
+        path = tmp_path / f"readme_{i}.yaml"
+        path.write_text("version: 1\ntargets:\n" + block)
+        (target,) = load_config(path).targets
+        assert target.wiring.stimulus.pi_gpio == 17, block
