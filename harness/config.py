@@ -122,6 +122,7 @@ class TargetConfig:
     flash: FlashConfig | None = None
     power: PowerConfig | None = None  # sim targets: method sim unless `power: null`
     gpio_backend: str = "pigpio"  # harness.gpio.GPIO_BACKENDS
+    gpio_chip: int | None = None  # rgpio: the gpiochip of the header's lines (backend default 0)
     pigpio: PigpioConfig = field(default_factory=PigpioConfig)  # the GPIO daemon's address
     irq_wake: str = "schedule"
     irq_latency_us: int = 0
@@ -187,7 +188,7 @@ SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
     "power": {"method", "location", "port", "path", "off", "on", "cycle", "off_s", "timeout_s"},
-    "gpio": {"backend", "host", "port"},
+    "gpio": {"backend", "host", "port", "chip"},
     "pigpio": {"host", "port"},
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
     "wiring": {"stimulus", "ack", "reset", "stimulus_sense"},
@@ -510,6 +511,11 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
     if "backend" in gm:
         backend = kw["gpio_backend"] = L.enum(gm["backend"], f"{key}.gpio.backend",
                                               tuple(GPIO_BACKENDS))
+    if "chip" in gm:
+        if backend != "rgpio":
+            raise L.fail(gm["chip"].line, f"{key}.gpio.chip", f"only gpio.backend rgpio opens a "
+                         f"gpiochip ({backend} numbers GPIOs itself); remove the key")
+        kw["gpio_chip"] = L.integer(gm["chip"], f"{key}.gpio.chip", 0, 63)
     # the daemon's address: gpio.host/port, or pigpio.host/port (the older spelling)
     where = "gpio" if {"host", "port"} & gm.keys() else "pigpio" if "pigpio" in m else None
     if where and kind == "labgrid":

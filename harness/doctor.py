@@ -216,7 +216,8 @@ class Doctor:
         from harness.gpio import connect_gpio
 
         t, a = self.target, self.address
-        self.gpio = connect_gpio(t.gpio_backend, a.gpio_host, a.gpio_port, t.wiring)
+        self.gpio = connect_gpio(t.gpio_backend, a.gpio_host, a.gpio_port, t.wiring,
+                                 t.gpio_chip)
         ident = self.gpio.identity()
         about = ", ".join(f"{k.replace('_', ' ')} {_show(v)}" for k, v in ident.items())
         measure = getattr(self.gpio, "edge_resolution_us", None)

@@ -121,7 +121,12 @@ GPIO_BACKENDS: dict[str, str] = {
 GPIO_DEFAULT_PORTS: dict[str, int] = {"pigpio": 8888, "rgpio": 8889}
 
 
-def connect_gpio(backend: str, host: str, port: int, wiring: Wiring) -> GpioRig:
-    """A connected GPIO rig of the named backend."""
+def connect_gpio(backend: str, host: str, port: int, wiring: Wiring,
+                 chip: int | None = None) -> GpioRig:
+    """A connected GPIO rig of the named backend (`chip`: the gpiochip, for backends that
+    open one; the config allows it only there)."""
     module, _, cls = GPIO_BACKENDS[backend].partition(":")
-    return getattr(importlib.import_module(module), cls)(host, port, wiring)
+    rig_class = getattr(importlib.import_module(module), cls)
+    if chip is None:
+        return rig_class(host, port, wiring)
+    return rig_class(host, port, wiring, chip=chip)

@@ -115,8 +115,15 @@ class RgpioRig:
         self.sbc.sl.s.settimeout(self.command_timeout_s)
         self.broken = ""
         self._alerts: list[AlertCapture] = []
-        with self.guard(f"open gpiochip{self.chip} and claim the stimulus and ack lines"):
+        try:
             self.h = self.sbc.gpiochip_open(self.chip)
+        except (OSError, rgpio.error, struct.error) as e:
+            self._disconnect()
+            raise GpioError(f"rgpiod at {self.host}:{self.port} can't open gpiochip{self.chip} "
+                            f"({e}): set gpio.chip to the chip of the header's lines (gpioinfo "
+                            "on the Pi lists them; a Pi 5 on a kernel before 6.6.45 has them "
+                            "on gpiochip4)") from None
+        with self.guard(f"claim the stimulus and ack lines on gpiochip{self.chip}"):
             self.sbc.gpio_claim_output(self.h, self.stimulus_gpio, 0)
             if self.reset_gpio is not None:  # released: the board's pull-up holds RUN high
                 self.sbc.gpio_claim_input(self.h, self.reset_gpio)

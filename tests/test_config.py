@@ -346,6 +346,9 @@ def test_rgpio_backend_defaults_to_port_8889_and_takes_a_sense_line(tmp_path):
     ).targets[0]
     assert (t.pigpio.host, t.pigpio.port, t.wiring.stimulus_sense) == ("pi5", 9000, None)
     assert load_text(tmp_path, SIM).targets[0].pigpio.port == 8888
+    t = load_text(tmp_path, SIM.replace(
+        "    kind: sim\n", "    kind: sim\n    gpio: {backend: rgpio, chip: 4}\n")).targets[0]
+    assert t.gpio_chip == 4
 
 
 @pytest.mark.parametrize("extra, wiring, expected", [
@@ -358,6 +361,9 @@ def test_rgpio_backend_defaults_to_port_8889_and_takes_a_sense_line(tmp_path):
      "address as gpio: {host: ..., port: ...}"),
     ("    gpio: {host: pi}\n    pigpio: {host: pi}\n", "",
      "rig.yaml:6: targets[0].pigpio: the daemon's address is already in gpio: host/port"),
+    ("    gpio: {chip: 4}\n", "",
+     "rig.yaml:5: targets[0].gpio.chip: only gpio.backend rgpio opens a gpiochip"),
+    ("    gpio: {backend: rgpio, chip: -1}\n", "", "rig.yaml:5: targets[0].gpio.chip: "),
 ])
 def test_gpio_address_and_sense_line_errors(tmp_path, extra, wiring, expected):
     msg = error_of(tmp_path, SIM.replace("    kind: sim\n", "    kind: sim\n" + extra) + wiring)

@@ -286,3 +286,10 @@ def test_suite_passes_on_rgpio(tmp_path, sense):
     assert gpio["stimulus_times"].startswith("sensed" if sense else "commanded")
     html = (tmp_path / "r" / "latest" / "index.html").read_text()
     assert gpio["stimulus_times"] in html
+
+
+def test_a_gpiochip_the_pi_lacks_names_gpio_chip(sim):
+    """A Pi 5 whose header is on another gpiochip than the configured one: the error says
+    which key to set, and the rig leaves no connection behind."""
+    with pytest.raises(GpioError, match=r"can't open gpiochip4 .*set gpio\.chip"):
+        connect_gpio("rgpio", "127.0.0.1", sim[1].port, wiring(None), chip=4)
