@@ -222,7 +222,9 @@ class Doctor:
         about = ", ".join(f"{k.replace('_', ' ')} {_show(v)}" for k, v in ident.items())
         measure = getattr(self.gpio, "edge_resolution_us", None)
         if measure is None:
-            res = "this backend does not measure its edge timestamps' resolution"
+            res = ("edge timestamps are the kernel's (CLOCK_MONOTONIC, ns), not sampled"
+                   if t.gpio_backend == "rgpio" else
+                   "this backend does not measure its edge timestamps' resolution")
         else:
             us = measure()
             res = f"edge timestamps to {us} µs" + (
