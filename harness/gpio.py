@@ -10,6 +10,7 @@ A new GPIO daemon is one module plus one line in GPIO_BACKENDS.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from harness.verdict import BenchFault
 
 if TYPE_CHECKING:
     from harness.config import Wiring
+
+log = logging.getLogger(__name__)
 
 
 class GpioError(BenchFault):
@@ -111,6 +114,34 @@ class GpioRig(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Relinking:
+    """ensure_link() for a backend whose failed calls set `broken`: drop the connection and
+    connect again with the GPIO set-up re-applied (the backend's _disconnect/_connect)."""
+
+    daemon = "the GPIO daemon"
+    broken = ""
+    reconnects = 0
+
+    def _connect(self) -> None: ...
+
+    def _disconnect(self) -> None: ...
+
+    def ensure_link(self) -> None:
+        """Before a scenario: replace a link left out of step by a failed call; GpioError if
+        the daemon won't take a new one."""
+        if not self.broken:
+            return
+        why = self.broken
+        log.warning("%s link out of step (%s): reconnecting", self.daemon, why)
+        self._disconnect()
+        try:
+            self._connect()
+        except GpioError as e:
+            self.broken = why
+            raise GpioError(f"{e} (the {self.daemon} link had failed earlier: {why})") from None
+        self.reconnects += 1
 
 
 GPIO_BACKENDS: dict[str, str] = {

@@ -19,7 +19,7 @@ import time
 import pigpio
 
 from harness.config import Wiring
-from harness.gpio import EdgeLog, GpioError
+from harness.gpio import EdgeLog, GpioError, Relinking
 from harness.ticks import TickUnwrapper
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,12 @@ class EdgeCapture(EdgeLog):
         self._cb.cancel()
 
 
-class PiDriver:
+class PiDriver(Relinking):
     """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO. After any
     failed call the link is out of step (a late answer would be read as the next one's), so
     it is marked broken and `ensure_link()` reconnects and re-applies the GPIO set-up."""
+
+    daemon = "pigpio"
 
     def __init__(self, host: str, port: int, wiring: Wiring,
                  connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
@@ -84,21 +86,6 @@ class PiDriver:
             self.stimulus = EdgeCapture(self.pi, self.stimulus_gpio, self.unwrap,
                                         pigpio.RISING_EDGE)
             self.ack = EdgeCapture(self.pi, self.ack_gpio, self.unwrap, pigpio.EITHER_EDGE)
-
-    def ensure_link(self) -> None:
-        """Before a scenario: a link left out of step by a failed call is replaced by a new
-        connection with the GPIO set-up applied again; GpioError if pigpiod won't take one."""
-        if not self.broken:
-            return
-        why = self.broken
-        log.warning("pigpio link out of step (%s): reconnecting", why)
-        self._disconnect()
-        try:
-            self._connect()
-        except GpioError as e:
-            self.broken = why
-            raise GpioError(f"{e} (the pigpio link had failed earlier: {why})") from None
-        self.reconnects += 1
 
     @contextlib.contextmanager
     def guard(self, what: str):

@@ -26,7 +26,7 @@ import time
 import rgpio
 
 from harness.config import Wiring
-from harness.gpio import EdgeLog, GpioError
+from harness.gpio import EdgeLog, GpioError, Relinking
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,12 @@ class AlertCapture(EdgeLog):
         self._cb.cancel()
 
 
-class RgpioRig:
+class RgpioRig(Relinking):
     """One rgpiod connection: the stimulus line as an output, the ack (and sense) lines as
     alerts. After a failed call the link is out of step, so it is marked broken and
     `ensure_link()` reconnects and claims the lines again."""
+
+    daemon = "rgpio"
 
     def __init__(self, host: str, port: int, wiring: Wiring, chip: int = 0,
                  connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
@@ -136,21 +138,6 @@ class RgpioRig:
                 self._alerts.append(self.stimulus)
             else:
                 self.stimulus = self.commanded
-
-    def ensure_link(self) -> None:
-        """Before a scenario: a link left out of step is replaced by a new connection with the
-        lines claimed again; GpioError if rgpiod won't take one."""
-        if not self.broken:
-            return
-        why = self.broken
-        log.warning("rgpio link out of step (%s): reconnecting", why)
-        self._disconnect()
-        try:
-            self._connect()
-        except GpioError as e:
-            self.broken = why
-            raise GpioError(f"{e} (the rgpio link had failed earlier: {why})") from None
-        self.reconnects += 1
 
     @contextlib.contextmanager
     def guard(self, what: str):
