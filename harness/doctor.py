@@ -237,6 +237,8 @@ class Doctor:
         port = self.address.serial_port
         if port and os.path.exists(port):
             return port
+        if port and "://" in port:  # a network serial port (a labgrid place's ser2net)
+            return f"{port} (network; the raw REPL check opens it)"
         problem = self.port_error or f"{port or self.target.serial.port} does not exist"
         raise Failed(split_fix(problem, "")[0], usb_serial_devices())
 
@@ -262,10 +264,8 @@ class Doctor:
     def check_profile(self) -> str:
         """The board's probe (hard IRQs, _thread, schedule depth, asyncio ...) against the
         target's settings and its port's profile: a contradiction is a finding."""
-        try:
-            from harness import profiles  # board profiles, where this tsfrig has them
-        except ImportError:
-            raise Skipped("this tsfrig has no board profiles (harness.profiles)") from None
+        from harness import profiles
+
         probe = profiles.probe_board(self.board, self.target.wiring.stimulus.board_pin)
         self.profile, warnings = profiles.resolve_profile(self.target, probe)
         name = f"{self.profile.name} ({probe.machine})"

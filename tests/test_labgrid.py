@@ -170,3 +170,15 @@ def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert f"target lab: place {PLACE} could not be acquired from the coordinator " \
            "127.0.0.1:1: " in r.stderr and "check LG_COORDINATOR" in r.stderr, r.stderr
+
+
+def test_doctor_through_the_place(lab: Lab) -> None:
+    """`tsfrig doctor` on a labgrid target checks the bench the place names, then frees it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "doctor", "--config", str(lab.rig), "--json"],
+        cwd=REPO, env=lab.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    status = {c["check"]: c["status"] for c in doc["checks"]}
+    assert doc["passed"] and status["raw REPL"] == "pass" and status["wire ack"] == "pass", status
+    assert lab.holder() == "None", "doctor releases the place it acquired"
