@@ -104,6 +104,17 @@ def test_sigterm_mid_parallel_run(tmp_path):
     assert 'id="verdict">INTERRUPTED<' in out.html
 
 
+def test_sigkill_of_tsfrig_mid_parallel_run_leaves_nothing(tmp_path):
+    """SIGKILL of tsfrig itself: nothing can be said, so the run stays incomplete (never a
+    pass), and its workers and their benches still go (each is told its parent died)."""
+    bench = Bench(args=["--config", str(rig(tmp_path)), "-n", "2"])
+    bench.on_line = on_progress(r"\bpassed$", lambda proc: proc.send_signal(signal.SIGKILL))
+    out = run_faulted(tmp_path, bench, "hard")
+    assert out.code == -9, out.stderr[-3000:]
+    assert out.leftover == [], f"processes left: {out.leftover}"
+    assert out.doc["verdict"] == "incomplete"
+
+
 def children(pid: int) -> list[int]:
     """Live child processes of pid (tsfrig's: its xdist workers)."""
     found = []
