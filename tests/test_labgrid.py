@@ -182,3 +182,22 @@ def test_doctor_through_the_place(lab: Lab) -> None:
     status = {c["check"]: c["status"] for c in doc["checks"]}
     assert doc["passed"] and status["raw REPL"] == "pass" and status["wire ack"] == "pass", status
     assert lab.holder() == "None", "doctor releases the place it acquired"
+
+
+def test_parallel_run_with_a_place_and_a_sim(lab: Lab, tmp_path: Path) -> None:
+    """`-n 2` with a labgrid target beside a simulated one: the place is acquired and freed
+    by the worker that tests it, and the run is the one merged run."""
+    rig = tmp_path / "rig.yaml"
+    sim = lab.rig.read_text().split("targets:\n", 1)[1].replace(
+        "name: lab\n    kind: labgrid\n    place: bench-3", "name: sim\n    kind: sim")
+    rig.write_text(lab.rig.read_text() + sim)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--config", str(rig), "--report-dir",
+         str(tmp_path / "r"), "-k", LEAN, "-n", "2"],
+        cwd=REPO, env=lab.env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+    assert [t["name"] for t in doc["targets"]] == ["lab", "sim"]
+    assert {t["target"] for t in doc["tests"]} == {"lab", "sim"}
+    assert doc["verdict"] == "pass"
+    assert lab.holder() == "None", "the worker frees the place it acquired"
