@@ -280,7 +280,7 @@ def test_suite_passes_on_rgpio(tmp_path, sense):
     doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert doc["verdict"] == "pass"
-    assert len(doc["tests"]) == 30 and all(t["outcome"] == "passed" for t in doc["tests"])
+    assert len(doc["tests"]) == 31 and all(t["outcome"] == "passed" for t in doc["tests"])
     gpio = doc["targets"][0]["gpio"]
     assert gpio["backend"] == "rgpio" and gpio["sbc_name"] == "tsfrig-sim-pi5"
     assert gpio["stimulus_times"].startswith("sensed" if sense else "commanded")
