@@ -13,13 +13,13 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.tools import run_tool
 from harness.verdict import BenchFault
 
 DEFAULT_VOLUMES = ("/media/*/RPI-RP2", "/media/*/RP2350", "/run/media/*/RPI-RP2",
@@ -109,17 +109,8 @@ def wait_for_port(job: FlashJob, deadline: float) -> str:
 
 
 def run_command(argv: list[str], step: str, timeout_s: float, fix: str) -> None:
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
-    except FileNotFoundError:
-        raise FlashError(f"flash: {step}: {argv[0]} not found; {fix}") from None
-    except subprocess.TimeoutExpired:
-        raise FlashError(f"flash: {step}: no result within {timeout_s:g} s; check the board "
-                         "is connected, or raise flash.timeout_s") from None
-    if r.returncode != 0:
-        tail = (r.stderr or r.stdout).strip().splitlines()
-        raise FlashError(f"flash: {step} failed (exit {r.returncode}): "
-                         f"{tail[-1] if tail else 'no output'}; {fix}")
+    run_tool(argv, f"flash: {step}", timeout_s, fix, FlashError,
+             "check the board is connected, or raise flash.timeout_s")
 
 
 # ---- the methods -------------------------------------------------------------------------------

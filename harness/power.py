@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.tools import run_tool
 from harness.verdict import BenchFault
 
 if TYPE_CHECKING:
@@ -55,18 +55,8 @@ def describe(cfg: PowerConfig) -> str:
 
 
 def _run(argv: list[str], what: str, timeout_s: float, fix: str) -> None:
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
-                           stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise PowerError(f"power: {what}: {argv[0]} not found; {fix}") from None
-    except subprocess.TimeoutExpired:
-        raise PowerError(f"power: {what}: no result within {timeout_s:g} s; check the switch "
-                         "answers, or raise power.timeout_s") from None
-    if r.returncode != 0:
-        tail = (r.stderr or r.stdout).strip().splitlines()
-        raise PowerError(f"power: {what}: exit status {r.returncode}"
-                         f"{': ' + tail[-1] if tail else ''}; {fix}")
+    run_tool(argv, f"power: {what}", timeout_s, fix, PowerError,
+             "check the switch answers, or raise power.timeout_s")
 
 
 def _uhubctl(job: PowerJob, on: bool) -> str | None:
