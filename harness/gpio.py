@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from harness.verdict import BenchFault
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from harness.config import Wiring
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class GpioError(BenchFault):
@@ -142,6 +143,17 @@ class Relinking:
             self.broken = why
             raise GpioError(f"{e} (the {self.daemon} link had failed earlier: {why})") from None
         self.reconnects += 1
+
+
+def built_within(make: Callable[[], T], timeout_s: float, name: str) -> T | None:
+    """make() on a helper thread, for a client constructor with no deadline of its own: what
+    it built, or None if it did not finish within timeout_s (the thread is left behind as a
+    daemon, blocked on a daemon that does not answer)."""
+    box: list[T] = []
+    t = threading.Thread(target=lambda: box.append(make()), name=name, daemon=True)
+    t.start()
+    t.join(timeout_s)
+    return box[0] if box else None
 
 
 GPIO_BACKENDS: dict[str, str] = {

@@ -13,13 +13,12 @@ import logging
 import math
 import socket
 import struct
-import threading
 import time
 
 import pigpio
 
 from harness.config import Wiring
-from harness.gpio import EdgeLog, GpioError, Relinking
+from harness.gpio import EdgeLog, GpioError, Relinking, built_within
 from harness.ticks import TickUnwrapper
 
 log = logging.getLogger(__name__)
@@ -265,15 +264,12 @@ def handshake(host: str, port: int, timeout_s: float) -> None:
 def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
     """pigpio.pi() with a deadline (its constructor has none): built on a helper thread;
     if it does not finish in time the daemon is called silent."""
-    box: list[pigpio.pi] = []
-    t = threading.Thread(target=lambda: box.append(pigpio.pi(host, port, show_errors=False)),
-                         name="pigpio-connect", daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if not box:
+    pi = built_within(lambda: pigpio.pi(host, port, show_errors=False), timeout_s,
+                      "pigpio-connect")
+    if pi is None:
         raise GpioError(f"pigpiod at {host}:{port} did not complete the pigpio handshake "
                          f"within {timeout_s:.0f} s: restart pigpiod")
-    if not box[0].connected:
+    if not pi.connected:
         raise GpioError(f"pigpiod at {host}:{port} does not answer: start it on the Pi "
                          "(sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml")
-    return box[0]
+    return pi

@@ -26,7 +26,7 @@ import time
 import rgpio
 
 from harness.config import Wiring
-from harness.gpio import EdgeLog, GpioError, Relinking
+from harness.gpio import EdgeLog, GpioError, Relinking, built_within
 
 log = logging.getLogger(__name__)
 
@@ -283,14 +283,11 @@ def handshake(host: str, port: int, timeout_s: float) -> int:
 def _connect_client(host: str, port: int, timeout_s: float) -> rgpio.sbc:
     """rgpio.sbc() with a deadline (its constructor has none): built on a helper thread; if it
     does not finish in time the daemon is called silent."""
-    box: list[rgpio.sbc] = []
-    t = threading.Thread(target=lambda: box.append(rgpio.sbc(host, port, show_errors=False)),
-                         name="rgpio-connect", daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if not box:
+    sbc = built_within(lambda: rgpio.sbc(host, port, show_errors=False), timeout_s,
+                       "rgpio-connect")
+    if sbc is None:
         raise GpioError(f"rgpiod at {host}:{port} did not open a notification stream within "
                          f"{timeout_s:.0f} s: restart rgpiod")
-    if not box[0].connected:
+    if not sbc.connected:
         raise GpioError(f"rgpiod at {host}:{port} does not answer: {FIX}")
-    return box[0]
+    return sbc
