@@ -11,7 +11,6 @@ import contextlib
 import functools
 import logging
 import math
-import socket
 import struct
 import time
 
@@ -19,6 +18,7 @@ import pigpio
 
 from harness.config import Wiring
 from harness.gpio import EdgeLog, GpioError, Relinking, built_within
+from harness.sockets import ask, close_all
 from harness.ticks import TickUnwrapper
 
 log = logging.getLogger(__name__)
@@ -230,33 +230,16 @@ class PiDriver(Relinking):
             self.ack.cancel()
         with contextlib.suppress(OSError, pigpio.error, struct.error):
             self.pi.stop()
-        for s in socks:  # wakes the client's notification thread so it ends
-            if s is not None:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+        close_all(socks)  # wakes the client's notification thread so it ends
 
 
 def handshake(host: str, port: int, timeout_s: float) -> None:
     """Connect and ask pigpiod its version, with a deadline: the pigpio client connects and
     waits for answers with none, so a daemon that accepts but never answers would hang it."""
     where = f"pigpiod at {host}:{port}"
-    fix = "start it on the Pi (sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml"
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as s:
-            s.settimeout(timeout_s)
-            s.sendall(struct.pack("<IIII", PIGPV_CMD, 0, 0, 0))
-            answer = b""
-            while len(answer) < 16:
-                chunk = s.recv(16 - len(answer))
-                if not chunk:
-                    raise GpioError(f"{where} closed the connection without answering: {fix}")
-                answer += chunk
-    except TimeoutError:
-        raise GpioError(f"{where} accepted the connection but did not answer within "
-                         f"{timeout_s:.0f} s: it is hung or not pigpiod; restart it") from None
-    except OSError as e:
-        raise GpioError(f"{where} does not answer ({e}): {fix}") from None
+    answer = ask(host, port, struct.pack("<IIII", PIGPV_CMD, 0, 0, 0), 16, timeout_s,
+                 "pigpiod", "start it on the Pi (sudo pigpiod -s 1) or fix pigpio.host/port "
+                 "in rig_config.yaml")
     if struct.unpack("<I", answer[:4])[0] != PIGPV_CMD:
         raise GpioError(f"{where} answered, but not in pigpiod's protocol: is it pigpiod?")
 

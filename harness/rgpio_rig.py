@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import struct
 import threading
 import time
@@ -27,6 +26,7 @@ import rgpio
 
 from harness.config import Wiring
 from harness.gpio import EdgeLog, GpioError, Relinking, built_within
+from harness.sockets import ask, close_all
 
 log = logging.getLogger(__name__)
 
@@ -247,11 +247,7 @@ class RgpioRig(Relinking):
             capture.cancel()
         with contextlib.suppress(OSError, rgpio.error, struct.error):
             sbc.stop()  # frees the lines and the notification handle
-        for s in socks:  # wakes the client's notification thread so it ends
-            if s is not None:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+        close_all(socks)  # wakes the client's notification thread so it ends
         sbc.sl.s, sbc._notify = None, None  # its atexit stop() has nothing left to do
 
 
@@ -259,21 +255,8 @@ def handshake(host: str, port: int, timeout_s: float) -> int:
     """Connect and ask rgpiod its lg version, with a deadline (the rgpio client connects and
     waits for answers with none); returns the version."""
     where = f"rgpiod at {host}:{port}"
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as s:
-            s.settimeout(timeout_s)
-            s.sendall(HEADER.pack(LG_MAGIC, 0, LGV_CMD, 0, 0, 0))
-            answer = b""
-            while len(answer) < HEADER.size:
-                chunk = s.recv(HEADER.size - len(answer))
-                if not chunk:
-                    raise GpioError(f"{where} closed the connection without answering: {FIX}")
-                answer += chunk
-    except TimeoutError:
-        raise GpioError(f"{where} accepted the connection but did not answer within "
-                         f"{timeout_s:.0f} s: it is hung or not rgpiod; restart it") from None
-    except OSError as e:
-        raise GpioError(f"{where} does not answer ({e}): {FIX}") from None
+    answer = ask(host, port, HEADER.pack(LG_MAGIC, 0, LGV_CMD, 0, 0, 0), HEADER.size,
+                 timeout_s, "rgpiod", FIX)
     status, size, cmd = struct.unpack_from("<iIH", answer)
     if cmd != LGV_CMD or size != 0 or status <= 0:
         raise GpioError(f"{where} answered, but not in rgpiod's protocol: is it rgpiod?")

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 
 from harness.sim import clock, wire
+from harness.sockets import close_all
 
 # pigpiod command numbers (pigpio.h) used by the harness and the pigpio client.
 MODES, MODEG, PUD, READ, WRITE = 0, 1, 2, 3, 4
@@ -134,14 +135,8 @@ class SimPi:
         """Close every socket and join every thread: nothing is left listening."""
         self._stop.set()
         self._wave_stop.set()
-        for s in [getattr(self, "_cmd_srv", None), getattr(self, "_wire_srv", None),
-                  self._board, *list(self._clients)]:
-            if s is not None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        close_all([getattr(self, "_cmd_srv", None), getattr(self, "_wire_srv", None),
+                   self._board, *list(self._clients)])
         for timer in self._timers:
             timer.cancel()
         for t in [*self._threads, self._wave_thread, *self._timers]:

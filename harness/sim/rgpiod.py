@@ -37,6 +37,7 @@ from harness.sim.pigpiod import (
     recv_exact,
     send_backlog,
 )
+from harness.sockets import close_all
 
 # rgpiod command numbers (lg's rgpio.h), those the rgpio client sends for GPIO work
 GO, GC, GSIX, GSOX, GSAX, GSF, GR, GW = 10, 11, 12, 13, 14, 15, 19, 20
@@ -123,13 +124,7 @@ class SimRgpiod:
         with self.pi.lock:
             for gpio in list(self._tx):
                 self._stop_tx(gpio)
-        for s in [getattr(self, "_srv", None), *list(self._clients)]:
-            if s is not None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        close_all([getattr(self, "_srv", None), *list(self._clients)])
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout=2)
