@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 
 PR_SET_PDEATHSIG = 1
 
@@ -35,3 +36,16 @@ def signal_children(sig: int) -> list[int]:
                 os.kill(int(entry.name), sig)
                 sent.append(int(entry.name))
     return sent
+
+
+def stop_child(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """SIGTERM a child so it can stop its own children; SIGKILL it if it has not exited
+    within timeout_s. Reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)

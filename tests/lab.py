@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.children import die_with_parent
+from harness.children import die_with_parent, stop_child
 from harness.sim.launch import read_announcement
 from tests.faults.matrix import TAG_VAR, tagged, wait_until
 
@@ -126,16 +126,6 @@ def _listening(port: int) -> bool:
     return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def missing_tools() -> str:
     """What this machine lacks to run a lab ("" if nothing)."""
     for tool in ("labgrid-coordinator", "labgrid-exporter", "labgrid-client"):
@@ -191,7 +181,7 @@ def running_lab(tmp: Path) -> Iterator[Lab]:
         yield the_lab
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_child(proc, 10)
         for log in logs:
             log.close()
         if sim is not None:

@@ -12,7 +12,7 @@ import time
 from typing import TextIO
 
 from harness.benches import BenchAddress
-from harness.children import die_with_parent
+from harness.children import die_with_parent, stop_child
 from harness.config import RigConfig, TargetConfig
 from harness.verdict import BenchFault
 
@@ -81,12 +81,7 @@ class SimProvider:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_child(proc)
         for f in (proc.stdout, proc.stderr):
             if f:
                 f.close()
