@@ -15,18 +15,18 @@ stimulus times):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 from pathlib import Path
 
-from bench_suite import pct, run_suite  # benchmarks/ is on the path when run as a script
+from bench_suite import (  # benchmarks/ is on the path when run as a script
+    pct,
+    run_injected_latency,
+    run_suite,
+)
 
 from harness.analysis import timeline
 from harness.config import load_config
-from harness.gpio import connect_gpio
-from harness.scenarios import SUITE, BenchHandle, run_isolated
 from harness.sim.bench import SimBench
-from harness.target import Target
 from harness.ticks import TICK_MASK, tick_diff
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,30 +49,20 @@ def config_text(backend: str, sense: int | None) -> str:
 
 def latency_error(config: Path, pulses: int) -> tuple[list[float], list[float]]:
     """(reported stimulus -> IRQ per pulse, |reported - truth| per pulse) in µs."""
-    target = dataclasses.replace(load_config(config).targets[0], irq_latency_us=INJECTED_US)
+    target = load_config(config).targets[0]
     w = target.wiring
     true_rise: list[int] = []  # the stimulus wire's real rising edges, as the sim made them
-    with tempfile.TemporaryDirectory() as flash, SimBench(target, flash_dir=Path(flash)) as b:
+
+    def watch_stimulus(b: SimBench) -> None:
         b.pi.edge_listeners.append(
             lambda gpio, level, tick: gpio == w.stimulus.pi_gpio and level and
             true_rise.append(tick & TICK_MASK))
-        rig = connect_gpio(target.gpio_backend, *b.gpio_addresses[target.gpio_backend], w)
-        t = Target(b.serial_port)
-        try:
-            t.soft_reset()
-            t.upload()
-            h = BenchHandle(pi=rig, target=t, wiring=w, wake_timeout_ms=200,
-                            device_timeout_s=10)
-            n_before = len(true_rise)
-            obs = run_isolated(h, SUITE["test_latency"], "hard", n=pulses, gap_ms=(1.0, 4.0))
-            truth_edges = true_rise[n_before:]
-        finally:
-            t.close()
-            rig.close()
+
+    obs = run_injected_latency(target, INJECTED_US, pulses, watch_stimulus)
     t0 = obs.log.first("READY")["t0"]
     rows = timeline(obs)
     reported, error = [], []
-    for i, (irq, edge) in enumerate(zip(obs.irq_t, truth_edges, strict=False)):
+    for i, (irq, edge) in enumerate(zip(obs.irq_t, true_rise, strict=False)):
         if rows[i]["irq_us"] is None:
             continue
         truth = tick_diff((t0 + irq) & TICK_MASK, edge)  # shared clock: exact

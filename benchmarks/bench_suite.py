@@ -18,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from harness.analysis import timeline
-from harness.config import load_config
-from harness.pi import PiDriver
+from harness.analysis import Observation, timeline
+from harness.config import TargetConfig, load_config
+from harness.gpio import connect_gpio
 from harness.scenarios import SUITE, BenchHandle, run_isolated
 from harness.sim.bench import SimBench
 from harness.target import Target
@@ -48,26 +49,36 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
 
 
+def run_injected_latency(target: TargetConfig, injected_us: int, pulses: int,
+                         on_ready: Callable[[SimBench], None] | None = None) -> Observation:
+    """The latency scenario on a simulated bench whose board delays its IRQ by injected_us,
+    through the target's GPIO backend; on_ready(bench) once all is set up, just before the
+    scenario (e.g. to watch its wires)."""
+    target = dataclasses.replace(target, irq_latency_us=injected_us)
+    w = target.wiring
+    with tempfile.TemporaryDirectory() as flash, SimBench(target, flash_dir=Path(flash)) as b:
+        rig = connect_gpio(target.gpio_backend, *b.gpio_addresses[target.gpio_backend], w)
+        t = Target(b.serial_port)
+        try:
+            t.soft_reset()
+            t.upload()
+            h = BenchHandle(pi=rig, target=t, wiring=w, wake_timeout_ms=200,
+                            device_timeout_s=10)
+            if on_ready is not None:
+                on_ready(b)
+            return run_isolated(h, SUITE["test_latency"], "hard", n=pulses, gap_ms=(1.0, 4.0))
+        finally:
+            t.close()
+            rig.close()
+
+
 def latency_error(pulses: int = 200) -> None:
     """Inject a known IRQ latency on the simulated board, run the latency scenario through the
     harness, and split the error in two: the harness's own (its board->Pi clock alignment,
     checked against the shared clock of the simulated bench) and the simulator's (how exactly
     the virtual board realises the injected latency under host scheduling)."""
-    target = dataclasses.replace(load_config(REPO / "rig_config.yaml").targets[0],
-                                 irq_latency_us=INJECTED_US)
-    w = target.wiring
-    with tempfile.TemporaryDirectory() as flash, SimBench(target, flash_dir=Path(flash)) as b:
-        pi = PiDriver(*b.pigpio_address, w)
-        t = Target(b.serial_port)
-        try:
-            t.soft_reset()
-            t.upload()
-            h = BenchHandle(pi=pi, target=t, wiring=w, wake_timeout_ms=200,
-                            device_timeout_s=10)
-            obs = run_isolated(h, SUITE["test_latency"], "hard", n=pulses, gap_ms=(1.0, 4.0))
-        finally:
-            t.close()
-            pi.close()
+    obs = run_injected_latency(load_config(REPO / "rig_config.yaml").targets[0], INJECTED_US,
+                               pulses)
     t0 = obs.log.first("READY")["t0"]
     rows = timeline(obs)
     harness_err, sim_err = [], []
