@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_config
-from harness.sim.launch import SimProvider
 from tests.cli import run_tsfrig
-from tests.faults.matrix import serial_target_yaml
+from tests.faults.matrix import serial_target_yaml, shipped_sim
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,13 +38,8 @@ def test_doctor_passes_the_shipped_bench_and_speaks_json():
 
 @pytest.fixture(scope="module")
 def running_sim():
-    rig = load_config(REPO / "rig_config.yaml")
-    sim = SimProvider(rig.targets[0], rig)
-    addr = sim.start()
-    try:
-        yield addr
-    finally:
-        sim.stop()
+    with shipped_sim() as address:
+        yield address
 
 
 def test_miswired_bench_names_each_broken_wire_with_its_fix(running_sim, tmp_path):

@@ -18,8 +18,7 @@ from harness.config import load_config
 from harness.flash import FlashError, FlashJob, command_argv, dfu_command, esptool_command
 from harness.sim.bench import ENV_DROP_DIR
 from harness.sim.firmware import find_executable
-from harness.sim.launch import SimProvider
-from tests.faults.matrix import serial_target_yaml
+from tests.faults.matrix import serial_target_yaml, shipped_sim
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,13 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 def sim(tmp_path, monkeypatch):
     """`tsfrig sim` whose bootloader volume is tmp_path/bench-RPI-RP2."""
     monkeypatch.setenv(ENV_DROP_DIR, str(tmp_path / "bench-RPI-RP2"))
-    rig = load_config(REPO / "rig_config.yaml")
-    provider = SimProvider(rig.targets[0], rig)
-    addr = provider.start()
-    try:
-        yield addr
-    finally:
-        provider.stop()
+    with shipped_sim() as address:
+        yield address
 
 
 def launcher(path: Path, *args: str) -> Path:

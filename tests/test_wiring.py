@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_config
-from harness.sim.launch import SimProvider
-from tests.faults.matrix import serial_target_yaml
+from tests.faults.matrix import serial_target_yaml, shipped_sim
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,13 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def running_sim():
     """`tsfrig sim` wired stimulus GPIO17 -> pin 2, pin 3 -> ack GPIO27 (the shipped config)."""
-    rig = load_config(REPO / "rig_config.yaml")
-    sim = SimProvider(rig.targets[0], rig)
-    addr = sim.start()
-    try:
-        yield addr.serial_port, addr.gpio_host, addr.gpio_port
-    finally:
-        sim.stop()
+    with shipped_sim() as address:
+        yield address.serial_port, address.gpio_host, address.gpio_port
 
 
 def run_serial_target(tmp_path: Path, sim, stim_pin: int, ack_pin: int, k: str):

@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.benches import BenchAddress
+from harness.config import load_config
+from harness.sim.launch import SimProvider
 from tests.faults import write_broken
 
 REPO = Path(__file__).resolve().parents[2]
@@ -245,6 +248,19 @@ WIRING_AND_BUDGETS = """\
     latency_us: {p50: 3000, p90: 30000, p99: 100000, max: 500000}
     wake_timeout_ms: 200
     device_timeout_s: 5"""
+
+
+@contextlib.contextmanager
+def shipped_sim() -> Iterator[BenchAddress]:
+    """`tsfrig sim` on the shipped config's first target (stimulus GPIO17 -> pin 2, pin 3 ->
+    ack GPIO27), for a serial target to point at; stopped afterwards."""
+    rig = load_config(REPO / "rig_config.yaml")
+    sim = SimProvider(rig.targets[0], rig)
+    address = sim.start()
+    try:
+        yield address
+    finally:
+        sim.stop()
 
 
 def serial_target_yaml(port: str, host: str, gpio_port: int, stim_pin: int = 2,
