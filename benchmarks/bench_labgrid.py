@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.benches.labgrid import LabgridProvider  # noqa: E402
 from harness.config import load_config  # noqa: E402
-from harness.lab import LabgridProvider  # noqa: E402
 from tests.faults.matrix import wait_until  # noqa: E402
 from tests.lab import PLACE, Lab, missing_tools, running_lab, start_run  # noqa: E402
 

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.compare import compare_runs
 from harness.config import load_config
-from harness.report import write_report
-from harness.results import validate
+from harness.reports.compare import compare_runs
+from harness.reports.results import validate
+from harness.reports.run_report import write_report
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSET = "latency"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pigpio
 
+from harness.board.session import Target
 from harness.config import load_config
 from harness.sim.bench import SimBench
-from harness.stats import QUANTILE_NAMES, summary
-from harness.target import Target
+from harness.suite.stats import QUANTILE_NAMES, summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -136,7 +136,7 @@ def run_measured(t: Target, pi: pigpio.pi, setup: str, pulses: int = 200) -> lis
     for _ in range(pulses):
         pi.gpio_trigger(17, 10, 1)
         time.sleep(0.003)
-    from harness.protocol import LogParser
+    from harness.board.log_protocol import LogParser
 
     parser = LogParser()
     t.read_to_end(parser, 10)

@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.analysis import Observation, timeline
+from harness.board.session import Target
 from harness.config import TargetConfig, load_config
 from harness.gpio import connect_gpio
-from harness.scenarios import SUITE, BenchHandle, run_isolated
+from harness.gpio.ticks import TICK_MASK, tick_diff
 from harness.sim.bench import SimBench
-from harness.target import Target
-from harness.ticks import TICK_MASK, tick_diff
+from harness.suite.analysis import Observation, timeline
+from harness.suite.scenarios import SUITE, BenchHandle, run_isolated
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTED_US = 1000

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench_report import run_suite  # benchmarks/ is on the path when run as a script
 
 from harness.config import load_config
-from harness.trend import build_trend, collect, write_trend
+from harness.reports.trend import build_trend, collect, write_trend
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSET = "hard and (latency or wake)"

@@ -1,6 +1,6 @@
 # tsfrig board probe (MicroPython; uploaded to the target, never run by CPython).
 # What this firmware can do, asked of the board itself before the suite: the host picks the
-# port's profile from it (harness/profiles.py) and warns where it contradicts the config.
+# port's profile from it (harness/board/profiles.py) and warns where it contradicts the config.
 # Every probe is guarded: a missing feature is an answer, never a crash.
 import sys
 import time
@@ -89,7 +89,7 @@ def _asyncio():
 
 
 def probe(stim_pin=None):
-    """One record the host parses (harness.profiles.probe_board)."""
+    """One record the host parses (harness.board.profiles.probe_board)."""
     _errors.clear()
     _guard("machine", __import__, "machine")  # first: the port's own modules come up with it
     impl = sys.implementation

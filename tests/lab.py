@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.benches.sim import read_announcement
 from harness.children import die_with_parent, stop_child
-from harness.sim.launch import read_announcement
 from tests.faults.matrix import TAG_VAR, tagged, wait_until
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,8 +3,8 @@
 import json
 import zlib
 
-from harness import analysis as a
-from harness.protocol import LogParser
+from harness.board.log_protocol import LogParser
+from harness.suite import analysis as a
 
 
 def make_obs(irq, wake, wake_n=None, stim=None, acks=None, kind="hard", result=None):
@@ -103,7 +103,7 @@ def test_isolated_checks_cannot_pass_vacuously():
 
 
 def test_pi_ticks_leave_the_driver_unwrapped_across_a_32_bit_wrap():
-    from harness.ticks import TickUnwrapper
+    from harness.gpio.ticks import TickUnwrapper
 
     unwrap = TickUnwrapper()
     ticks = [0xFFFF_FF00, 0xFFFF_FFF0, 0x0000_0010, 0x0000_0100, 0x0000_00F0]

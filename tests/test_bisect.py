@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import bisect
+from harness.cli import bisect
 from harness.sim.firmware import find_executable
 from tests.mutants import LOADER, MUTANTS
 
@@ -75,10 +75,10 @@ def test_build_without_executable_skips(tmp_path, capsys):
 
 def test_usage_error_aborts_the_bisect(tmp_path):
     """argparse's exit 2 would read as "bad" to git bisect; a bad command line must stop it."""
-    proc = subprocess.run([sys.executable, "-m", "harness.bisect", "--no-such-option"],
+    proc = subprocess.run([sys.executable, "-m", "harness.cli.bisect", "--no-such-option"],
                           cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 128, proc.stderr
-    missing = subprocess.run([sys.executable, "-m", "harness.bisect", "--config", "nope.yaml"],
+    missing = subprocess.run([sys.executable, "-m", "harness.cli.bisect", "--config", "nope.yaml"],
                              cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 128, missing.stderr
@@ -102,7 +102,7 @@ def test_firmware_built_by_the_step_is_the_one_run(tmp_path):
     """--build makes the executable, --firmware names it: the run uses it (good)."""
     exe = find_executable()
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.bisect", "--build",
+        [sys.executable, "-m", "harness.cli.bisect", "--build",
          f"mkdir -p build && cp {exe} build/micropython", "--firmware", "build/micropython",
          "-k", K, "--report-dir", str(tmp_path / "r")],
         cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True, timeout=120)
@@ -127,7 +127,7 @@ def test_git_bisect_run_names_the_first_bad_commit(tmp_path):
     t0 = time.monotonic()
     proc = subprocess.run(
         ["git", "-c", "core.hooksPath=/dev/null", "bisect", "run", sys.executable, "-m",
-         "harness.bisect", "--build", "true", "--overlay", str(repo), "--config", str(CONFIG),
+         "harness.cli.bisect", "--build", "true", "--overlay", str(repo), "--config", str(CONFIG),
          "-k", K, "--report-dir", str(tmp_path / "r")],
         cwd=repo, env=GIT_ENV, capture_output=True, text=True, timeout=300)
     wall = time.monotonic() - t0

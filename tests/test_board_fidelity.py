@@ -16,11 +16,11 @@ import time
 import pytest
 import serial
 
-from harness.protocol import LogParser
+from harness.board.log_protocol import LogParser
+from harness.board.session import BoardRaised, BoardStopped, Target
 from harness.sim import board as board_mod
 from harness.sim.board import RAW_BANNER, RAW_PROMPT, SOFT_REBOOT, VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
-from harness.target import BoardRaised, BoardStopped, Target
 
 BANNER_END = b'Type "help()" for more information.\r\n>>> '
 LONE_LF = re.compile(rb"(?<!\r)\n")

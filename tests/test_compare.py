@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import identity_lines
-from harness.results import validate
+from harness.reports.compare import identity_lines
+from harness.reports.results import validate
 from tests.cli import run_tsfrig
 
 REPO = Path(__file__).resolve().parent.parent

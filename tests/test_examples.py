@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import build_parser
+from harness.cli.main import build_parser
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WORKFLOWS = sorted(EXAMPLES.glob("*.yml")) + sorted(EXAMPLES.glob("*.yaml"))

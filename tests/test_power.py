@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.benches.sim import SimProvider
+from harness.board.recovery import recover_after_fault
+from harness.board.session import BoardStopped, Target
 from harness.config import ConfigError, PowerConfig, Wire, Wiring, load_config
-from harness.pi import PiDriver
+from harness.gpio.pigpio_rig import PiDriver
 from harness.power import PowerError, PowerJob, power_cycle, switch_for
-from harness.recovery import recover_after_fault
 from harness.sim.bench import SimBench
-from harness.sim.launch import SimProvider
 from harness.sim.power import switch
-from harness.target import BoardStopped, Target
 from harness.verdict import classify, evidence_from
 from tests.cli import run_tsfrig
 from tests.test_recovery import WEDGE, write_wedge_on_cancel

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, load_config
-from harness.profiles import (
+from harness.board.profiles import (
     EMULATED,
     NO_HARD_ESP32,
     PROFILES,
@@ -23,8 +22,9 @@ from harness.profiles import (
     resolve_profile,
     skip_reason,
 )
+from harness.board.session import Target
+from harness.config import ConfigError, load_config
 from harness.sim.bench import SimBench
-from harness.target import Target
 from tests.cli import run_tsfrig
 
 tsfrig = functools.partial(run_tsfrig, timeout=180)

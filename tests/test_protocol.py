@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from harness.protocol import LogParser, ProtocolError
+from harness.board.log_protocol import LogParser, ProtocolError
 
 
 def line(seq: int, kind: str, payload: dict, version: str = "1") -> str:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.board.recovery import HARD, SOFT, recover
+from harness.board.session import BoardStopped, Target
 from harness.config import load_config
-from harness.pi import PiDriver
-from harness.recovery import HARD, SOFT, recover
+from harness.gpio.pigpio_rig import PiDriver
 from harness.sim.bench import SimBench
-from harness.target import BoardStopped, Target
 from tests.mutants import LOADER
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.progress import Progress
-from harness.report import latency_groups
-from harness.results import validate
-from harness.stats import shift_test, summary
+from harness.reports.results import validate
+from harness.reports.run_report import latency_groups
+from harness.suite.stats import shift_test, summary
 from tests.cli import run_tsfrig
 from tests.mutants import write_overlay
 
@@ -208,6 +208,6 @@ def test_compare_html_renders_overlaid_cdfs(runs, tmp_path):
     ("", "52666e3e6762", "unknown version (52666e3e6762)"),
 ])
 def test_a_build_is_named_as_a_person_names_it(version, build_hash, label):
-    from harness.results import firmware_label
+    from harness.reports.results import firmware_label
 
     assert firmware_label({"version": version, "build_hash": build_hash}) == label

@@ -13,9 +13,9 @@ import pigpio
 import pytest
 import serial
 
+from harness.board.session import Target
 from harness.config import load_config
 from harness.sim.bench import SimBench
-from harness.target import Target
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -61,7 +61,7 @@ def board(build, tmp_path):
 
 def test_slow_soft_reboots_complete_and_keep_what_the_client_sent(board, build):
     build[1].write_text("slow")
-    t = SerialTransport(board.port, baudrate=115200, timeout=0.05)  # as harness/target.py
+    t = SerialTransport(board.port, baudrate=115200, timeout=0.05)  # as harness/board/session.py
     try:  # mpremote's own soft reset: a boot slower than the board's patience still answers
         t.enter_raw_repl(soft_reset=True, timeout_overall=10)
         assert t.exec("print(6*7)") == b"42\r\n"

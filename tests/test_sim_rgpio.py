@@ -14,7 +14,7 @@ import rgpio
 
 from harness.config import Wire, Wiring
 from harness.gpio import GpioError, connect_gpio
-from harness.rgpio_rig import handshake
+from harness.gpio.rgpio_rig import handshake
 from harness.sim.pigpiod import SimPi
 from harness.sim.rgpiod import HEADER, LG_VERSION, UNKNOWN_COMMAND, SimRgpiod
 from tests.cli import REPO, run_tsfrig

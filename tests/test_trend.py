@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import validate
-from harness.trend import collect
+from harness.reports.results import validate
+from harness.reports.trend import collect
 from tests.test_reports import chromium, png_is_drawn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ FAIL_MSG = "latency [hard] on sim: pulse 3: IRQ at +4749 µs, no wake within 200
 
 
 def trend(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.trend", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "harness.reports.trend", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
 
 

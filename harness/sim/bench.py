@@ -16,11 +16,11 @@ import tempfile
 import threading
 from pathlib import Path
 
+from harness.benches.sim import announce
+from harness.board.profiles import PROFILES
 from harness.config import TargetConfig
-from harness.profiles import PROFILES
 from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
-from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
 from harness.sim.power import PowerServer
 from harness.sim.rgpiod import SimRgpiod

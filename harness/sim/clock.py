@@ -7,7 +7,7 @@ carries one timestamp from wherever it was made to wherever it lands.
 
 import time
 
-from harness.ticks import TICK_MASK, tick_diff  # noqa: F401  (the sim's users import them here)
+from harness.gpio.ticks import TICK_MASK, tick_diff  # noqa: F401  (the sim's users import them here)
 
 
 def now_us() -> int:

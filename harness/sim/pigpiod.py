@@ -19,8 +19,8 @@ import struct
 import threading
 from collections.abc import Callable
 
+from harness.gpio.daemon import close_all
 from harness.sim import clock, wire
-from harness.sockets import close_all
 
 # pigpiod command numbers (pigpio.h) used by the harness and the pigpio client.
 MODES, MODEG, PUD, READ, WRITE = 0, 1, 2, 3, 4

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from harness.gpio.daemon import close_all
 from harness.sim import clock
 from harness.sim.pigpiod import (
     NOTIFY_SNDBUF,
@@ -37,7 +38,6 @@ from harness.sim.pigpiod import (
     recv_exact,
     send_backlog,
 )
-from harness.sockets import close_all
 
 # rgpiod command numbers (lg's rgpio.h), those the rgpio client sends for GPIO work
 GO, GC, GSIX, GSOX, GSAX, GSF, GR, GW = 10, 11, 12, 13, 14, 15, 19, 20

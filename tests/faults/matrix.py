@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.benches import BenchAddress
+from harness.benches.sim import SimProvider
 from harness.config import load_config
-from harness.sim.launch import SimProvider
 from tests.faults import write_broken
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,8 +211,8 @@ def serial_bench(tmp: Path, pigpio_via: list[str] | None = None, serial_via: boo
     """A `tsfrig sim` (firmware marking when it is inside wait()) reached as a real bench
     (kind: serial), through proxies that faults can be injected into: pigpio_via is the
     tcp proxy mode (["tcp"] or ["silent"]), serial_via puts a pty proxy on the port."""
+    from harness.benches.sim import SimProvider
     from harness.config import load_config, with_overlay
-    from harness.sim.launch import SimProvider
     from tests.faults.proxy import Proxy
 
     mark = tmp / "in_wait"

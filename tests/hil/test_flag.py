@@ -5,9 +5,9 @@ import warnings
 
 import pytest
 
-from harness import analysis as a
-from harness import scenarios as s
-from harness.sources import IRQ_SOURCES, LOOP_SOURCES
+from harness.board.sources import IRQ_SOURCES, LOOP_SOURCES
+from harness.suite import analysis as a
+from harness.suite import scenarios as s
 
 KINDS = list(IRQ_SOURCES)
 

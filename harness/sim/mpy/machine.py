@@ -18,7 +18,7 @@
 #     full the IRQ is dropped silently (counted in _irq_dropped, a tsfrig debugging aid).
 # TSFRIG_IRQ_LATENCY_US / TSFRIG_IRQ_JITTER_US inject latency before dispatch, measured
 # from the edge's tick (same clock as time.ticks_us()).
-# TSFRIG_EMULATE=<port> (the target's `emulate:`, harness/profiles.py) makes the board act as
+# TSFRIG_EMULATE=<port> (the target's `emulate:`, harness/board/profiles.py) makes the board act as
 # that port where the suite can tell: TSFRIG_EMULATE_HARD=0 makes Pin.irq refuse a `hard`
 # argument as esp32's does, TSFRIG_EMULATE_THREAD=0 hides _thread, and micropython becomes
 # _emu_micropython (its schedule queue TSFRIG_EMULATE_SCHED_DEPTH deep), for code that

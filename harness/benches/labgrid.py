@@ -9,7 +9,7 @@ profile stay in tsfrig's config, as for a serial target.
 labgrid is driven through its `labgrid-client` command, not imported: its package replaces
 pyserial with a fork and registers a pytest plugin that would load into the suite, so it
 lives in its own environment; every call has a deadline; and the holder process
-(harness/lab_hold.py) that owns the place outlives a crashed run to release it.
+(harness/benches/labgrid_hold.py) that owns the place outlives a crashed run to release it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import time
 import yaml
 
 from harness.benches import BenchAddress
+from harness.benches.labgrid_hold import CALL_TIMEOUT_S, client, last_line
 from harness.config import ConfigError, RigConfig, TargetConfig
-from harness.lab_hold import CALL_TIMEOUT_S, client, last_line
 from harness.verdict import BenchFault
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class LabgridProvider:
     def start(self) -> BenchAddress:
         labgrid_client = find_client()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.lab_hold", self.place, "--wait",
+            [sys.executable, "-m", "harness.benches.labgrid_hold", self.place, "--wait",
              str(self.target.lg_wait_s), "--client", labgrid_client],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True)  # never killed with tsfrig's process group: it releases

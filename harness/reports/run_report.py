@@ -9,9 +9,9 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-from harness.charts import cdf_svg, histogram_svg, timeline_svg
-from harness.results import SCHEMA_PATH, firmware_label
-from harness.stats import QUANTILE_NAMES, summary
+from harness.reports.charts import cdf_svg, histogram_svg, timeline_svg
+from harness.reports.results import SCHEMA_PATH, firmware_label
+from harness.suite.stats import QUANTILE_NAMES, summary
 
 METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
            ("edge_to_ack_us", "stimulus edge → ack edge (Pi clock)"))
@@ -122,7 +122,7 @@ def _identity(doc: dict) -> str:
 
 
 def _profile_line(p: dict | None) -> str | None:
-    """The profile the run used, in one line (harness/profiles.py)."""
+    """The profile the run used, in one line (harness/board/profiles.py)."""
     if not p:
         return None
     name = p["name"] + (f" ({p['variant']})" if p.get("variant") not in (None, "", p["name"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from harness.stats import cdf_points, histogram
+from harness.suite.stats import cdf_points, histogram
 
 W, H = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 44

@@ -48,14 +48,14 @@ class BenchKind:
 
 
 BENCH_KINDS: dict[str, BenchKind] = {
-    "sim": BenchKind("sim", "harness.sim.launch:SimProvider",
+    "sim": BenchKind("sim", "harness.benches.sim:SimProvider",
                      frozenset({"firmware.executable", "firmware.overlay", "irq_wake",
                                 "irq_latency_us", "irq_jitter_us", "emulate"}),
                      frozenset(), simulated=True),
     "serial": BenchKind("serial", "harness.benches:SerialProvider",
                         frozenset({"serial", "flash", "firmware.image"}),
                         frozenset({"serial"}), simulated=False),
-    "labgrid": BenchKind("labgrid", "harness.lab:LabgridProvider", frozenset({"place"}),
+    "labgrid": BenchKind("labgrid", "harness.benches.labgrid:LabgridProvider", frozenset({"place"}),
                          frozenset({"place"}), simulated=False),
 }
 KIND_ONLY_KEYS = frozenset().union(*(k.only_keys for k in BENCH_KINDS.values()))
@@ -76,7 +76,7 @@ class SerialProvider:
         self.image_sha256: str | None = None
 
     def start(self) -> BenchAddress:
-        from harness.target import find_port
+        from harness.board.session import find_port
 
         s, g = self.target.serial, self.target.pigpio
         port = s.port if s.port != "auto" else find_port(s.vid, s.pid, s.serial_number)

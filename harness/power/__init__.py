@@ -192,7 +192,7 @@ class PowerSwitch:
                         return s.port
                     last = f"{s.port} does not exist"
                 else:
-                    from harness.target import find_port
+                    from harness.board.session import find_port
 
                     return find_port(s.vid, s.pid, s.serial_number)
             except BenchFault as e:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.benches import BENCH_KINDS, BenchAddress, BenchProvider, bench_for
+from harness.board.log_protocol import LogParser
+from harness.board.wiring import WiringError
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
-from harness.protocol import LogParser
-from harness.wiring import WiringError
 
 CLOCK_PULSES = 7
 CLOCK_GAP_S = 0.5  # pulses this far apart: a drift check over ~3 s
@@ -243,7 +243,7 @@ class Doctor:
         raise Failed(split_fix(problem, "")[0], usb_serial_devices())
 
     def check_repl(self) -> str:
-        from harness.target import Target
+        from harness.board.session import Target
 
         t = self.target
         self.board = Target(self.address.serial_port, t.serial.baudrate,
@@ -264,7 +264,7 @@ class Doctor:
     def check_profile(self) -> str:
         """The board's probe (hard IRQs, _thread, schedule depth, asyncio ...) against the
         target's settings and its port's profile: a contradiction is a finding."""
-        from harness import profiles
+        from harness.board import profiles
 
         probe = profiles.probe_board(self.board, self.target.wiring.stimulus.board_pin)
         self.profile, warnings = profiles.resolve_profile(self.target, probe)
@@ -276,8 +276,8 @@ class Doctor:
         return f"{name}: the probe agrees with the target's settings"
 
     def check_wire(self, name: str) -> Callable[[], str]:
-        """One wire's loopback (harness/wiring.py), its line naming the wire."""
-        from harness import wiring
+        """One wire's loopback (harness/board/wiring.py), its line naming the wire."""
+        from harness.board import wiring
 
         def check() -> str:
             w = self.target.wiring
@@ -299,7 +299,7 @@ class Doctor:
         (a board with native USB re-enumerates)."""
         import serial
 
-        from harness.target import RESET_MARKERS
+        from harness.board.session import RESET_MARKERS
 
         w, b = self.target.wiring.reset, self.board
         b.soft_reset()

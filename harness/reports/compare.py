@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-from harness.charts import cdf_svg
+from harness.board.profiles import UNSUPPORTED, is_unsupported
 from harness.config import CompareConfig
-from harness.profiles import UNSUPPORTED, is_unsupported
-from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
-from harness.results import firmware_label
-from harness.stats import QUANTILE_NAMES, ShiftTest, shift_test, summary
+from harness.reports.charts import cdf_svg
+from harness.reports.results import firmware_label
+from harness.reports.run_report import CSS, METRICS, ReportError, latency_groups, load_results
+from harness.suite.stats import QUANTILE_NAMES, ShiftTest, shift_test, summary
 
 COMPLETE_VERDICTS = ("pass", "fail")  # a run that ran everything it was asked to
 FAILING = ("failed", "xfailed")  # xfailed: failed, under a declared known issue

@@ -15,11 +15,11 @@ from typing import Any
 import yaml
 
 from harness.benches import BENCH_KINDS, KIND_ONLY_KEYS
+from harness.board.profiles import EMULATED, PROFILES
+from harness.board.sources import IRQ_SOURCES
 from harness.gpio import GPIO_BACKENDS, GPIO_DEFAULT_PORTS
 from harness.power import POWER_METHODS
-from harness.profiles import EMULATED, PROFILES
-from harness.sources import IRQ_SOURCES
-from harness.stats import QUANTILE_NAMES
+from harness.suite.stats import QUANTILE_NAMES
 
 
 class ConfigError(Exception):
@@ -62,7 +62,7 @@ FLASH_METHODS = ("rp2-uf2", "esptool", "dfu-util", "command")
 
 @dataclass(frozen=True)
 class FlashConfig:
-    """serial: how firmware.image gets onto the board (harness/flash.py)."""
+    """serial: how firmware.image gets onto the board (harness/flash/__init__.py)."""
 
     method: str
     volume: str | None = None  # rp2-uf2: glob of the bootloader's volume
@@ -76,7 +76,7 @@ SIM_OFF_S = 0.2  # a virtual board has nothing to discharge: off as long as a ha
 
 @dataclass(frozen=True)
 class PowerConfig:
-    """How the rig switches the board's power, the last recovery step (harness/power.py)."""
+    """How the rig switches the board's power, the last recovery step (harness/power/)."""
 
     method: str
     location: str | None = None  # uhubctl: the hub's location (-l), e.g. "1-1.2"
@@ -130,12 +130,12 @@ class TargetConfig:
     irq_kinds: tuple[str, ...] = IRQ_SOURCES
     second_waiter: str = "second-wins"
     known_issues: dict[str, str] = field(default_factory=dict)  # "test[kind]" -> why
-    profile: str = "auto"  # harness.profiles: auto (the probe's port) or a profile's name
+    profile: str = "auto"  # harness.board.profiles: auto (the probe's port) or a profile's name
     emulate: str | None = None  # sim only: the virtual board behaves as this port's
     # the keys the config gave (defaults: included), e.g. "irq_kinds", "budgets.latency_us.p50":
     # they win over the profile's defaults
     explicit: frozenset[str] = frozenset()
-    place: str | None = None  # labgrid: the place to acquire (harness/lab.py)
+    place: str | None = None  # labgrid: the place to acquire (harness/benches/labgrid.py)
     lg_wait_s: float = 0.0  # labgrid: how long to wait for a held place (--lg-wait)
 
     def to_dict(self) -> dict:

@@ -5,7 +5,7 @@ per target and set source, and between neighbouring builds the verdict `tsfrig c
 give (regression / fixed / ok / incomplete). Written as trend.json (the data) and trend.html
 (a self-contained page: inline CSS and SVG, nothing fetched).
 
-    python -m harness.trend reports/ [--out DIR] [--config rig_config.yaml]
+    python -m harness.reports.trend reports/ [--out DIR] [--config rig_config.yaml]
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from harness.charts import trend_svg
-from harness.compare import CompareError, compare_runs
 from harness.config import CompareConfig
-from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
-from harness.stats import summary
+from harness.reports.charts import trend_svg
+from harness.reports.compare import CompareError, compare_runs
+from harness.reports.run_report import CSS, METRICS, ReportError, latency_groups, load_results
+from harness.suite.stats import summary
 
 QUANTILES = ("p50", "p99")
 COMPARE_CSS = """

@@ -11,8 +11,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from harness.protocol import DeviceLog
-from harness.stats import percentile
+from harness.board.log_protocol import DeviceLog
+from harness.suite.stats import percentile
 from harness.verdict import board_exception_summary
 
 
@@ -21,7 +21,7 @@ class Observation:
     """Everything one scenario run saw, from both ends of the wires."""
 
     scenario: str
-    source: str  # where flag.set() was called from (harness.sources)
+    source: str  # where flag.set() was called from (harness.board.sources)
     log: DeviceLog
     stim_us: list[int]
     ack_us: list[int]

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.analysis import Observation
+from harness.board.log_protocol import LogParser
+from harness.board.recovery import recover_after_fault
+from harness.board.session import BoardStopped, Target, TargetError
 from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.power import PowerSwitch
-from harness.protocol import LogParser
-from harness.recovery import recover_after_fault
-from harness.target import BoardStopped, Target, TargetError
+from harness.suite.analysis import Observation
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class BenchHandle:
     device_timeout_s: float
     hard_irq: bool = True  # esp32: no hard IRQs
     progress: Callable[..., None] | None = None
-    # the target's profile (harness/profiles.py) with the config's keys applied
+    # the target's profile (harness/board/profiles.py) with the config's keys applied
     second_waiter: str = "second-wins"
     latency_us: dict[str, float] | None = None
     sched_depth: int = 4  # micropython.schedule's queue on this board

@@ -15,7 +15,7 @@ def _fail(command: str, message: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import ReportError, write_report
+    from harness.reports.run_report import ReportError, write_report
 
     run_dir = Path(args.run_dir)
     out = run_dir / "index.html"
@@ -37,8 +37,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import CompareError, compare_runs, write_compare_html
     from harness.config import ConfigError, load_config
+    from harness.reports.compare import CompareError, compare_runs, write_compare_html
 
     try:
         cfg = load_config(args.config).compare

@@ -27,7 +27,7 @@ DEFAULT_VOLUMES = ("/media/*/RPI-RP2", "/media/*/RP2350", "/run/media/*/RPI-RP2"
 ESP_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0,
                "esp32c6": 0x0, "esp32h2": 0x0, "esp32c5": 0x2000, "esp32p4": 0x2000}
 BOOTLOADER_CODE = "import machine; machine.bootloader()"
-IDENTITY_SCRIPT = Path(__file__).resolve().parent.parent / "device_scripts" / "tsf_identity.py"
+IDENTITY_SCRIPT = Path(__file__).resolve().parents[2] / "device_scripts" / "tsf_identity.py"
 ENV_RECORD = "TSFRIG_FLASH_RECORD"  # where image sha256 -> identity of past flashes is kept
 
 
@@ -61,7 +61,7 @@ def sha256(path: Path) -> str:
 def enter_bootloader(job: FlashJob) -> None:
     """Run machine.bootloader() on the board without waiting for an answer (the board leaves
     the bus), as `mpremote bootloader` does."""
-    from harness.target import Target, TargetError
+    from harness.board.session import Target, TargetError
 
     try:
         t = Target(job.port, job.baudrate, timeout_s=min(job.timeout_s, 10.0))
@@ -84,7 +84,7 @@ def enter_bootloader(job: FlashJob) -> None:
 def wait_for_port(job: FlashJob, deadline: float) -> str:
     """The board's serial port once it is back: found by USB ids for `auto`, else the
     configured path, and answering a soft reset."""
-    from harness.target import Target, find_port
+    from harness.board.session import Target, find_port
 
     last = ""
     while True:
@@ -198,7 +198,7 @@ FLASHERS: dict[str, Callable[[FlashJob], str]] = {
 
 def read_identity(port: str, baudrate: int = 115200, timeout_s: float = 10.0) -> dict:
     """The board's identity (device_scripts/tsf_identity.py), run without uploading."""
-    from harness.target import Target
+    from harness.board.session import Target
 
     try:
         t = Target(port, baudrate, timeout_s=timeout_s)

@@ -157,8 +157,8 @@ def built_within(make: Callable[[], T], timeout_s: float, name: str) -> T | None
 
 
 GPIO_BACKENDS: dict[str, str] = {
-    "pigpio": "harness.pi:PiDriver",  # pigpiod on a Pi 1-4 (or the simulated Pi)
-    "rgpio": "harness.rgpio_rig:RgpioRig",  # rgpiod (lg) on a Pi 5 or any Linux SBC
+    "pigpio": "harness.gpio.pigpio_rig:PiDriver",  # pigpiod on a Pi 1-4 (or the simulated Pi)
+    "rgpio": "harness.gpio.rgpio_rig:RgpioRig",  # rgpiod (lg) on a Pi 5 or any Linux SBC
 }
 
 GPIO_DEFAULT_PORTS: dict[str, int] = {"pigpio": 8888, "rgpio": 8889}

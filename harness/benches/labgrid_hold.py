@@ -1,6 +1,6 @@
 """The process that holds a labgrid place for one tsfrig run.
 
-tsfrig starts it (harness/lab.py) in its own session, without a parent-death signal: it must
+tsfrig starts it (labgrid.py) in its own session, without a parent-death signal: it must
 outlive a run that crashes or is killed. It acquires the place through `labgrid-client`,
 waiting while someone else holds it, says what happened on stdout, then holds the place
 until tsfrig writes a line or its stdin closes (tsfrig exited, however it died), and
@@ -194,7 +194,7 @@ def release(labgrid_client: str, place: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.lab_hold")
+    p = argparse.ArgumentParser(prog="python -m harness.benches.labgrid_hold")
     p.add_argument("place")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for a held place")
     p.add_argument("--client", default="labgrid-client", help="the labgrid-client executable")

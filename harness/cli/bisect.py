@@ -11,7 +11,7 @@ Find the MicroPython commit that broke ThreadSafeFlag. From a MicroPython checko
     git bisect reset
 
 (`python` is the tsfrig venv's, e.g. /path/to/tsfrig/.venv/bin/python; `python -m
-harness.bisect ...` takes the same options.) Each step builds the checked-out commit, runs
+harness.cli.bisect ...` takes the same options.) Each step builds the checked-out commit, runs
 `tsfrig run` with every sim target on the fresh executable, and exits as `git bisect run`
 expects:
 
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "rig_config.yaml"
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128

@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.sources import IRQ_SOURCES
+from harness.board.sources import IRQ_SOURCES
 
 if TYPE_CHECKING:
+    from harness.board.session import Target
     from harness.config import TargetConfig
-    from harness.target import Target
 
 UNSUPPORTED = "not supported by this port"  # skip reason prefix; compare knows it
 NO_HARD_ESP32 = "Pin.irq(hard=True) raises TypeError: extra keyword arguments given"

@@ -11,13 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.bisect import add_bisect_parser
+from harness.cli.bisect import add_bisect_parser
+from harness.cli.doctor import add_doctor_parser
+from harness.cli.reports import add_report_parsers
 from harness.config import ConfigError, load_config, with_firmware, with_overlay
-from harness.doctor import add_doctor_parser
-from harness.report_cli import add_report_parsers
-from harness.trend import add_trend_parser
+from harness.reports.trend import add_trend_parser
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = "rig_config.yaml"
 
 
@@ -60,8 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import pytest
 
-    from harness.report import ReportError, write_report
-    from harness.results import name_by_build, new_run_dir, point_latest
+    from harness.reports.results import name_by_build, new_run_dir, point_latest
+    from harness.reports.run_report import ReportError, write_report
     from harness.verdict import NO_TESTS
 
     try:
@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.target:
             cfg.target(args.target)
         if args.lg_place or args.lg_wait is not None:
-            from harness.lab import with_place
+            from harness.benches.labgrid import with_place
 
             with_place(cfg, args.lg_place, args.lg_wait, args.target)
     except ConfigError as e:

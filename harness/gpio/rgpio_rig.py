@@ -26,7 +26,7 @@ import rgpio
 
 from harness.config import Wiring
 from harness.gpio import EdgeLog, GpioError, Relinking, built_within
-from harness.sockets import ask, close_all
+from harness.gpio.daemon import ask, close_all
 
 log = logging.getLogger(__name__)
 

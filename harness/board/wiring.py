@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
+from harness.board.session import Target
 from harness.config import Wiring
 from harness.gpio import GpioRig
-from harness.target import Target
 from harness.verdict import BenchFault
 
 PULSES = 3

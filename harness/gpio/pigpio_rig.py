@@ -18,8 +18,8 @@ import pigpio
 
 from harness.config import Wiring
 from harness.gpio import EdgeLog, GpioError, Relinking, built_within
-from harness.sockets import ask, close_all
-from harness.ticks import TickUnwrapper
+from harness.gpio.daemon import ask, close_all
+from harness.gpio.ticks import TickUnwrapper
 
 log = logging.getLogger(__name__)
 

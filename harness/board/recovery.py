@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from harness.board.session import BoardStopped, Target, TargetError
 from harness.gpio import GpioError, GpioRig
 from harness.power import PowerError, PowerSwitch
-from harness.target import BoardStopped, Target, TargetError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""`tsfrig` and its subcommands (run, sim, report, compare, trend, bisect, doctor)."""

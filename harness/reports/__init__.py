@@ -1,0 +1,1 @@
+"""What a run leaves behind: results.json, the HTML report, run comparison, trends and charts."""
