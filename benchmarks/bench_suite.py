@@ -57,7 +57,7 @@ def run_injected_latency(target: TargetConfig, injected_us: int, pulses: int,
     target = dataclasses.replace(target, irq_latency_us=injected_us)
     w = target.wiring
     with tempfile.TemporaryDirectory() as flash, SimBench(target, flash_dir=Path(flash)) as b:
-        rig = connect_gpio(target.gpio_backend, *b.gpio_addresses[target.gpio_backend], w)
+        rig = connect_gpio(target.gpio.backend, *b.gpio_addresses[target.gpio.backend], w)
         t = Target(b.serial_port)
         try:
             t.soft_reset()

@@ -340,15 +340,18 @@ def test_flash_and_firmware_image_for_serial_targets(tmp_path):
 def test_rgpio_backend_defaults_to_port_8889_and_takes_a_sense_line(tmp_path):
     rgpio = SIM.replace("    kind: sim\n", "    kind: sim\n    gpio: {backend: rgpio}\n")
     t = load_text(tmp_path, rgpio + "      stimulus_sense: 23\n").targets[0]
-    assert (t.gpio_backend, t.pigpio.port, t.wiring.stimulus_sense) == ("rgpio", 8889, 23)
+    assert (t.gpio.backend, t.gpio.port, t.wiring.stimulus_sense) == ("rgpio", 8889, 23)
     t = load_text(tmp_path, SIM.replace(
         "    kind: sim\n", "    kind: sim\n    gpio: {backend: rgpio, host: pi5, port: 9000}\n")
     ).targets[0]
-    assert (t.pigpio.host, t.pigpio.port, t.wiring.stimulus_sense) == ("pi5", 9000, None)
-    assert load_text(tmp_path, SIM).targets[0].pigpio.port == 8888
+    assert (t.gpio.host, t.gpio.port, t.wiring.stimulus_sense) == ("pi5", 9000, None)
+    assert load_text(tmp_path, SIM).targets[0].gpio.port == 8888
     t = load_text(tmp_path, SIM.replace(
         "    kind: sim\n", "    kind: sim\n    gpio: {backend: rgpio, chip: 4}\n")).targets[0]
-    assert t.gpio_chip == 4
+    assert t.gpio.options == {"chip": 4}
+    # rgpio's lines are its gpiochip's (0-53 on a Pi 5), not pigpio's bank 1
+    t = load_text(tmp_path, rgpio.replace("pi_gpio: 27", "pi_gpio: 40")).targets[0]
+    assert t.wiring.ack.pi_gpio == 40
 
 
 @pytest.mark.parametrize("extra, wiring, expected", [
@@ -362,7 +365,7 @@ def test_rgpio_backend_defaults_to_port_8889_and_takes_a_sense_line(tmp_path):
     ("    gpio: {host: pi}\n    pigpio: {host: pi}\n", "",
      "rig.yaml:6: targets[0].pigpio: the daemon's address is already in gpio: host/port"),
     ("    gpio: {chip: 4}\n", "",
-     "rig.yaml:5: targets[0].gpio.chip: only gpio.backend rgpio opens a gpiochip"),
+     "rig.yaml:5: targets[0].gpio.chip: only for gpio.backend rgpio (pigpio does not take it)"),
     ("    gpio: {backend: rgpio, chip: -1}\n", "", "rig.yaml:5: targets[0].gpio.chip: "),
 ])
 def test_gpio_address_and_sense_line_errors(tmp_path, extra, wiring, expected):

@@ -15,7 +15,7 @@ from harness.benches.sim import SimProvider
 from harness.board.recovery import recover_after_fault
 from harness.board.session import BoardStopped, Target
 from harness.config import ConfigError, PowerConfig, Wire, Wiring, load_config
-from harness.gpio.pigpio_rig import PiDriver
+from harness.gpio.pigpio_rig import PigpioRig
 from harness.power import PowerError, PowerJob, power_cycle, switch_for
 from harness.sim.bench import SimBench
 from harness.sim.power import switch
@@ -32,7 +32,7 @@ def test_power_cycle_gets_back_a_board_the_run_pin_cannot(tmp_path):
     sim = SimProvider(target, rig)
     addr = sim.start()
     w = target.wiring
-    pi = PiDriver(addr.gpio_host, addr.gpio_port,  # GPIO 23 goes nowhere on this bench
+    pi = PigpioRig(addr.gpio_host, addr.gpio_port,  # GPIO 23 goes nowhere on this bench
                   Wiring(w.stimulus, w.ack, Wire(23, "RUN")))
     t = Target(addr.serial_port, timeout_s=2)
     try:

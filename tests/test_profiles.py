@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.board.ports import EMULATED, NO_HARD_ESP32, PROFILES, UNSUPPORTED
 from harness.board.profiles import (
-    EMULATED,
-    NO_HARD_ESP32,
-    PROFILES,
-    UNSUPPORTED,
     BoardProbe,
     effective_target,
     probe_board,

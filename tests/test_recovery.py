@@ -12,7 +12,7 @@ import pytest
 from harness.board.recovery import HARD, SOFT, recover
 from harness.board.session import BoardStopped, Target
 from harness.config import load_config
-from harness.gpio.pigpio_rig import PiDriver
+from harness.gpio.pigpio_rig import PigpioRig
 from harness.sim.bench import SimBench
 from tests.mutants import LOADER
 
@@ -27,7 +27,7 @@ def wired(tmp_path):
     w = target.wiring
     assert w.reset is not None
     with SimBench(target, flash_dir=tmp_path) as bench:
-        pi = PiDriver(*bench.pigpio_address, w)
+        pi = PigpioRig(*bench.pigpio_address, w)
         t = Target(bench.serial_port, timeout_s=2)
         try:
             yield bench, pi, t

@@ -23,12 +23,14 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Any
 
 import yaml
 
 from harness.benches import BenchAddress
 from harness.benches.labgrid_hold import CALL_TIMEOUT_S, client, last_line
 from harness.config import ConfigError, RigConfig, TargetConfig
+from harness.config.specs import KindSpec, Section
 from harness.verdict import BenchFault
 
 log = logging.getLogger(__name__)
@@ -222,3 +224,12 @@ class LabgridProvider:
     def identity(self) -> dict:
         return {"executable": None, "overlay": None, "build_hash": None,
                 "irq_wake_model": None, "place": self.place, "coordinator": coordinator()}
+
+
+def _place(section: Section) -> dict[str, Any]:
+    return {"place": section.string("place")}
+
+
+SPEC = KindSpec(
+    provider=LabgridProvider, only_keys=frozenset({"place"}), required_keys=frozenset({"place"}),
+    gpio_address="its place's NetworkService (README, A shared lab)", check=_place)

@@ -14,6 +14,7 @@ from typing import TextIO
 from harness.benches import BenchAddress
 from harness.children import die_with_parent, stop_child
 from harness.config import RigConfig, TargetConfig
+from harness.config.specs import KindSpec
 from harness.verdict import BenchFault
 
 READY = "ready (Ctrl-C stops the bench)"
@@ -72,7 +73,7 @@ class SimProvider:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      preexec_fn=die_with_parent)
         try:
-            return read_announcement(self.proc, self.timeout_s, self.target.gpio_backend)
+            return read_announcement(self.proc, self.timeout_s, self.target.gpio.backend)
         except BaseException:  # also Ctrl-C while it starts: never leave the bench behind
             self.stop()
             raise
@@ -93,3 +94,10 @@ class SimProvider:
         ov = self.target.firmware.overlay
         return {"executable": str(exe), "overlay": str(ov) if ov else None,
                 "build_hash": build_hash(exe, ov), "irq_wake_model": self.target.irq_wake}
+
+
+SPEC = KindSpec(
+    provider=SimProvider,
+    only_keys=frozenset({"firmware.executable", "firmware.overlay", "irq_wake", "irq_latency_us",
+                         "irq_jitter_us", "emulate"}),
+    simulated=True, default_power="sim")

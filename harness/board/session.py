@@ -22,10 +22,10 @@ from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 from harness.board.log_protocol import LogParser, Record
+from harness.shipped import DEVICE_SCRIPTS
 from harness.verdict import BenchFault, FirmwareFault, board_exception_summary
 
 log = logging.getLogger(__name__)
-DEVICE_SCRIPTS = Path(__file__).resolve().parents[2] / "device_scripts"
 # What a board prints when it (re)boots: seen mid-scenario, the board crashed or reset.
 RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
 

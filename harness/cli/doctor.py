@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.benches import BENCH_KINDS, BenchAddress, BenchProvider, bench_for
+from harness.benches import BenchAddress, BenchProvider, bench_for
 from harness.board.log_protocol import LogParser
 from harness.board.wiring import WiringError
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
+from harness.config.registry import KIND, spec
 
 CLOCK_PULSES = 7
 CLOCK_GAP_S = 0.5  # pulses this far apart: a drift check over ~3 s
@@ -200,7 +201,7 @@ class Doctor:
     def check_bench(self) -> str:
         t = self.target
         self.provider = bench_for(t, self.rig)
-        if BENCH_KINDS[t.kind].simulated:
+        if spec(KIND, t.kind).simulated:
             self.address = self.provider.start()
             a = self.address
             return f"simulated bench started (serial {a.serial_port}, GPIO daemon " \
@@ -209,27 +210,21 @@ class Doctor:
             self.address = self.provider.start()
         except Exception as e:  # noqa: BLE001 - the board's port not found: its own check
             self.port_error = str(e)
-            self.address = BenchAddress("", t.pigpio.host, t.pigpio.port)
-        return f"{t.kind} bench: GPIO daemon at {t.pigpio.host}:{t.pigpio.port}"
+            self.address = BenchAddress("", t.gpio.host, t.gpio.port)
+        return f"{t.kind} bench: GPIO daemon at {t.gpio.host}:{t.gpio.port}"
 
     def check_gpio(self) -> str:
         from harness.gpio import connect_gpio
 
         t, a = self.target, self.address
-        self.gpio = connect_gpio(t.gpio_backend, a.gpio_host, a.gpio_port, t.wiring,
-                                 t.gpio_chip)
+        self.gpio = connect_gpio(t.gpio.backend, a.gpio_host, a.gpio_port, t.wiring,
+                                 **t.gpio.options)
         ident = self.gpio.identity()
         about = ", ".join(f"{k.replace('_', ' ')} {_show(v)}" for k, v in ident.items())
-        measure = getattr(self.gpio, "edge_resolution_us", None)
-        if measure is None:
-            res = ("edge timestamps are the kernel's (CLOCK_MONOTONIC, ns), not sampled"
-                   if t.gpio_backend == "rgpio" else
-                   "this backend does not measure its edge timestamps' resolution")
-        else:
-            us = measure()
-            res = f"edge timestamps to {us} µs" + (
-                f" (pigpiod samples every {us} µs: `pigpiod -s 1` gives 1 µs)" if us > 1 else "")
-        return f"{t.gpio_backend} at {a.gpio_host}:{a.gpio_port}, {about}; {res}"
+        timing = getattr(self.gpio, "edge_timing", None)
+        res = timing() if timing is not None else \
+            "this backend does not measure its edge timestamps' resolution"
+        return f"{t.gpio.backend} at {a.gpio_host}:{a.gpio_port}, {about}; {res}"
 
     def check_port(self) -> str:
         import os

@@ -11,48 +11,22 @@ import argparse
 import sys
 from pathlib import Path
 
+import harness
 from harness.cli.bisect import add_bisect_parser
 from harness.cli.doctor import add_doctor_parser
+from harness.cli.init import add_init_parser
 from harness.cli.reports import add_report_parsers
 from harness.config import ConfigError, load_config, with_firmware, with_overlay
 from harness.reports.trend import add_trend_parser
+from harness.shipped import SUITE
+from harness.sim.command import add_sim_parser
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = "rig_config.yaml"
 
 
 def _die(msg: str) -> int:
     print(f"tsfrig: {msg}", file=sys.stderr)
     return 2
-
-
-def cmd_sim(args: argparse.Namespace) -> int:
-    from harness.benches import BENCH_KINDS
-    from harness.sim.bench import serve
-    from harness.sim.board import BoardError
-    from harness.sim.firmware import FirmwareNotFound
-
-    try:
-        cfg = load_config(args.config)
-        if args.overlay:
-            cfg = with_overlay(cfg, args.overlay)
-        if args.firmware:
-            cfg = with_firmware(cfg, args.firmware)
-        target = cfg.target(args.target) if args.target else cfg.targets[0]
-        if not BENCH_KINDS[target.kind].simulated:
-            return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
-                        "pick a sim target with --target")
-        return serve(target, pigpio_port=args.pigpio_port,
-                     flash_dir=Path(args.flash) if args.flash else None,
-                     rgpio_port=args.rgpio_port)
-    except (ConfigError, FirmwareNotFound) as e:
-        return _die(str(e))
-    except BoardError as e:
-        return _die(f"the virtual board did not boot: {e}: check firmware.executable is a "
-                    "MicroPython unix-port build")
-    except OSError as e:
-        return _die(f"cannot start the simulated bench: {e} "
-                    "(is the port busy? try --pigpio-port 0 --rgpio-port 0)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -78,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             with_place(cfg, args.lg_place, args.lg_wait, args.target)
     except ConfigError as e:
         return _die(str(e))
-    base = Path(args.report_dir) if args.report_dir else REPO / "reports"
+    base = Path(args.report_dir) if args.report_dir else Path.cwd() / "reports"
     try:
         run_dir = new_run_dir(base)
     except OSError as e:
@@ -93,11 +67,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _die(f"--report-dir {base}: cannot write a report there ({e.strerror or e}): "
                     "free some space or pass a --report-dir on a writable disk")
     pytest_args = [
-        str(REPO / "tests" / "hil"),
+        str(SUITE),
         f"--rig-config={cfg.path}",
         f"--report-dir={run_dir}",
         f"--junitxml={run_dir / 'junit.xml'}",
         "-p", "no:cacheprovider",
+        # installed, the plugin's distribution holds harness/ too, imported before pytest
+        # starts: its asserts are not the suite's, so not being rewritten costs nothing
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "-q",
     ]
     if args.target:
@@ -153,18 +130,6 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-def _port(text: str) -> int:
-    """A TCP port for argparse: a bad one is a one-line usage error, not a traceback."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port: use 1-65535, or 0 for "
-                                         "a free one")
-    return port
-
-
 def _seconds(text: str) -> float:
     """A duration for argparse: a bad one is a one-line usage error."""
     try:
@@ -185,6 +150,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tsfrig", description=__doc__)
+    p.add_argument("--version", action="version", version=f"tsfrig {harness.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the ThreadSafeFlag suite against the configured targets")
@@ -193,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--firmware", help="the build under test: a MicroPython unix-port "
                                         "executable for sim targets")
     run.add_argument("--target", help="run only this target")
-    run.add_argument("--report-dir", help="where run directories go (default reports/)")
+    run.add_argument("--report-dir", help="where run directories go (default: reports/ here)")
     run.add_argument("-k", help="pytest -k expression selecting scenarios")
     par = run.add_mutually_exclusive_group()
     par.add_argument("-n", dest="workers", type=_workers, default=0, metavar="N",
@@ -213,18 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 0)")
     run.set_defaults(func=cmd_run)
 
-    sim = sub.add_parser("sim", help="start one simulated bench in the foreground")
-    sim.add_argument("--config", default=DEFAULT_CONFIG)
-    sim.add_argument("--overlay")
-    sim.add_argument("--firmware", help="MicroPython unix-port executable to run")
-    sim.add_argument("--target", help="sim target to start (default: the first)")
-    sim.add_argument("--pigpio-port", type=_port, default=0,
-                     help="pigpiod port (0: a free one)")
-    sim.add_argument("--rgpio-port", type=_port, default=0,
-                     help="rgpiod port (0: a free one)")
-    sim.add_argument("--flash", help="directory to use as the board's flash (default: temporary)")
-    sim.set_defaults(func=cmd_sim)
-
+    add_sim_parser(sub, DEFAULT_CONFIG)
+    add_init_parser(sub, DEFAULT_CONFIG)
     add_report_parsers(sub)
     add_trend_parser(sub)
     add_bisect_parser(sub)

@@ -1,7 +1,8 @@
 """Put a firmware image on a board and check the board then runs it.
 
-`FLASHERS` maps a target's `flash.method` to a flasher: `flash(job) -> serial port` (the
-board's port once it is back with the new image). Every failure is one FlashError line naming
+A target's `flash.method` names a flasher (harness/config/registry.py; the specs are in
+flash/methods.py): `flash(job) -> serial port`, the board's port once it is back with the new
+image. Every failure is one FlashError line naming
 the step and the fix; a flash failure is a bench fault (exit 2), never a firmware verdict.
 """
 
@@ -15,10 +16,11 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config.registry import FLASH, names, spec
+from harness.shipped import DEVICE_SCRIPTS
 from harness.tools import run_tool
 from harness.verdict import BenchFault
 
@@ -27,7 +29,7 @@ DEFAULT_VOLUMES = ("/media/*/RPI-RP2", "/media/*/RP2350", "/run/media/*/RPI-RP2"
 ESP_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0,
                "esp32c6": 0x0, "esp32h2": 0x0, "esp32c5": 0x2000, "esp32p4": 0x2000}
 BOOTLOADER_CODE = "import machine; machine.bootloader()"
-IDENTITY_SCRIPT = Path(__file__).resolve().parents[2] / "device_scripts" / "tsf_identity.py"
+IDENTITY_SCRIPT = DEVICE_SCRIPTS / "tsf_identity.py"
 ENV_RECORD = "TSFRIG_FLASH_RECORD"  # where image sha256 -> identity of past flashes is kept
 
 
@@ -186,14 +188,6 @@ def flash_command(job: FlashJob) -> str:
     return wait_for_port(job, deadline)
 
 
-FLASHERS: dict[str, Callable[[FlashJob], str]] = {
-    "rp2-uf2": flash_rp2_uf2,
-    "esptool": flash_esptool,
-    "dfu-util": flash_dfu_util,
-    "command": flash_command,
-}
-
-
 # ---- flash and verify --------------------------------------------------------------------------
 
 def read_identity(port: str, baudrate: int = 115200, timeout_s: float = 10.0) -> dict:
@@ -250,11 +244,12 @@ def flash_and_verify(method: str, job: FlashJob) -> tuple[str, dict]:
     if not job.image.is_file():
         raise FlashError(f"flash: image {job.image} does not exist; fix firmware.image or "
                          "--firmware")
-    if method not in FLASHERS:
-        raise FlashError(f"flash: unknown method {method!r}; use one of {', '.join(FLASHERS)}")
+    if method not in names(FLASH):
+        raise FlashError(f"flash: unknown method {method!r}; use one of "
+                         f"{', '.join(names(FLASH))}")
     image_sha = sha256(job.image)
     before = read_identity(job.port, job.baudrate)
-    port = FLASHERS[method](job)
+    port = spec(FLASH, method).flash(job)
     after = read_identity(port, job.baudrate)
     if after == before and _load_record().get(image_sha) != after:
         raise FlashError(f"flash reported success but the board still runs "

@@ -1,21 +1,22 @@
 """What the harness may ask of the Pi side of a bench (the GPIO rig), whatever daemon serves
-it, and the registry that picks the backend named by the target's `gpio.backend`.
+it, and how the backend named by the target's `gpio.backend` is connected.
 
 A backend drives the stimulus wire, captures edges on the stimulus and ack wires as
 unwrapped 64-bit microseconds on the Pi's clock, pulls the board's reset line, and turns
 its own failures into GpioError. Scenarios, analysis, wiring and recovery see only this.
-A new GPIO daemon is one module plus one line in GPIO_BACKENDS.
+A new GPIO daemon is one module (its rig and its GpioSpec) plus one registry line
+(harness/config/registry.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from harness.config.registry import GPIO, spec
 from harness.verdict import BenchFault
 
 if TYPE_CHECKING:
@@ -156,20 +157,7 @@ def built_within(make: Callable[[], T], timeout_s: float, name: str) -> T | None
     return box[0] if box else None
 
 
-GPIO_BACKENDS: dict[str, str] = {
-    "pigpio": "harness.gpio.pigpio_rig:PiDriver",  # pigpiod on a Pi 1-4 (or the simulated Pi)
-    "rgpio": "harness.gpio.rgpio_rig:RgpioRig",  # rgpiod (lg) on a Pi 5 or any Linux SBC
-}
-
-GPIO_DEFAULT_PORTS: dict[str, int] = {"pigpio": 8888, "rgpio": 8889}
-
-
-def connect_gpio(backend: str, host: str, port: int, wiring: Wiring,
-                 chip: int | None = None) -> GpioRig:
-    """A connected GPIO rig of the named backend (`chip`: the gpiochip, for backends that
-    open one; the config allows it only there)."""
-    module, _, cls = GPIO_BACKENDS[backend].partition(":")
-    rig_class = getattr(importlib.import_module(module), cls)
-    if chip is None:
-        return rig_class(host, port, wiring)
-    return rig_class(host, port, wiring, chip=chip)
+def connect_gpio(backend: str, host: str, port: int, wiring: Wiring, **options: Any) -> GpioRig:
+    """A connected GPIO rig of the named backend (harness/config/registry.py); `options`: the
+    gpio: keys only that backend takes, as its spec read them (e.g. a gpiochip)."""
+    return spec(GPIO, backend).rig(host, port, wiring, **options)

@@ -17,6 +17,7 @@ import time
 import pigpio
 
 from harness.config import Wiring
+from harness.config.specs import GpioSpec
 from harness.gpio import EdgeLog, GpioError, Relinking, built_within
 from harness.gpio.daemon import ask, close_all
 from harness.gpio.ticks import TickUnwrapper
@@ -47,7 +48,7 @@ class EdgeCapture(EdgeLog):
         self._cb.cancel()
 
 
-class PiDriver(Relinking):
+class PigpioRig(Relinking):
     """One pigpio connection: drives the stimulus GPIO, watches the ack GPIO. After any
     failed call the link is out of step (a late answer would be read as the next one's), so
     it is marked broken and `ensure_link()` reconnects and re-applies the GPIO set-up."""
@@ -159,6 +160,12 @@ class PiDriver(Relinking):
                 with self.guard("delete a waveform"):
                     pi.wave_delete(wid)
 
+    def edge_timing(self) -> str:
+        """How exact this rig's edge timestamps are, in one line (`tsfrig doctor`)."""
+        us = self.edge_resolution_us()
+        return f"edge timestamps to {us} µs" + (
+            f" (pigpiod samples every {us} µs: `pigpiod -s 1` gives 1 µs)" if us > 1 else "")
+
     def edge_resolution_us(self) -> int:
         """The resolution of pigpio's edge ticks: its sample period (pigpiod -s, default 5
         µs). pigpiod has no command that reports it, so it is measured: pulses at prime
@@ -256,3 +263,10 @@ def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
         raise GpioError(f"pigpiod at {host}:{port} does not answer: start it on the Pi "
                          "(sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml")
     return pi
+
+
+SPEC = GpioSpec(
+    rig=PigpioRig, daemon="pigpiod on a Pi 1-4 (or the simulated Pi)", client="pigpio",
+    default_port=8888,
+    gpios=(0, 31), gpios_why="pigpio callbacks and notifications only cover bank 1",
+    pis=(1, 2, 3, 4), address_key="pigpio")

@@ -21,10 +21,12 @@ import logging
 import struct
 import threading
 import time
+from typing import Any
 
 import rgpio
 
 from harness.config import Wiring
+from harness.config.specs import GpioSpec, Section
 from harness.gpio import EdgeLog, GpioError, Relinking, built_within
 from harness.gpio.daemon import ask, close_all
 
@@ -151,6 +153,10 @@ class RgpioRig(Relinking):
             raise GpioError(f"rgpiod at {self.host}:{self.port} {self.broken}: check rgpiod is "
                              "running, the lines are free and the Pi is reachable") from None
 
+    def edge_timing(self) -> str:
+        """How exact this rig's edge timestamps are, in one line (`tsfrig doctor`)."""
+        return "edge timestamps are the kernel's (CLOCK_MONOTONIC, ns), not sampled"
+
     def identity(self) -> dict:
         with self.guard("report its name"):
             name = bytes(self.sbc.get_sbc_name()).rstrip(b"\0").decode(errors="replace")
@@ -274,3 +280,15 @@ def _connect_client(host: str, port: int, timeout_s: float) -> rgpio.sbc:
     if not sbc.connected:
         raise GpioError(f"rgpiod at {host}:{port} does not answer: {FIX}")
     return sbc
+
+
+def _options(section: Section) -> dict[str, Any]:
+    """gpio.chip: the gpiochip holding the header's lines (the rig's default is 0)."""
+    return {"chip": section.integer("chip", 0, 63)} if "chip" in section else {}
+
+
+SPEC = GpioSpec(
+    rig=RgpioRig, daemon="rgpiod (lg) on a Pi 5 or any Linux SBC", client="rgpio",
+    default_port=8889,
+    gpios=(0, 53), gpios_why="a gpiochip's line offsets (the Pi 5's RP1 has lines 0-53)",
+    pis=(5,), stimulus_sense=True, option_keys=frozenset({"chip"}), options=_options)

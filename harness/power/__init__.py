@@ -1,6 +1,7 @@
 """Switching a board's power off and on: the last step of recovery, after Ctrl-C, a soft
 reset and the RUN/EN pin have failed (a wedged USB stack or USB-serial chip, a board latched
-up). `POWER_METHODS` maps the target's `power.method` to the switch that turns it off or on:
+up). The target's `power.method` names the switch that turns it off or on
+(harness/config/registry.py; the specs are in power/methods.py):
 
 - uhubctl: a hub port with per-port power switching (`uhubctl -l LOC -p PORT -a off|on`);
 - sysfs: the Linux USB port's `disable` file (1 cuts the port, 0 restores it);
@@ -17,11 +18,11 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.config.registry import POWER, spec
 from harness.tools import run_tool
 from harness.verdict import BenchFault
 
@@ -59,7 +60,7 @@ def _run(argv: list[str], what: str, timeout_s: float, fix: str) -> None:
              "check the switch answers, or raise power.timeout_s")
 
 
-def _uhubctl(job: PowerJob, on: bool) -> str | None:
+def switch_uhubctl(job: PowerJob, on: bool) -> str | None:
     c = job.config
     _run(["uhubctl", "-l", str(c.location), "-p", str(c.port), "-a", "on" if on else "off"],
          f"uhubctl {'on' if on else 'off'} ({describe(c)})", c.timeout_s,
@@ -68,7 +69,7 @@ def _uhubctl(job: PowerJob, on: bool) -> str | None:
     return None
 
 
-def _sysfs(job: PowerJob, on: bool) -> str | None:
+def switch_sysfs(job: PowerJob, on: bool) -> str | None:
     path = Path(job.config.path or "")
     box: list[BaseException | None] = []
 
@@ -96,7 +97,7 @@ def _sysfs(job: PowerJob, on: bool) -> str | None:
     return None
 
 
-def _command(job: PowerJob, on: bool | None) -> str | None:
+def switch_command(job: PowerJob, on: bool | None) -> str | None:
     """on None: the one cycle template."""
     c = job.config
     key = "cycle" if on is None else "on" if on else "off"
@@ -107,31 +108,13 @@ def _command(job: PowerJob, on: bool | None) -> str | None:
     return None
 
 
-def _sim(job: PowerJob, on: bool) -> str | None:
-    from harness.sim.power import switch
-
-    if not job.control:
-        raise PowerError("power: sim: this bench announced no power control; start it with "
-                         "`tsfrig sim` (kind: sim)")
-    return switch(job.control, on, job.config.timeout_s)
-
-
-# method -> switch(job, on) -> the board's serial port if the switch knows it after power-on
-POWER_METHODS: dict[str, Callable[[PowerJob, bool], str | None]] = {
-    "uhubctl": _uhubctl,
-    "sysfs": _sysfs,
-    "command": _command,
-    "sim": _sim,
-}
-
-
 def power_cycle(job: PowerJob) -> str | None:
     """Power the board off, wait power.off_s, power it on; the serial port the switch says
     the board came back on (the simulated bench knows it), else None."""
     c = job.config
     if c.method == "command" and c.cycle:
-        return _command(job, None)
-    switch = POWER_METHODS[c.method]
+        return switch_command(job, None)
+    switch = spec(POWER, c.method).switch
     switch(job, False)
     time.sleep(c.off_s)  # the time the board stays unpowered, not a wait for an event
     return switch(job, True)
@@ -142,13 +125,9 @@ def check_switch(job: PowerJob) -> str:
     import shutil
 
     c = job.config
-    if c.method == "sim":
-        from harness.sim.power import reachable
-
-        if not reachable(job.control):
-            raise PowerError(f"power: sim: the bench's power control {job.control or '(none)'} "
-                             "does not answer; is `tsfrig sim` still running?")
-        return "sim: the simulated bench's switch answers (not switched by doctor)"
+    ready = spec(POWER, c.method).ready
+    if ready is not None:
+        return ready(job)
     if c.method == "sysfs":
         if not os.access(c.path or "", os.W_OK):
             raise PowerError(f"power: sysfs: {c.path} is missing or not writable; give the "

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-from harness.board.profiles import UNSUPPORTED, is_unsupported
+from harness.board.ports import UNSUPPORTED
+from harness.board.profiles import is_unsupported
 from harness.config import CompareConfig
 from harness.reports.charts import cdf_svg
 from harness.reports.results import firmware_label

@@ -17,6 +17,7 @@ from pathlib import Path
 import harness
 from harness.benches import BenchAddress, BenchProvider
 from harness.config import TargetConfig
+from harness.config.registry import GPIO, specs
 
 SCHEMA_PATH = Path(__file__).with_name("results_schema.json")
 
@@ -88,8 +89,8 @@ class Results:
                     "python": sys.version.split()[0],
                     "platform": platform.platform(),
                     "tsfrig": harness.__version__,
-                    "pigpio_client": _version("pigpio"),
-                    "rgpio_client": _version("rgpio"),
+                    **{f"{name}_client": _version(gpio.client)
+                       for name, gpio in specs(GPIO).items()},
                     "mpremote": _version("mpremote"),
                 },
                 "compare": compare or {},
@@ -164,7 +165,7 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
     return {
         "name": target.name, "kind": target.kind,
         "wiring": target.to_dict()["wiring"], "firmware": firmware,
-        "gpio": {"backend": target.gpio_backend, "host": address.gpio_host,
+        "gpio": {"backend": target.gpio.backend, "host": address.gpio_host,
                  "port": address.gpio_port, **gpio},
         "irq_wake_model": extra["irq_wake_model"],
         "second_waiter_expected": target.second_waiter,

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from harness.benches.sim import announce
-from harness.board.profiles import PROFILES
+from harness.board.ports import PROFILES
 from harness.config import TargetConfig
 from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable

@@ -19,6 +19,8 @@ import socket
 import threading
 import time
 
+from harness.config.specs import PowerSpec
+from harness.power import PowerError, PowerJob
 from harness.sim.board import BoardError, VirtualBoard
 
 
@@ -98,8 +100,6 @@ def reachable(control: str, timeout_s: float = 2.0) -> bool:
 def switch(control: str, on: bool, timeout_s: float) -> str | None:
     """Ask the bench behind `control` to switch the board off or on; the port it came back on
     (on). Raises PowerError with one line on failure."""
-    from harness.power import PowerError
-
     what = "on" if on else "off"
     deadline = time.monotonic() + timeout_s + 5.0  # the bench's own deadline comes first
     try:
@@ -122,3 +122,24 @@ def switch(control: str, on: bool, timeout_s: float) -> str | None:
                          f"{text.removeprefix('error ') or 'no answer'}")
     return text[2:].strip() or None
 
+
+
+SIM_OFF_S = 0.2  # a virtual board has nothing to discharge: off as long as a hard reset is
+
+
+def _switch(job: PowerJob, on: bool) -> str | None:
+    if not job.control:
+        raise PowerError("power: sim: this bench announced no power control; start it with "
+                         "`tsfrig sim` (kind: sim)")
+    return switch(job.control, on, job.config.timeout_s)
+
+
+def _ready(job: PowerJob) -> str:
+    if not reachable(job.control):
+        raise PowerError(f"power: sim: the bench's power control {job.control or '(none)'} "
+                         "does not answer; is `tsfrig sim` still running?")
+    return "sim: the simulated bench's switch answers (not switched by doctor)"
+
+
+# power.method sim (harness/config/registry.py): a simulated bench's own switch, the default
+SPEC = PowerSpec(simulated=True, defaults={"off_s": SIM_OFF_S}, switch=_switch, ready=_ready)
