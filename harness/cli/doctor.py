@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.benches import BenchAddress, BenchProvider, bench_for
+from harness import bringup
+from harness.benches import BenchAddress, BenchProvider
 from harness.board.log_protocol import LogParser
 from harness.board.wiring import WiringError
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
@@ -200,7 +201,7 @@ class Doctor:
 
     def check_bench(self) -> str:
         t = self.target
-        self.provider = bench_for(t, self.rig)
+        self.provider = bringup.bench(t, self.rig)
         if spec(KIND, t.kind).simulated:
             self.address = self.provider.start()
             a = self.address
@@ -214,11 +215,8 @@ class Doctor:
         return f"{t.kind} bench: GPIO daemon at {t.gpio.host}:{t.gpio.port}"
 
     def check_gpio(self) -> str:
-        from harness.gpio import connect_gpio
-
         t, a = self.target, self.address
-        self.gpio = connect_gpio(t.gpio.backend, a.gpio_host, a.gpio_port, t.wiring,
-                                 **t.gpio.options)
+        self.gpio = bringup.gpio(t, a)
         ident = self.gpio.identity()
         about = ", ".join(f"{k.replace('_', ' ')} {_show(v)}" for k, v in ident.items())
         timing = getattr(self.gpio, "edge_timing", None)
@@ -238,20 +236,15 @@ class Doctor:
         raise Failed(split_fix(problem, "")[0], usb_serial_devices())
 
     def check_repl(self) -> str:
-        from harness.board.session import Target
-
         t = self.target
-        self.board = Target(self.address.serial_port, t.serial.baudrate,
-                            timeout_s=min(t.budgets.device_timeout_s, 5.0))
+        self.board = bringup.board(t, self.address, min(t.budgets.device_timeout_s, 5.0))
         t0 = time.monotonic()
         self.board.soft_reset()
         return f"answers on {self.address.serial_port} (soft reset {_ms(t0)} ms)"
 
     def check_identity(self) -> str:
-        self.board.upload()
-        out = self.board.exec("import tsf_identity, json\n"
-                              "print(json.dumps(tsf_identity.identity()))")
-        self.identity = json.loads(out.strip().splitlines()[-1])
+        bringup.upload(self.board)
+        self.identity = bringup.identity(self.board)
         i = self.identity
         version = str(i.get("sys_version", "")).split("; ", 1)[-1]  # after CPython's version
         return f"{version or i.get('implementation', '?')}; asyncio {i.get('asyncio', '?')}"
@@ -259,10 +252,7 @@ class Doctor:
     def check_profile(self) -> str:
         """The board's probe (hard IRQs, _thread, schedule depth, asyncio ...) against the
         target's settings and its port's profile: a contradiction is a finding."""
-        from harness.board import profiles
-
-        probe = profiles.probe_board(self.board, self.target.wiring.stimulus.board_pin)
-        self.profile, warnings = profiles.resolve_profile(self.target, probe)
+        probe, self.profile, warnings = bringup.probe(self.board, self.target)
         name = f"{self.profile.name} ({probe.machine})"
         if warnings:
             raise Failed(f"{name}: {'; '.join(warnings)}",

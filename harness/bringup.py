@@ -1,0 +1,67 @@
+"""One bring-up of a target's bench, the order the pytest plugin and `tsfrig doctor` share:
+bench -> GPIO -> board -> upload -> identity -> probe -> wiring.
+
+Each step is one function here, taking what the steps before it gave. The plugin runs them as
+session fixtures (a failure is the target's bench fault), doctor as checks (one line each,
+with a deadline and the fix); neither has its own copy of a step.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from harness.benches import BenchAddress, BenchProvider, bench_for
+from harness.board.profiles import BoardProbe, probe_board, resolve_profile
+from harness.board.session import Target
+from harness.board.wiring import check_wiring
+from harness.gpio import GpioRig, connect_gpio
+
+if TYPE_CHECKING:
+    from harness.board.ports import Profile
+    from harness.config import RigConfig, TargetConfig
+
+STEPS = ("bench", "GPIO", "board", "upload", "identity", "probe", "wiring")
+IDENTITY_CODE = "import tsf_identity, json\nprint(json.dumps(tsf_identity.identity()))"
+
+
+def bench(target: TargetConfig, rig: RigConfig) -> BenchProvider:
+    """The provider of the target's kind, not started yet (its start() brings the bench up
+    and says where the board and the GPIO daemon are)."""
+    return bench_for(target, rig)
+
+
+def gpio(target: TargetConfig, address: BenchAddress) -> GpioRig:
+    """The Pi side, through the target's GPIO backend, connected and set up."""
+    return connect_gpio(target.gpio.backend, address.gpio_host, address.gpio_port,
+                        target.wiring, **target.gpio.options)
+
+
+def board(target: TargetConfig, address: BenchAddress, timeout_s: float | None = None) -> Target:
+    """The board's serial session (not reset yet: a wedged board is the caller's to recover)."""
+    return Target(address.serial_port, target.serial.baudrate,
+                  timeout_s=timeout_s if timeout_s is not None
+                  else target.budgets.device_timeout_s)
+
+
+def upload(t: Target) -> None:
+    """The device scripts onto the board (only changed files are sent)."""
+    t.upload()
+
+
+def identity(t: Target) -> dict:
+    """What the board says it runs (device_scripts/tsf_identity.py)."""
+    return json.loads(t.exec(IDENTITY_CODE).strip().splitlines()[-1])
+
+
+def probe(t: Target, target: TargetConfig) -> tuple[BoardProbe, Profile, list[str]]:
+    """What the board can do, the profile that picks, and each place the probe contradicts
+    the target's settings (one line each)."""
+    found = probe_board(t, target.wiring.stimulus.board_pin)
+    profile, warnings = resolve_profile(target, found)
+    return found, profile, warnings
+
+
+def wiring(t: Target, rig: GpioRig, target: TargetConfig) -> dict:
+    """Every wire's loopback self-test (harness/board/wiring.py): what each one saw."""
+    return check_wiring(t, rig, target.wiring)
