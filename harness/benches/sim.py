@@ -5,6 +5,7 @@ the format and its reader can't drift apart."""
 from __future__ import annotations
 
 import os
+import pickle
 import select
 import subprocess
 import sys
@@ -64,15 +65,13 @@ class SimProvider:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> BenchAddress:
-        cmd = [sys.executable, "-m", "harness.cli", "sim", "--config", str(self.rig.path),
-               "--target", self.target.name]
-        if self.target.firmware.overlay:
-            cmd += ["--overlay", str(self.target.firmware.overlay)]
-        if self.target.firmware.executable:
-            cmd += ["--firmware", str(self.target.firmware.executable)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     preexec_fn=die_with_parent)
+        # the child gets the target as loaded here (overrides applied), not a file to reload
+        cmd = [sys.executable, "-m", "harness.cli", "sim", "--given-target"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         try:
+            self.proc.stdin.write(pickle.dumps(self.target))
+            self.proc.stdin.close()
             return read_announcement(self.proc, self.timeout_s, self.target.gpio.backend)
         except BaseException:  # also Ctrl-C while it starts: never leave the bench behind
             self.stop()

@@ -16,7 +16,7 @@ from harness.cli.bisect import add_bisect_parser
 from harness.cli.doctor import add_doctor_parser
 from harness.cli.init import add_init_parser
 from harness.cli.reports import add_report_parsers
-from harness.config import ConfigError, load_config, with_firmware, with_overlay
+from harness.config import ConfigError, RigConfig, load_config, with_firmware, with_overlay
 from harness.reports.trend import add_trend_parser
 from harness.shipped import SUITE
 from harness.sim.command import add_sim_parser
@@ -34,6 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import pytest
 
+    from fixtures.state import GivenRig
     from harness.reports.results import name_by_build, new_run_dir, point_latest
     from harness.reports.run_report import ReportError, write_report
     from harness.verdict import NO_TESTS
@@ -45,11 +46,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.firmware:
             cfg = with_firmware(cfg, args.firmware)
         if args.target:
-            cfg.target(args.target)
+            cfg = RigConfig(cfg.path, [cfg.target(args.target)], cfg.compare)
         if args.lg_place or args.lg_wait is not None:
             from harness.benches.labgrid import with_place
 
-            with_place(cfg, args.lg_place, args.lg_wait, args.target)
+            cfg = with_place(cfg, args.lg_place, args.lg_wait, args.target)
     except ConfigError as e:
         return _die(str(e))
     base = Path(args.report_dir) if args.report_dir else Path.cwd() / "reports"
@@ -92,7 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args.append(f"--tsfrig-log-level={args.log_level}")
     pytest_args += _parallel_args(args, len([args.target] if args.target else cfg.targets))
     try:
-        code = int(pytest.main(pytest_args))
+        # the config as loaded here goes to the plugin in this process (xdist's workers,
+        # processes of their own, read it from the options above)
+        code = int(pytest.main(pytest_args, plugins=[GivenRig(cfg)]))
     except OSError as e:  # e.g. junit.xml on a disk that filled up at the very end
         return _die(f"cannot write the run's files to {run_dir} ({e.strerror or e}): "
                     "free some space or pass --report-dir on a writable disk")

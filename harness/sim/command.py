@@ -4,6 +4,7 @@ serial port, each emulated GPIO daemon, its power switch) until Ctrl-C or SIGTER
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
@@ -22,15 +23,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from harness.sim.firmware import FirmwareNotFound
 
     try:
-        cfg = load_config(args.config)
-        if args.overlay:
-            cfg = with_overlay(cfg, args.overlay)
-        if args.firmware:
-            cfg = with_firmware(cfg, args.firmware)
-        target = cfg.target(args.target) if args.target else cfg.targets[0]
-        if not spec(KIND, target.kind).simulated:
-            return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
-                        "pick a sim target with --target")
+        if args.given_target:  # started by the harness (benches/sim.py): the target it loaded
+            target = pickle.load(sys.stdin.buffer)
+        else:
+            cfg = load_config(args.config)
+            if args.overlay:
+                cfg = with_overlay(cfg, args.overlay)
+            if args.firmware:
+                cfg = with_firmware(cfg, args.firmware)
+            target = cfg.target(args.target) if args.target else cfg.targets[0]
+            if not spec(KIND, target.kind).simulated:
+                return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated "
+                            "bench: pick a sim target with --target")
         return serve(target, pigpio_port=args.pigpio_port,
                      flash_dir=Path(args.flash) if args.flash else None,
                      rgpio_port=args.rgpio_port)
@@ -67,4 +71,5 @@ def add_sim_parser(sub: argparse._SubParsersAction, default_config: str) -> None
     sim.add_argument("--rgpio-port", type=_port, default=0,
                      help="rgpiod port (0: a free one)")
     sim.add_argument("--flash", help="directory to use as the board's flash (default: temporary)")
+    sim.add_argument("--given-target", action="store_true", help=argparse.SUPPRESS)
     sim.set_defaults(func=cmd_sim)
