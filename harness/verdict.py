@@ -12,18 +12,36 @@ observed, and every artefact (results.json, junit.xml, index.html, the exit code
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
 
 
-class BenchFault(Exception):
+class Fault(Exception):
+    """A fault of the bench or the board, with what a scenario learnt of it on the way up,
+    given to the constructor: where the board went quiet and what got it back (a
+    harness.board.recovery.Recovery), or nothing when no scenario was running."""
+
+    def __init__(self, *args: object, where: str = "", recovery: Any = None) -> None:
+        super().__init__(*args)
+        self.where = where
+        self.recovery = recovery
+
+    def recovered(self, where: str, recovery: Any) -> Fault:
+        """This fault again, saying where it happened and what recovery found."""
+        return type(self)(*self.args, where=where, recovery=recovery)
+
+
+class BenchFault(Fault):
     """The bench could not measure (serial link, GPIO daemon, wiring, host): never a
     firmware verdict."""
 
 
-class FirmwareFault(Exception):
+class FirmwareFault(Fault):
     """Evidence against the firmware seen on the wire: the board raised, hung, crashed or
     reset. Only a verdict once the board had come up healthy (after bring-up)."""
+
+    summary = ""  # the board's exception, one line, when it raised one
 
 
 @dataclass(frozen=True)
@@ -74,20 +92,19 @@ def classify(ev: Evidence) -> Verdict:
 
 def evidence_from(exc: BaseException | None) -> Evidence:
     """The evidence in an exception a scenario raised before its verdict: the board raised
-    (it carries .summary), hung or reset (with .where it went quiet and .recovery, what got
-    it back; a recovery that found the port gone makes it the bench's), a bench fault, or a
-    harness bug."""
+    (its summary), hung or reset (where it went quiet and what got it back; a recovery that
+    found the port gone makes it the bench's), a bench fault, or a harness bug."""
     what = str(exc) if exc is not None else ""
-    recovery = getattr(exc, "recovery", None)
+    recovery = exc.recovery if isinstance(exc, Fault) else None
     if isinstance(exc, FirmwareFault):
-        if getattr(exc, "summary", ""):
+        if exc.summary:
             return Evidence(board_exception=exc.summary)
         if recovery is not None and recovery.link_lost:
             return Evidence(bench_fault=f"{what}; {recovery.failure}")
         said = f"; {recovery.says()}" if recovery is not None else ""
-        return Evidence(board_stopped=f"{what}{getattr(exc, 'where', '')}{said}")
+        return Evidence(board_stopped=f"{what}{exc.where}{said}")
     if isinstance(exc, BenchFault):
-        step = getattr(recovery, "step", "")
+        step = recovery.step if recovery is not None else ""
         return Evidence(bench_fault=what + (f"; board recovered by {step}" if step else ""))
     if exc is not None:
         return Evidence(harness_error=f"{type(exc).__name__}: {exc}")

@@ -40,8 +40,8 @@ def test_power_cycle_gets_back_a_board_the_run_pin_cannot(tmp_path):
         t.exec("survives_a_soft_reset_only = 1")
         t.start("print('wedged')\n" + WEDGE)
         wait_for_output(t, b"wedged")  # Ctrl-C before the loop's try would just stop it
-        hung = BoardStopped("board stopped answering")
-        hung.recovery = recover_after_fault(t, pi, switch_for(target, addr))
+        hung = BoardStopped("board stopped answering",
+                            recovery=recover_after_fault(t, pi, switch_for(target, addr)))
         assert hung.recovery.step == "power cycle (sim)", hung.recovery
         verdict = classify(evidence_from(hung))
         assert verdict.outcome == "failed"  # a board that hung is the firmware's

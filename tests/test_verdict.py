@@ -5,6 +5,7 @@ a bench fault, or a bench fault count against the firmware)."""
 import pytest
 
 from harness import verdict as v
+from harness.board.recovery import Recovery
 from harness.verdict import Evidence, classify
 
 
@@ -94,24 +95,16 @@ class _Mute(v.FirmwareFault):
     pass
 
 
-class _Back:
-    def __init__(self, step="", failure="", link_lost=False):
-        self.step, self.failure, self.link_lost = step, failure, link_lost
-
-    def says(self):
-        return f"{self.step} got it back" if self.step else f"nothing got it back ({self.failure})"
-
-
 def test_evidence_from_what_a_scenario_raised():
     assert classify(v.evidence_from(_Raised("x"))).cause == "board raised ValueError: boom"
-    hung = _Mute("board stopped answering")
-    hung.where, hung.recovery = " (120 ms after pulse 3)", _Back(step="Ctrl-C + soft reset")
+    hung = _Mute("board stopped answering", where=" (120 ms after pulse 3)",
+                 recovery=Recovery(step="Ctrl-C + soft reset"))
     got = classify(v.evidence_from(hung))
     assert got.outcome == v.FAILED
     assert got.cause == ("board stopped answering (120 ms after pulse 3); "
                          "Ctrl-C + soft reset got it back")
-    gone = _Mute("board stopped answering")
-    gone.recovery = _Back(failure="serial link lost", link_lost=True)  # the port vanished
+    gone = _Mute("board stopped answering",  # the port vanished
+                 recovery=Recovery(failure="serial link lost", link_lost=True))
     assert classify(v.evidence_from(gone)).outcome == v.ERROR
     assert classify(v.evidence_from(v.BenchFault("pigpiod gone"))).outcome == v.ERROR
     assert "harness error" in classify(v.evidence_from(KeyError("x"))).cause

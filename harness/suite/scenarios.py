@@ -110,17 +110,16 @@ class BenchHandle:
 
 def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
     """A scenario whose board hangs, resets or loses its link tries to get it back before
-    the fault goes up (Ctrl-C and a soft reset, the RUN pin, power): the exception carries
-    where the board went quiet (.where) and what got it back (.recovery)."""
+    the fault goes up (Ctrl-C and a soft reset, the RUN pin, power): the fault raised again
+    says where the board went quiet and what got it back."""
     @functools.wraps(run)
     def wrapper(b: BenchHandle, *args, **kwargs) -> Observation:
         try:
             return run(b, *args, **kwargs)
         except (BoardStopped, TargetError) as e:
             log.warning("%s: %s", run.__name__, e)
-            e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
-            e.recovery = recover_after_fault(b.target, b.pi, b.power)
-            raise
+            where = b.where_stopped() if isinstance(e, BoardStopped) else ""
+            raise e.recovered(where, recover_after_fault(b.target, b.pi, b.power)) from e
     return wrapper
 
 
