@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pigpio
 
-from harness.board.session import Target
+from harness.board.session import BoardSession
 from harness.config import load_config
 from harness.sim.bench import SimBench
 from harness.suite.stats import QUANTILE_NAMES, summary
@@ -47,7 +47,7 @@ def startup(target) -> None:
 
 
 def soft_reboot(bench: SimBench) -> None:
-    t = Target(bench.serial_port)
+    t = BoardSession(bench.serial_port)
     t.soft_reset()
     times = []
     for _ in range(20):
@@ -64,7 +64,7 @@ def power_cycle(bench: SimBench) -> None:
     from harness.power import PowerSwitch
 
     switch = PowerSwitch(bench.target.power, bench.target.serial, bench.power.path)
-    t = Target(bench.serial_port, timeout_s=5)
+    t = BoardSession(bench.serial_port, timeout_s=5)
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -81,7 +81,7 @@ def power_cycle(bench: SimBench) -> None:
 def ten_thousand_edges(bench: SimBench) -> None:
     host, port = bench.pigpio_address
     pi = pigpio.pi(host, port)
-    t = Target(bench.serial_port)
+    t = BoardSession(bench.serial_port)
     t.soft_reset()
     t.exec("from machine import Pin\nfrom array import array\nimport time\n"
            "lv = bytearray(10000)\nn = 0\n"
@@ -117,7 +117,7 @@ def ten_thousand_edges(bench: SimBench) -> None:
     t.close()
 
 
-def run_measured(t: Target, pi: pigpio.pi, setup: str, pulses: int = 200) -> list[float]:
+def run_measured(t: BoardSession, pi: pigpio.pi, setup: str, pulses: int = 200) -> list[float]:
     """Start a board script that prints 'ready', pulse, let it print one line of numbers."""
     t.soft_reset()
     t.start(setup + "print('ready')\n"
@@ -146,7 +146,7 @@ def run_measured(t: Target, pi: pigpio.pi, setup: str, pulses: int = 200) -> lis
 def irq_latency(bench: SimBench) -> None:
     """Handler timestamp minus the edge's Pi tick: the same clock on the simulated bench."""
     pi = pigpio.pi(*bench.pigpio_address)
-    t = Target(bench.serial_port)
+    t = BoardSession(bench.serial_port)
     for hard in (True, False):
         edges: list[int] = []
         c = pi.callback(17, pigpio.RISING_EDGE, lambda g, lv, tick, e=edges: e.append(tick))
@@ -169,7 +169,7 @@ def flag_wake(target, model: str) -> None:
         b = SimBench(dataclasses.replace(target, irq_wake=model), flash_dir=Path(flash)).start()
         try:
             pi = pigpio.pi(*b.pigpio_address)
-            t = Target(b.serial_port)
+            t = BoardSession(b.serial_port)
             lat = run_measured(t, pi, (
                 "import asyncio, time\nfrom machine import Pin\nfrom array import array\n"
                 "flag = asyncio.ThreadSafeFlag()\nirq = array('q', [0] * 300)\n"

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.board.session import Target
+from harness.board.session import BoardSession
 from harness.config import TargetConfig, load_config
 from harness.gpio import connect_gpio
 from harness.gpio.ticks import TICK_MASK, tick_diff
@@ -58,7 +58,7 @@ def run_injected_latency(target: TargetConfig, injected_us: int, pulses: int,
     w = target.wiring
     with tempfile.TemporaryDirectory() as flash, SimBench(target, flash_dir=Path(flash)) as b:
         rig = connect_gpio(target.gpio.backend, *b.gpio_addresses[target.gpio.backend], w)
-        t = Target(b.serial_port)
+        t = BoardSession(b.serial_port)
         try:
             t.soft_reset()
             t.upload()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.benches import BenchAddress, BenchProvider, bench_for
 from harness.board.profiles import BoardProbe, probe_board, resolve_profile
-from harness.board.session import Target
+from harness.board.session import BoardSession
 from harness.board.wiring import check_wiring
 from harness.gpio import GpioRig, connect_gpio
 
@@ -37,24 +37,25 @@ def gpio(target: TargetConfig, address: BenchAddress) -> GpioRig:
                         target.wiring, **target.gpio.options)
 
 
-def board(target: TargetConfig, address: BenchAddress, timeout_s: float | None = None) -> Target:
+def board(target: TargetConfig, address: BenchAddress,
+          timeout_s: float | None = None) -> BoardSession:
     """The board's serial session (not reset yet: a wedged board is the caller's to recover)."""
-    return Target(address.serial_port, target.serial.baudrate,
+    return BoardSession(address.serial_port, target.serial.baudrate,
                   timeout_s=timeout_s if timeout_s is not None
                   else target.budgets.device_timeout_s)
 
 
-def upload(t: Target) -> None:
+def upload(t: BoardSession) -> None:
     """The device scripts onto the board (only changed files are sent)."""
     t.upload()
 
 
-def identity(t: Target) -> dict:
+def identity(t: BoardSession) -> dict:
     """What the board says it runs (device_scripts/tsf_identity.py)."""
     return json.loads(t.exec(IDENTITY_CODE).strip().splitlines()[-1])
 
 
-def probe(t: Target, target: TargetConfig) -> tuple[BoardProbe, Profile, list[str]]:
+def probe(t: BoardSession, target: TargetConfig) -> tuple[BoardProbe, Profile, list[str]]:
     """What the board can do, the profile that picks, and each place the probe contradicts
     the target's settings (one line each)."""
     found = probe_board(t, target.wiring.stimulus.board_pin)
@@ -62,6 +63,6 @@ def probe(t: Target, target: TargetConfig) -> tuple[BoardProbe, Profile, list[st
     return found, profile, warnings
 
 
-def wiring(t: Target, rig: GpioRig, target: TargetConfig) -> dict:
+def wiring(t: BoardSession, rig: GpioRig, target: TargetConfig) -> dict:
     """Every wire's loopback self-test (harness/board/wiring.py): what each one saw."""
     return check_wiring(t, rig, target.wiring)

@@ -3,7 +3,7 @@ SystemExit as a soft reset back into the raw REPL, machine.reset() as a port tha
 and comes back, a crashed VM as a board that reset, input that survives every restart, and
 filesystem answers with sizes. Clients: a pyboard.py-style client written here (the sequence
 MicroPython's tests/run-tests.py drives through tools/pyboard.py), mpremote, pyserial and the
-harness's own Target. Real processes; every wait has a timeout."""
+harness's own BoardSession. Real processes; every wait has a timeout."""
 
 import os
 import re
@@ -17,7 +17,7 @@ import pytest
 import serial
 
 from harness.board.log_protocol import LogParser
-from harness.board.session import BoardRaised, BoardStopped, Target
+from harness.board.session import BoardRaised, BoardSession, BoardStopped
 from harness.sim import board as board_mod
 from harness.sim.board import RAW_BANNER, RAW_PROMPT, SOFT_REBOOT, VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
@@ -324,7 +324,7 @@ def test_a_vm_crash_is_a_reset_and_says_so(board, client, sig):
 
 
 def test_the_harness_sees_a_crash_as_a_board_reset(board):
-    t = Target(board.port, timeout_s=5)
+    t = BoardSession(board.port, timeout_s=5)
     try:
         t.soft_reset()
         t.start("print('@')\nwhile True:\n    pass\n")
@@ -365,7 +365,7 @@ def test_filesystem_answers_like_a_board(board, tmp_path):
 # ---- the harness on real-board line endings ---------------------------------------------------
 
 def test_the_harness_reads_board_line_endings(board):
-    t = Target(board.port, timeout_s=5)
+    t = BoardSession(board.port, timeout_s=5)
     try:
         t.soft_reset()
         assert t.exec("print('a')\nprint('b')") == "a\nb\n"

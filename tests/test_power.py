@@ -13,7 +13,7 @@ import pytest
 
 from harness.benches.sim import SimProvider
 from harness.board.recovery import recover_after_fault
-from harness.board.session import BoardStopped, Target
+from harness.board.session import BoardSession, BoardStopped
 from harness.config import ConfigError, PowerConfig, Wire, Wiring, load_config
 from harness.gpio.pigpio_rig import PigpioRig
 from harness.power import PowerError, PowerJob, power_cycle, switch_for
@@ -34,7 +34,7 @@ def test_power_cycle_gets_back_a_board_the_run_pin_cannot(tmp_path):
     w = target.wiring
     pi = PigpioRig(addr.gpio_host, addr.gpio_port,  # GPIO 23 goes nowhere on this bench
                   Wiring(w.stimulus, w.ack, Wire(23, "RUN")))
-    t = Target(addr.serial_port, timeout_s=2)
+    t = BoardSession(addr.serial_port, timeout_s=2)
     try:
         t.soft_reset()
         t.exec("survives_a_soft_reset_only = 1")
@@ -73,7 +73,7 @@ def test_sim_power_takes_the_port_away_and_cold_boots(tmp_path):
             assert again not in (None, port) and os.path.exists(again)
         finally:
             os.close(held)
-        t = Target(again, timeout_s=2)
+        t = BoardSession(again, timeout_s=2)
         try:
             t.soft_reset()
             assert t.exec("print(6 * 7)").strip() == "42"
@@ -81,7 +81,7 @@ def test_sim_power_takes_the_port_away_and_cold_boots(tmp_path):
             t.close()
 
 
-def wait_for_output(t: Target, marker: bytes, timeout_s: float = 5.0) -> None:
+def wait_for_output(t: BoardSession, marker: bytes, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     seen = b""
     while marker not in seen:

@@ -19,7 +19,7 @@ from harness.board.profiles import (
     resolve_profile,
     skip_reason,
 )
-from harness.board.session import Target
+from harness.board.session import BoardSession
 from harness.config import ConfigError, load_config
 from harness.sim.bench import SimBench
 from tests.cli import run_tsfrig
@@ -56,7 +56,7 @@ def test_probe_finds_what_each_profile_says(tmp_path, emulate):
     target = rig.targets[0]
     want = PROFILES[emulate or "unix"]
     with SimBench(target) as bench:
-        t = Target(bench.serial_port)
+        t = BoardSession(bench.serial_port)
         try:
             t.soft_reset()
             t.upload()

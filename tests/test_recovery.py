@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.board.recovery import HARD, SOFT, recover
-from harness.board.session import BoardStopped, Target
+from harness.board.session import BoardSession, BoardStopped
 from harness.config import load_config
 from harness.gpio.pigpio_rig import PigpioRig
 from harness.sim.bench import SimBench
@@ -28,7 +28,7 @@ def wired(tmp_path):
     assert w.reset is not None
     with SimBench(target, flash_dir=tmp_path) as bench:
         pi = PigpioRig(*bench.pigpio_address, w)
-        t = Target(bench.serial_port, timeout_s=2)
+        t = BoardSession(bench.serial_port, timeout_s=2)
         try:
             yield bench, pi, t
         finally:

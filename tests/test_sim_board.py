@@ -13,7 +13,7 @@ import pigpio
 import pytest
 import serial
 
-from harness.board.session import Target
+from harness.board.session import BoardSession
 from harness.config import load_config
 from harness.sim.bench import SimBench
 
@@ -82,7 +82,7 @@ def test_raw_repl_soft_reboot_banner_and_ctrl_c(bench):
 def test_pin_irqs_fire_from_pigpio_and_outputs_reach_pigpio(bench):
     host, port = bench.pigpio_address
     pi = pigpio.pi(host, port)
-    t = Target(bench.serial_port)
+    t = BoardSession(bench.serial_port)
     try:
         t.soft_reset()
         t.exec("from machine import Pin\nhard = 0\nsoft = 0\n"
@@ -116,7 +116,7 @@ def test_pin_irqs_fire_from_pigpio_and_outputs_reach_pigpio(bench):
 def test_allocating_hard_handler_raises_memoryerror(bench):
     host, port = bench.pigpio_address
     pi = pigpio.pi(host, port)
-    t = Target(bench.serial_port)
+    t = BoardSession(bench.serial_port)
     try:
         t.soft_reset()
         t.exec("from machine import Pin\nlog = []\n"
@@ -187,7 +187,7 @@ def test_tsfrig_sim_one_line_errors(tmp_path):
 
 
 def test_upload_sends_only_files_whose_hash_changed(bench, tmp_path):
-    t = Target(bench.serial_port)
+    t = BoardSession(bench.serial_port)
     try:
         t.soft_reset()
         scripts = sorted(f.name for f in (REPO / "device_scripts").glob("*.py"))

@@ -20,7 +20,7 @@ from harness.board.ports import GENERIC, NO_THREAD, PROFILES, UNSUPPORTED, Profi
 from harness.board.sources import IRQ_SOURCES
 
 if TYPE_CHECKING:
-    from harness.board.session import Target
+    from harness.board.session import BoardSession
     from harness.config import TargetConfig
 
 
@@ -56,7 +56,7 @@ class BoardProbe:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def probe_board(board: Target, stim_pin: int | str | None = None) -> BoardProbe:
+def probe_board(board: BoardSession, stim_pin: int | str | None = None) -> BoardProbe:
     """Run the probe on a board whose device scripts are uploaded. The hard-IRQ probe needs a
     pin it may claim for a moment (the stimulus pin); without one it is not asked."""
     out = board.exec(f"import tsf_probe, json\nprint(json.dumps(tsf_probe.probe({stim_pin!r})))")

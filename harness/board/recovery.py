@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from harness.board.session import BoardStopped, Target, TargetError
+from harness.board.session import BoardSession, BoardStopped, TargetError
 from harness.gpio import GpioError, GpioRig
 from harness.power import PowerError, PowerSwitch
 
@@ -25,7 +25,7 @@ def power_step(power: PowerSwitch) -> str:
     return f"{POWER} ({power.describe()})"
 
 
-def recover(target: Target, pi: GpioRig | None, power: PowerSwitch | None = None) -> str:
+def recover(target: BoardSession, pi: GpioRig | None, power: PowerSwitch | None = None) -> str:
     """Bring the board back to the raw REPL; return the step that did it. Raises
     TargetError when the serial link itself is gone (a bench fault) and BoardStopped when
     the port is there but the board stays mute, each saying what was tried; PowerError when
@@ -86,7 +86,7 @@ class Recovery:
         return f"{self.step} got it back" if self.step else f"nothing got it back ({self.failure})"
 
 
-def recover_after_fault(target: Target, pi: GpioRig | None,
+def recover_after_fault(target: BoardSession, pi: GpioRig | None,
                         power: PowerSwitch | None = None) -> Recovery:
     """recover(), reporting instead of raising: a GPIO link that is out of step is not used
     for the RUN-pin reset."""

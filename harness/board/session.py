@@ -68,7 +68,7 @@ def find_port(vid: int | None, pid: int | None, serial_number: str | None) -> st
     return matches[0]
 
 
-class Target:
+class BoardSession:
     """A raw-REPL session with one board."""
 
     def __init__(self, port: str, baudrate: int = 115200, timeout_s: float = 10.0) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from harness.board.session import Target
+from harness.board.session import BoardSession
 from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.verdict import BenchFault
@@ -23,7 +23,7 @@ class WiringError(BenchFault):
     """A declared wire does not carry edges: the bench is miswired, not the firmware broken."""
 
 
-def check_wiring(target: Target, pi: GpioRig, wiring: Wiring,
+def check_wiring(target: BoardSession, pi: GpioRig, wiring: Wiring,
                  timeout_s: float = 2.0) -> dict[str, str]:
     """Raise WiringError naming the wire that does not carry edges; return what was seen.
     The board side is device_scripts/tsf_wiring.py."""
@@ -31,7 +31,8 @@ def check_wiring(target: Target, pi: GpioRig, wiring: Wiring,
             "ack": check_ack(target, pi, wiring, timeout_s)}
 
 
-def check_stimulus(target: Target, pi: GpioRig, wiring: Wiring, timeout_s: float = 2.0) -> str:
+def check_stimulus(target: BoardSession, pi: GpioRig, wiring: Wiring,
+                   timeout_s: float = 2.0) -> str:
     """The Pi pulses the stimulus wire; the board must count every pulse."""
     stim_pin, ack_pin = wiring.stimulus.board_pin, wiring.ack.board_pin
     target.soft_reset()
@@ -48,7 +49,7 @@ def check_stimulus(target: Target, pi: GpioRig, wiring: Wiring, timeout_s: float
     return f"{seen}/{PULSES} pulses"
 
 
-def check_ack(target: Target, pi: GpioRig, wiring: Wiring, timeout_s: float = 2.0) -> str:
+def check_ack(target: BoardSession, pi: GpioRig, wiring: Wiring, timeout_s: float = 2.0) -> str:
     """The board toggles the ack wire; the Pi must see every edge."""
     stim_pin, ack_pin = wiring.stimulus.board_pin, wiring.ack.board_pin
     target.soft_reset()
@@ -64,7 +65,7 @@ def check_ack(target: Target, pi: GpioRig, wiring: Wiring, timeout_s: float = 2.
     return f"{pi.ack.count()}/{ACK_EDGES} edges"
 
 
-def _board_count(target: Target, timeout_s: float) -> int:
+def _board_count(target: BoardSession, timeout_s: float) -> int:
     """Ask the board for its count until it is complete or the deadline passes."""
     deadline = time.monotonic() + timeout_s
     while True:

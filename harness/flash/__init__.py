@@ -63,10 +63,10 @@ def sha256(path: Path) -> str:
 def enter_bootloader(job: FlashJob) -> None:
     """Run machine.bootloader() on the board without waiting for an answer (the board leaves
     the bus), as `mpremote bootloader` does."""
-    from harness.board.session import Target, TargetError
+    from harness.board.session import BoardSession, TargetError
 
     try:
-        t = Target(job.port, job.baudrate, timeout_s=min(job.timeout_s, 10.0))
+        t = BoardSession(job.port, job.baudrate, timeout_s=min(job.timeout_s, 10.0))
     except TargetError as e:
         raise FlashError(f"flash: enter the bootloader: {e}") from None
     try:
@@ -86,7 +86,7 @@ def enter_bootloader(job: FlashJob) -> None:
 def wait_for_port(job: FlashJob, deadline: float) -> str:
     """The board's serial port once it is back: found by USB ids for `auto`, else the
     configured path, and answering a soft reset."""
-    from harness.board.session import Target, find_port
+    from harness.board.session import BoardSession, find_port
 
     last = ""
     while True:
@@ -94,7 +94,7 @@ def wait_for_port(job: FlashJob, deadline: float) -> str:
             port = find_port(job.vid, job.pid, job.serial_number) \
                 if job.port_config == "auto" else job.port_config
             if os.path.exists(port):
-                t = Target(port, job.baudrate, timeout_s=2.0)
+                t = BoardSession(port, job.baudrate, timeout_s=2.0)
                 try:
                     t.soft_reset()
                     return port
@@ -192,10 +192,10 @@ def flash_command(job: FlashJob) -> str:
 
 def read_identity(port: str, baudrate: int = 115200, timeout_s: float = 10.0) -> dict:
     """The board's identity (device_scripts/tsf_identity.py), run without uploading."""
-    from harness.board.session import Target
+    from harness.board.session import BoardSession
 
     try:
-        t = Target(port, baudrate, timeout_s=timeout_s)
+        t = BoardSession(port, baudrate, timeout_s=timeout_s)
         try:
             t.soft_reset()
             out = t.exec(IDENTITY_SCRIPT.read_text() + "\nimport json\n"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from harness.board.log_protocol import LogParser
 from harness.board.recovery import recover_after_fault
-from harness.board.session import BoardStopped, Target, TargetError
+from harness.board.session import BoardSession, BoardStopped, TargetError
 from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.power import PowerSwitch
@@ -60,7 +60,7 @@ class BenchHandle:
     """What a scenario needs: both ends of the wires and the target's settings."""
 
     pi: GpioRig
-    target: Target
+    target: BoardSession
     wiring: Wiring
     wake_timeout_ms: float
     device_timeout_s: float
