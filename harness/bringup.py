@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from harness.board.ports import Profile
     from harness.config import RigConfig, TargetConfig
 
-STEPS = ("bench", "GPIO", "board", "upload", "identity", "probe", "wiring")
 IDENTITY_CODE = "import tsf_identity, json\nprint(json.dumps(tsf_identity.identity()))"
 
 
