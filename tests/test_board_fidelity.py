@@ -19,7 +19,8 @@ import serial
 from harness.board.log_protocol import LogParser
 from harness.board.session import BoardRaised, BoardSession, BoardStopped
 from harness.sim import board as board_mod
-from harness.sim.board import RAW_BANNER, RAW_PROMPT, SOFT_REBOOT, VirtualBoard
+from harness.sim.board import SOFT_REBOOT, VirtualBoard
+from harness.sim.client_port import RAW_BANNER, RAW_PROMPT
 from harness.sim.firmware import Firmware, find_executable
 
 BANNER_END = b'Type "help()" for more information.\r\n>>> '

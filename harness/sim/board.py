@@ -2,11 +2,9 @@
 MicroPython's own tools/pyboard.py open like a USB serial device.
 
 The unix port already speaks the friendly REPL, raw REPL and raw-paste mode over a tty.
-The bridge adds what a bare-metal board does and the unix port doesn't:
+The bridge adds what a bare-metal board does and the unix port doesn't (what a client's
+bytes go through is harness/sim/client_port.py's, the VM process harness/sim/vm.py's):
 
-- Cooked output: the VM's lone `\\n` reaches the client as `\\r\\n`, as every bare-metal port
-  sends it (`\\r\\n` the VM already sends stays as it is; the raw-paste window header and the
-  raw REPL's `\\x04` framing pass untouched).
 - Soft reset: Ctrl-D in the raw REPL with an empty buffer, `SystemExit`/`sys.exit()` (also
   `machine.soft_reset()`) and Ctrl-D at the friendly prompt restart the VM fresh, print
   `MPY: soft reboot` and come back in the REPL the board was in (the raw one after a raw
@@ -21,14 +19,6 @@ The bridge adds what a bare-metal board does and the unix port doesn't:
   image (first line `#!`) copied there becomes the board's firmware and the board boots it.
 - A VM process that crashes (a signal: segfault, abort, killed) is a board that reset: the
   client is told in one line, then sees the boot banner.
-- Input is never lost across a restart: bytes the old VM did not read (the bridge keeps its
-  own handle on each VM's pty, so they survive the VM) and bytes sent while the new VM
-  boots reach the new VM once it is at its prompt. After a raw-REPL program's end markers
-  the bridge waits for the VM's next prompt (or its exit) before passing input on, so a
-  Ctrl-C meant for the next command can't hit a VM that is exiting.
-- Ctrl-C while code runs reaches the VM as SIGINT -> KeyboardInterrupt because the VM's pty
-  is its controlling terminal with ISIG on (the unix REPL turns ISIG off only while it
-  reads a line).
 
 Booting is a state of the bridge, not a wait inside it: a booting board takes no input (the
 client's bytes stay queued and reach the VM once it is at its prompt), answers as soon as
@@ -40,161 +30,25 @@ reading), input for a VM that doesn't read waits in another.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import select
 import shutil
 import signal
-import subprocess
-import tempfile
-import termios
 import threading
 import time
-import tty
 from pathlib import Path
 
-from harness.children import die_with_parent
+from harness.sim.client_port import INFO_UF2, PORT_RECLAIM_S, RAW_PROMPT, ClientPort
 from harness.sim.firmware import Firmware
+from harness.sim.vm import VM, BoardError, read_all, signal_name
 
-RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
-RAW_PROMPT = RAW_BANNER + b">"
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 BOOT_TIMEOUT_S = 5.0  # start() gives up on a first boot this slow; a reboot this slow is noted
-END_HOLD_S = 0.5      # after a raw program's end markers, input waits this long for the prompt
 PORT_AWAY_S = 0.2     # a hard reset takes the port away at least this long (re-enumeration)
-PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
-SIGINT_FOLD_S = 0.05  # Ctrl-Cs this close together reach the VM as one SIGINT ...
-SIGINT_RETRY_S = 0.3  # ... unless its program still runs this long after: then a second
 OUT_LIMIT = 1 << 16   # client output queued beyond this: stop reading the VM (back-pressure)
-ENV_CTL_FD = "TSFRIG_BOARD_CTL_FD"  # machine.reset() writes b"H" here: a hard reset
-INFO_UF2 = "INFO_UF2.TXT"  # what a UF2 bootloader's volume holds (the flasher looks for it)
 
 
-class BoardError(Exception):
-    """The virtual board's VM would not start or answer."""
-
-
-def _make_controlling_tty() -> None:
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    die_with_parent()  # its own session: only this stops it if the bench is killed
-
-
-def _raw_with_isig(fd: int) -> None:
-    tty.setraw(fd)
-    attrs = termios.tcgetattr(fd)
-    attrs[3] |= termios.ISIG
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-def _read_all(fd: int) -> bytes:
-    """Whatever a non-blocking fd has now."""
-    out = b""
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return out
-        except OSError:
-            return out
-        if not data:
-            return out
-        out += data
-
-
-def _signal_name(returncode: int) -> str:
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
-
-
-class _VM:
-    """One VM process and the bridge's handles on it: its pty master, the bridge's own
-    handle on the pty slave (input the VM never read survives the VM), a pidfd that is
-    readable once the process has exited, and the read end of its control pipe."""
-
-    def __init__(self, firmware: Firmware, cwd: Path, env: dict[str, str]) -> None:
-        master, slave = os.openpty()
-        _raw_with_isig(slave)
-        ctl_r, ctl_w = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                [str(firmware.executable)], stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
-                env={**env, ENV_CTL_FD: str(ctl_w)}, preexec_fn=_make_controlling_tty,
-                close_fds=True, pass_fds=(ctl_w,))
-        except OSError as e:
-            for fd in (master, slave, ctl_r, ctl_w):
-                os.close(fd)
-            raise BoardError(f"cannot start {firmware.executable}: {e}") from None
-        os.close(ctl_w)
-        # The bridge's own handle on the slave: its own open file, so that being non-blocking
-        # doesn't make the VM's stdin non-blocking too.
-        self.slave = os.open(os.ttyname(slave), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        os.close(slave)
-        self.master, self.ctl = master, ctl_r
-        self.pidfd = os.pidfd_open(self.proc.pid)
-        for fd in (master, ctl_r):
-            os.set_blocking(fd, False)
-        self.hard_reset_requested = False
-        self.bootloader_requested = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def isig(self) -> bool:
-        try:
-            return bool(termios.tcgetattr(self.slave)[3] & termios.ISIG)
-        except (OSError, termios.error):
-            return True
-
-    def read_control(self) -> None:
-        """Take the VM's requests; at end of file (the VM closed its end, or exited) stop
-        listening."""
-        while self.ctl >= 0:
-            try:
-                data = os.read(self.ctl, 64)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                data = b""
-            if not data:
-                os.close(self.ctl)
-                self.ctl = -1
-                return
-            if b"H" in data:
-                self.hard_reset_requested = True
-            if b"B" in data:
-                self.bootloader_requested = True
-
-    def unread_input(self) -> bytes:
-        """Client bytes the VM never read (they wait in its pty's input queue)."""
-        return _read_all(self.slave)
-
-    def kill(self) -> int:
-        """Kill its process group (if still running), reap it, close every handle; its exit
-        status (negative: killed by that signal)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            rc = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # unkillable (uninterruptible sleep): let it be
-            rc = -signal.SIGKILL
-        for fd in (self.master, self.slave, self.ctl, self.pidfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.master = self.slave = self.ctl = self.pidfd = -1
-        return rc
-
-
-class VirtualBoard:
+class VirtualBoard(ClientPort):
     """Owns the client-facing pty, the VM process and the bridge thread between them."""
 
     def __init__(self, firmware: Firmware, flash_dir: Path, env_extra: dict[str, str],
@@ -210,7 +64,7 @@ class VirtualBoard:
         self.reboots = 0
         self.resets: list[tuple[str, str]] = []  # (soft|hard|crash|run, why), oldest first
         self.port = ""
-        self._vm: _VM | None = None
+        self._vm: VM | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client_fd = self._client_slave = -1
@@ -329,48 +183,8 @@ class VirtualBoard:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ---- the client's port -----------------------------------------------------------------
-    def _adopt_port(self, master: int, slave: int) -> None:
-        tty.setraw(slave)  # kept open so the master never sees a hang-up
-        os.set_blocking(master, False)
-        self._client_fd, self._client_slave = master, slave
-        self.port = os.ttyname(slave)
 
-    def _drop_port(self) -> None:
-        """The device vanishes: clients' handles on it fail from now on."""
-        for fd in (self._client_fd, self._client_slave):
-            if fd >= 0:
-                os.close(fd)
-        self._client_fd = self._client_slave = -1
-        self._out.clear()
 
-    def _port_step(self, now: float) -> None:
-        """While the port is away: once the minimum time is up, bring it back under its old
-        name as soon as that is free (a client still holding the old device keeps it busy,
-        as with a USB board); past the reclaim time take whatever name comes."""
-        if now < self._away_until:
-            return
-        give_up = now >= self._reclaim_until
-        tried: list[tuple[int, int]] = []
-        found = None
-        try:
-            for _ in range(64):  # ptys take the lowest free number: walk up to the old one
-                m, s = os.openpty()
-                if os.ttyname(s) == self._away_name or give_up:
-                    found = (m, s)
-                    break
-                tried.append((m, s))
-        except OSError:
-            pass
-        for m, s in tried:
-            os.close(m)
-            os.close(s)
-        if found is None:
-            return
-        self._away_name = ""
-        self._adopt_port(*found)
-        if self._run_level:
-            self._boot(raw=False)
 
     # ---- the VM ----------------------------------------------------------------------------
     def _boot(self, raw: bool) -> None:
@@ -380,7 +194,7 @@ class VirtualBoard:
         env = dict(os.environ, MICROPYPATH=self.firmware.micropypath(self.flash_dir),
                    **self.env_extra)
         try:
-            self._vm = _VM(self.firmware, self.flash_dir, env)
+            self._vm = VM(self.firmware, self.flash_dir, env)
         except BoardError as e:
             self._boot_failed(str(e))
             return
@@ -445,7 +259,7 @@ class VirtualBoard:
         """The VM process ended on its own: read its last words, keep the input it never
         read for the next VM, and reset as a board would for that cause."""
         vm = self._vm
-        last = _read_all(vm.master)
+        last = read_all(vm.master)
         vm.read_control()
         booting = self._boot_wait is not None
         if last:
@@ -467,7 +281,7 @@ class VirtualBoard:
         if rc < 0 and rc != -signal.SIGINT:
             # A crash: the board reset. (SIGINT is a Ctrl-C that reached a VM already on its
             # way out of a SystemExit: that exit is what happened.)
-            why = _signal_name(rc)
+            why = signal_name(rc)
             self.resets.append(("crash", why))
             self._note(f"the MicroPython VM crashed ({why}); the board resets")
             raw = False
@@ -495,35 +309,6 @@ class VirtualBoard:
             (self.drop_dir / INFO_UF2).write_text(
                 "UF2 Bootloader v3.0\r\nModel: tsfrig virtual board\r\nBoard-ID: TSFRIG-VB\r\n")
 
-    def _drop_step(self) -> None:
-        """In the bootloader: an image copied to the volume (its size and mtime unchanged
-        since the last look: the copy is complete) becomes the firmware; the volume goes,
-        the board boots it and its port comes back."""
-        try:
-            files = [f for f in self.drop_dir.iterdir() if f.name != INFO_UF2 and f.is_file()]
-        except OSError:
-            files = []
-        if not files:
-            return
-        f = files[0]
-        st = f.stat()
-        seen = (f.name, st.st_size, st.st_mtime_ns)
-        if seen != self._drop_seen or not st.st_size:
-            self._drop_seen = seen
-            return
-        data = f.read_bytes()
-        shutil.rmtree(self.drop_dir, ignore_errors=True)  # the volume unmounts
-        self._in_bootloader = False
-        if data.startswith(b"#!"):  # else not an image for this board: the old one boots
-            if self._image_dir is None:
-                self._image_dir = Path(tempfile.mkdtemp(prefix="tsfrig-vb-images-"))
-            image = self._image_dir / f"image-{self.reboots}"
-            image.write_bytes(data)
-            image.chmod(0o755)
-            self.firmware = Firmware(image, self.firmware.overlay)
-        now = time.monotonic()
-        self._away_until, self._reclaim_until = now, now + PORT_RECLAIM_S
-
     def _soft_reboot_raw(self) -> None:
         """Ctrl-D at an empty raw REPL: OK, the soft reboot banner, back in the raw REPL."""
         self._kill_vm()
@@ -531,12 +316,6 @@ class VirtualBoard:
         self.resets.append(("soft", "Ctrl-D"))
         self._send(b"OK\r\n" + SOFT_REBOOT)
         self._boot(raw=True)
-
-    # ---- the bridge ------------------------------------------------------------------------
-    def _takes_input(self, now: float) -> bool:
-        if self._hold_until and now >= self._hold_until:
-            self._hold_until = 0.0  # no prompt came: the program's own \x04s, pass input on
-        return self._vm is None or (self._boot_wait is None and not self._hold_until)
 
     def _bridge(self) -> None:
         while not self._stop.is_set():
@@ -588,9 +367,9 @@ class VirtualBoard:
                 if self._vm is not None and data:  # dead or held in reset: input goes nowhere
                     self._from_client(data)
 
-    def _serve_vm(self, vm: _VM, r: list[int], w: list[int]) -> None:
+    def _serve_vm(self, vm: VM, r: list[int], w: list[int]) -> None:
         if vm.master in r:
-            data = _read_all(vm.master)
+            data = read_all(vm.master)
             if data and self._boot_wait is not None:
                 self._boot_step(data)
             elif data:
@@ -598,7 +377,7 @@ class VirtualBoard:
         if self._vm is vm and vm.ctl in r:
             vm.read_control()
             if vm.hard_reset_requested or vm.bootloader_requested:
-                self._from_vm(_read_all(vm.master))
+                self._from_vm(read_all(vm.master))
                 self._hard_reset("machine.reset()", vm.bootloader_requested)
                 return
         if self._vm is vm and vm.pidfd in r:
@@ -651,185 +430,12 @@ class VirtualBoard:
                     self._away_until, self._reclaim_until = now, now + PORT_RECLAIM_S
             done.set()
 
-    # ---- output: VM -> client ----------------------------------------------------------------
-    def _send(self, data: bytes) -> None:
-        if self._client_fd < 0 or not data:
-            return
-        self._out += data
-        self._flush_out()
 
-    def _flush_out(self) -> None:
-        while self._out:
-            try:
-                n = os.write(self._client_fd, self._out)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self._out.clear()
-                return
-            del self._out[:n]
 
-    def _cook(self, data: bytes) -> bytes:
-        """A lone \\n becomes \\r\\n, as a bare-metal port's cooked stdout sends it (a \\r\\n
-        the VM sends itself stays one)."""
-        if not data:
-            return data
-        lead = b""
-        if self._last_cr and data[:1] == b"\n":
-            lead, data = b"\n", data[1:]
-        self._last_cr = data.endswith(b"\r")
-        return lead + data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
-    def _from_vm(self, data: bytes) -> None:
-        if self._hold_until:
-            self._hold_until = 0.0  # the VM spoke again: its prompt or more output
-        head = b""
-        if self._verbatim:  # the raw-paste header: binary, passed as it is
-            head, data = data[:self._verbatim], data[self._verbatim:]
-            self._verbatim -= len(head)
-            self._paste_hdr += head
-            if self._paste_hdr[:2] == b"R\x00":  # no raw-paste here: the client falls back
-                head, data = b"R\x00", self._paste_hdr[2:] + data
-                self._verbatim = self._paste_state = self._eofs_due = 0
-            elif not self._verbatim and self._paste_hdr[:2] == b"R\x01":
-                self._paste_window = self._paste_hdr[2] | self._paste_hdr[3] << 8
-            self._last_cr = False
-        if self._paste_window:  # the VM's own flow-control credits: the bridge gives them
-            end = data.find(b"\x04")
-            if end < 0:
-                data = data.replace(b"\x01", b"")
-            else:  # the paste ended (or the VM cut it short)
-                data = data[:end].replace(b"\x01", b"") + data[end:]
-                self._paste_window = 0
-        ended_here = False
-        if self._eofs_due:
-            for i, b in enumerate(data):
-                if b == 0x04:
-                    self._eofs_due -= 1
-                    if not self._eofs_due:
-                        ended_here = i == len(data) - 1
-                        break
-        self._send(head + self._cook(data))
-        self._tail = (self._tail + head + data)[-64:]
-        if self._tail.endswith(RAW_PROMPT) or self._tail.endswith(b"\x04>"):
-            self._raw, self._raw_empty = True, True
-            self._pasted_code_runs = False
-            self._eofs_due = 0
-        elif self._tail.endswith(b">>> "):
-            self._raw = self._raw_empty = self._pasted_code_runs = False
-            self._eofs_due = 0
-        elif ended_here:  # the program ended: its prompt, or its exit, comes next
-            self._hold_until = time.monotonic() + END_HOLD_S
 
-    # ---- input: client -> VM -----------------------------------------------------------------
-    def _passes(self, b: int, mode: str | None) -> bool:
-        """Newlines in REPL input as a board takes them. The unix port's REPL input turns every
-        \\n into \\r, so a client's \\r\\n would be two newlines where a board's lexer (raw
-        REPL code) and line editor (friendly REPL lines and input(); \\n\\r too) see one: the
-        second byte of such a pair is dropped. A program's own reads of sys.stdin are not
-        touched (in the friendly REPL: the VM's line editor is not reading, its tty has ISIG
-        on)."""
-        prev, self._nl_prev = self._nl_prev, 0
-        if b not in (0x0A, 0x0D):
-            return True
-        if prev == 0x0D and b == 0x0A or prev == 0x0A and b == 0x0D and self._nl_line:
-            return False
-        if mode is not None:
-            self._nl_prev, self._nl_line = b, mode == "line"
-        return True
 
-    def _from_client(self, data: bytes) -> None:
-        out = bytearray()
-        line_editing = not self._raw and self._vm is not None and not self._vm.isig()
-        for i, b in enumerate(data):
-            if self._raw and self._paste_state == 3:
-                if b == 0x04:
-                    self._paste_state = 0
-                    self._pasted_code_runs = True
-                    self._nl_prev = 0
-                    out.append(b)
-                    continue
-                self._paste_rx += 1  # credit the client as the VM would for every byte sent
-                if self._paste_window and not self._paste_rx % self._paste_window:
-                    self._send(b"\x01")
-                if self._passes(b, "code"):
-                    out.append(b)
-                continue
-            if b == 0x03 and self._pasted_code_runs and self._interrupt_vm():
-                continue
-            if self._raw and self._raw_empty and b == 0x04:
-                self._soft_reboot_raw()
-                self._held = data[i + 1:]  # the rebooting board takes these once booted
-                return
-            if self._raw:
-                mode = "code" if not self._eofs_due and not self._pasted_code_runs else None
-            else:
-                mode = "line" if line_editing else None
-            if not self._passes(b, mode):
-                continue
-            if self._raw and self._raw_empty and b == 0x05:
-                self._paste_state = 1
-            elif self._paste_state == 1 and b == ord("A"):
-                self._paste_state = 2
-            elif self._paste_state == 2 and b == 0x01:
-                self._paste_state = 3
-                self._raw_empty = False
-                self._eofs_due = 3  # paste end acknowledged, then stdout's and stderr's ends
-                self._verbatim = 5  # "R\x01", the 16-bit window size, the first credit
-                self._paste_hdr, self._paste_window, self._paste_rx = b"", 0, 0
-            else:
-                self._paste_state = 0
-                if b == 0x02:
-                    self._raw = False
-                elif self._raw and b == 0x03:
-                    self._raw_empty = True  # the raw REPL clears its line
-                elif self._raw and b == 0x04:  # a program submitted: OK, output, \x04, \x04
-                    self._eofs_due = 2
-                    self._raw_empty = False
-                elif b != 0x01:
-                    self._raw_empty = False
-            out.append(b)
-        self._to_vm += out
-        self._flush_to_vm()
 
-    def _flush_to_vm(self) -> None:
-        vm = self._vm
-        while self._to_vm and vm is not None and self._boot_wait is None:
-            try:
-                n = os.write(vm.master, self._to_vm)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            del self._to_vm[:n]
 
-    def _interrupt_vm(self) -> bool:
-        """Ctrl-C while raw-paste code runs. The unix port leaves its tty's ISIG off then, so
-        the byte would reach the program's stdin instead of interrupting it, which no board
-        does; deliver it as the SIGINT the tty would have sent."""
-        vm = self._vm
-        if vm is None or vm.isig():
-            return False
-        now = time.monotonic()
-        if now - self._last_sigint >= SIGINT_FOLD_S:  # "\x03\x03" is one interrupt, not two
-            self._last_sigint = now
-            try:
-                os.kill(vm.pid, signal.SIGINT)
-            except ProcessLookupError:
-                return False
-        else:  # a board would take this one too, if the first was lost (code not yet running)
-            self._sigint_again_at = self._last_sigint + SIGINT_RETRY_S
-        return True
 
-    def _sigint_again(self, now: float) -> None:
-        """A folded Ctrl-C whose program still runs long after the first: the VM got the
-        first before its handler was in place, so this one is a real second interrupt."""
-        if not self._sigint_again_at or now < self._sigint_again_at:
-            return
-        self._sigint_again_at = 0.0
-        vm = self._vm
-        if vm is not None and self._pasted_code_runs and not vm.isig():
-            self._last_sigint = now
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(vm.pid, signal.SIGINT)
 
