@@ -8,7 +8,8 @@ import pigpio
 import pytest
 
 from harness.sim import wire
-from harness.sim.pigpiod import PI_BAD_HANDLE, PI_UNKNOWN_COMMAND, SimPi
+from harness.sim.pigpiod import SimPi
+from harness.sim.pigpiod_protocol import PI_BAD_HANDLE, PI_UNKNOWN_COMMAND
 
 
 @pytest.fixture

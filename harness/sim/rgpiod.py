@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 
 from harness.gpio.daemon import close_all
 from harness.sim import clock
-from harness.sim.pigpiod import (
+from harness.sim.pigpiod import SimPi
+from harness.sim.pigpiod_protocol import (
     NOTIFY_SNDBUF,
     PUD_DOWN,
     PUD_OFF,
     PUD_UP,
     Notifier,
-    SimPi,
     recv_exact,
     send_backlog,
 )
