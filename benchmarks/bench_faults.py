@@ -1,7 +1,7 @@
 """Fault matrix figures: for each injected fault, the verdict, exit code, seconds to verdict,
 processes left and data lost; then the time to verdict of the whole suite on a build whose
 flag raises on every wait. Prints, asserts nothing (the matrix's assertions are
-tests/test_fault_matrix.py).
+tests/faults/test_fault_matrix.py).
 
     .venv/bin/python benchmarks/bench_faults.py [CASE ...]
 """

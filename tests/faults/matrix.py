@@ -2,7 +2,7 @@
 `tsfrig run` on the simulated bench (a killed or stopped VM, a slow-booting build, a pigpiod
 that dies, stalls or never answers, a serial port that vanishes, broken firmware, SIGINT and
 SIGTERM, a full disk, two targets with the first broken). Each case says the verdict, exit
-code and message it must produce. tests/test_fault_matrix.py asserts them;
+code and message it must produce. tests/faults/test_fault_matrix.py asserts them;
 benchmarks/bench_faults.py prints the table with the time each verdict took."""
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from harness.config import load_config
 from tests.faults import write_broken
 
 REPO = Path(__file__).resolve().parents[2]
+# how junit.xml records each results.json outcome
+JUNIT = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped",
+         "xfailed": "skipped"}
 TAG_VAR = "TSFRIG_FAULT_TAG"  # inherited by every process a run starts: finds orphans
 
 

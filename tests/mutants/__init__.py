@@ -159,3 +159,28 @@ def main(argv: list[str]) -> None:
     out = Path(argv[0] if argv else "mutants")
     for mutant in MUTANTS:
         print(write_overlay(mutant, out / mutant))
+
+
+# a board program that ignores Ctrl-C: only a reset gets the board back
+WEDGE = "while True:\n    try:\n        while True:\n            pass\n" \
+        "    except KeyboardInterrupt:\n        pass\n"
+
+
+def write_wedge_on_cancel(tmp_path: Path) -> Path:
+    """An overlay whose flag hangs (swallowing Ctrl-C) when its waiter is cancelled."""
+    overlay = tmp_path / "overlay" / "asyncio"
+    overlay.mkdir(parents=True)
+    (overlay / "__init__.py").write_text(LOADER.format(name="wedge_on_cancel") + '''
+class ThreadSafeFlag(_Base):
+    async def wait(self):
+        try:
+            await _Base.wait(self)
+        except BaseException:
+            while True:
+                try:
+                    while True:
+                        pass
+                except KeyboardInterrupt:
+                    pass
+''')
+    return overlay.parent

@@ -5,9 +5,6 @@ and both pages rendered in headless Chromium."""
 import json
 import random
 import shutil
-import struct
-import subprocess
-import zlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from harness.suite.stats import shift_test, summary
 from tests.cli import run_tsfrig
 from tests.mutants import write_overlay
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SUBSET = "latency or second_waiter or auto_reset"
 
 
@@ -145,44 +142,9 @@ def test_progress_plain_has_no_control_codes_live_redraws():
 
 # ---- in a browser ----------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium(tmp_path: Path, page: Path) -> tuple[str, bytes]:
-    if not CHROMIUM:
-        pytest.skip("chromium not installed: `make test` installs it (apt-get install chromium)")
-    prof = tmp_path / "profile"
-    png = tmp_path / "shot.png"
-    url = page.resolve().as_uri()
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120).stdout
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", f"--screenshot={png}",
-                    "--window-size=1280,2000", url], capture_output=True, timeout=120)
-    return dom, png.read_bytes()
-
-
-def png_is_drawn(data: bytes) -> bool:
-    """Decode the PNG's pixels and check it isn't one flat colour."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width = 8, b"", 0
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind == b"IHDR":
-            width = struct.unpack(">I", data[pos + 8:pos + 12])[0]
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    stride = len(raw) // (len(raw) // (width * 4 + 1))
-    sample = {raw[i:i + 3] for i in range(1, len(raw), stride * 7 + 13)}
-    return len(sample) > 3
-
-
-def test_index_html_renders_charts_and_numbers(runs, tmp_path):
-    dom, png = chromium(tmp_path, runs["late"] / "index.html")
-    assert png_is_drawn(png)
+def test_index_html_renders_charts_and_numbers(runs, browser, drawn):
+    dom, png = browser(runs["late"] / "index.html")
+    assert drawn(png)
     assert dom.count('data-chart="histogram"') == 3 and dom.count('data-chart="cdf"') == 3
     assert 'class="bar"' in dom and 'class="cdf"' in dom
     assert 'data-chart="timeline"' in dom and 'class="event"' in dom  # failing latency scenario
@@ -192,10 +154,10 @@ def test_index_html_renders_charts_and_numbers(runs, tmp_path):
     assert 'id="verdict">FAIL' in dom
 
 
-def test_compare_html_renders_overlaid_cdfs(runs, tmp_path):
+def test_compare_html_renders_overlaid_cdfs(runs, browser, drawn):
     tsfrig("compare", str(runs["base"]), str(runs["late"]))
-    dom, png = chromium(tmp_path, runs["late"] / "compare.html")
-    assert png_is_drawn(png)
+    dom, png = browser(runs["late"] / "compare.html")
+    assert drawn(png)
     assert dom.count('data-chart="cdf"') == 6 and dom.count('class="cdf"') == 12
     assert "REGRESSION" in dom and 'id="verdict">FAIL' in dom
 

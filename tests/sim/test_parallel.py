@@ -11,8 +11,7 @@ import pytest
 from fixtures.parallel import target_of
 from tests.cli import run_tsfrig
 from tests.faults import write_broken
-from tests.faults.matrix import WIRING_AND_BUDGETS, Bench, on_progress, run_faulted
-from tests.test_fault_matrix import JUNIT
+from tests.faults.matrix import JUNIT, WIRING_AND_BUDGETS, Bench, on_progress, run_faulted
 
 TWO_TESTS = "hard and (test_wake or test_auto_reset)"
 

@@ -14,7 +14,7 @@ from harness.reports.compare import identity_lines
 from harness.reports.results import validate
 from tests.cli import run_tsfrig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VERSION = "3.4.0; MicroPython v1.24.0 on 2024-10-25"
 WAKE_FAIL = "pulse 1: IRQ at +4749 µs, no wake within 200 ms"
 

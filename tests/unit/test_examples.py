@@ -8,7 +8,7 @@ import yaml
 
 from harness.cli.main import build_parser
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WORKFLOWS = sorted(EXAMPLES.glob("*.yml")) + sorted(EXAMPLES.glob("*.yaml"))
 
 # `tsfrig <subcommand>` where a shell command starts: a line, or after ; & | ( ! then do if.

@@ -28,7 +28,7 @@ from tests.cli import run_tsfrig
 from tests.faults.matrix import tagged, wait_until
 from tests.lab import LG_BIN, PLACE, RIG, Lab, missing_tools, running_lab, start_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LEAN = "test_wake and hard"
 
 

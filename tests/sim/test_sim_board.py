@@ -17,7 +17,7 @@ from harness.board.session import BoardSession
 from harness.config import load_config
 from harness.sim.bench import SimBench
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

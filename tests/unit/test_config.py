@@ -10,7 +10,7 @@ import pytest
 
 from harness.config import ConfigError, load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 SIM = """\
 version: 1

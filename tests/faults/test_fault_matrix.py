@@ -6,11 +6,9 @@ import re
 
 import pytest
 
-from tests.faults.matrix import CASES, Outcome
+from tests.faults.matrix import CASES, JUNIT, Outcome
 
 EXIT = {"pass": 0, "fail": 1, "error": 2}
-JUNIT = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped",
-         "xfailed": "skipped"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

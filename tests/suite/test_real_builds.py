@@ -10,7 +10,7 @@ import pytest
 from tests.cli import run_tsfrig
 from tests.real_builds import BuildUnavailable, pypi_build
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILDS = ("1.28.0.0", "1.28.0.1")
 
 

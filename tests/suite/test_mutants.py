@@ -11,7 +11,7 @@ import pytest
 
 from tests.mutants import MUTANTS, write_overlay
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 KIND = "hard"  # one set source keeps the self-test short; the suite itself runs them all
 
 

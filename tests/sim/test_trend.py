@@ -14,9 +14,8 @@ import pytest
 
 from harness.reports.results import validate
 from harness.reports.trend import collect
-from tests.test_reports import chromium, png_is_drawn
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FAIL_MSG = "latency [hard] on sim: pulse 3: IRQ at +4749 µs, no wake within 200 ms"
 
 
@@ -126,9 +125,9 @@ def test_html_is_self_contained(reports):
     assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg"}
 
 
-def test_html_renders_in_chromium(reports, tmp_path):
-    dom, png = chromium(tmp_path, reports / "trend.html")
-    assert png_is_drawn(png)
+def test_html_renders_in_chromium(reports, browser, drawn):
+    dom, png = browser(reports / "trend.html")
+    assert drawn(png)
     assert dom.count('data-chart="trend"') == 1 and dom.count('class="trend"') == 4
     assert dom.count('class="point"') == 16
     assert 'class="cmp regression" data-compare="1-2"' in dom

@@ -17,7 +17,7 @@ from harness.cli import bisect
 from harness.sim.firmware import find_executable
 from tests.mutants import LOADER, MUTANTS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "rig_config.yaml"
 K = "test_wake and hard"  # one scenario, one set source: a step takes ~2 s
 

@@ -21,9 +21,9 @@ from harness.sim.bench import SimBench
 from harness.sim.power import switch
 from harness.verdict import classify, evidence_from
 from tests.cli import run_tsfrig
-from tests.test_recovery import WEDGE, write_wedge_on_cancel
+from tests.mutants import WEDGE, write_wedge_on_cancel
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_power_cycle_gets_back_a_board_the_run_pin_cannot(tmp_path):

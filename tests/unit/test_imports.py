@@ -5,7 +5,7 @@ config package imports no backend, so a backend is added without touching it."""
 import ast
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "fixtures")
 # what harness/config/ may import besides itself: plain data, no bench, GPIO, power or flash
 CONFIG_MAY_IMPORT = {"harness/board/ports.py", "harness/board/sources.py",

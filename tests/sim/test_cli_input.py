@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.cli import run_tsfrig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 tsfrig = functools.partial(run_tsfrig, timeout=120)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.faults.matrix import serial_target_yaml, shipped_sim
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

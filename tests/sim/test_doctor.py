@@ -11,7 +11,7 @@ import pytest
 from tests.cli import run_tsfrig
 from tests.faults.matrix import serial_target_yaml, shipped_sim
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def lines_by_check(stdout: str) -> dict[str, str]:

@@ -14,11 +14,9 @@ from harness.board.session import BoardSession, BoardStopped
 from harness.config import load_config
 from harness.gpio.pigpio_rig import PigpioRig
 from harness.sim.bench import SimBench
-from tests.mutants import LOADER
+from tests.mutants import WEDGE, write_wedge_on_cancel
 
-REPO = Path(__file__).resolve().parent.parent
-WEDGE = "while True:\n    try:\n        while True:\n            pass\n" \
-        "    except KeyboardInterrupt:\n        pass\n"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -83,21 +81,3 @@ def test_suite_goes_on_after_a_board_wedges_mid_run(tmp_path):
     assert got["wake"]["outcome"] == "passed"
 
 
-def write_wedge_on_cancel(tmp_path: Path) -> Path:
-    """An overlay whose flag hangs (swallowing Ctrl-C) when its waiter is cancelled."""
-    overlay = tmp_path / "overlay" / "asyncio"
-    overlay.mkdir(parents=True)
-    (overlay / "__init__.py").write_text(LOADER.format(name="wedge_on_cancel") + '''
-class ThreadSafeFlag(_Base):
-    async def wait(self):
-        try:
-            await _Base.wait(self)
-        except BaseException:
-            while True:
-                try:
-                    while True:
-                        pass
-                except KeyboardInterrupt:
-                    pass
-''')
-    return overlay.parent

@@ -20,7 +20,7 @@ from harness.sim.bench import ENV_DROP_DIR
 from harness.sim.firmware import find_executable
 from tests.faults.matrix import serial_target_yaml, shipped_sim
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from harness.sim.bench import SimBench
 from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 BOOT_TIMEOUT_S = 1.0  # the board's patience, shortened so a "slow" boot takes 2 s, not 7
 

@@ -21,7 +21,7 @@ import serial
 
 from tests.faults.proxy import Proxy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(30)
 
 
