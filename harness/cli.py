@@ -233,7 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser: bisect-step's usage errors exit 128
+        getattr(args, "usage_error", parser.error)(
+            f"unrecognized arguments: {' '.join(unknown)}")
     return args.func(args)
 
 
