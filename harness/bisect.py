@@ -127,14 +127,11 @@ def check_usage(config: Path, firmware: Path | None, overlay: Path | None, k: st
         return f"--config {config}: {e}"
     except (OSError, ValueError, yaml.YAMLError) as e:
         return f"--config {config}: {e}; pass a tsfrig rig config"
-    if report_dir is not None:
-        try:
-            report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            return (f"--report-dir {report_dir}: cannot create it ({e.strerror or e}); pass a "
+    if report_dir is not None:  # tsfrig run creates it: its nearest existing parent must do
+        there = next(p for p in (report_dir, *report_dir.parents) if p.exists())
+        if not there.is_dir() or not os.access(there, os.W_OK | os.X_OK):
+            return (f"--report-dir {report_dir}: {there} is not a writable directory; pass a "
                     "writable directory")
-        if not os.access(report_dir, os.W_OK | os.X_OK):
-            return f"--report-dir {report_dir}: not writable; pass a writable directory"
     if k is not None:
         return _check_selection(checked, k)
     return ""
