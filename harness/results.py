@@ -96,8 +96,22 @@ class Results:
             },
             "targets": [],
             "tests": [],
+            # what the run was asked to measure: a scenario left out on purpose is "not
+            # selected", never a bench fault (harness/compare.py reads it)
+            "selection": {"k": None, "target": None, "deselected": []},
         }
         self._t0 = dt.datetime.now(dt.UTC)
+
+    def select(self, k: str | None, target: str | None) -> None:
+        """The run's -k expression and --target (None: everything)."""
+        self.doc["selection"].update(k=k or None, target=target or None)
+        self.write()
+
+    def deselect(self, keys: list[str]) -> None:
+        """Scenarios (`target / scenario [kind]`) the selection left out."""
+        sel = self.doc["selection"]
+        sel["deselected"] = sorted(set(sel["deselected"]) | set(keys))
+        self.write()
 
     def add_target(self, info: dict) -> None:
         names = [t["name"] for t in self.doc["targets"]]
