@@ -21,6 +21,10 @@ def test_fault(name, tmp_path):
     assert out.code == want.code, where
     assert out.leftover == [], f"processes left: {out.leftover}"
     assert out.temp_left == [], f"temp files left: {out.temp_left}"
+    if want.swept:  # the fault really left something, and the next run removed it
+        assert any(re.fullmatch(r"tsfrig-sim-flash-\d+-\w{8}", p) for p in out.left_by_fault), \
+            out.left_by_fault
+        assert out.next_run is not None and out.next_run.code == 0, out.next_run
     if want.message:
         assert re.search(want.message, out.messages() + "\n" + said, re.M), where
     assert "Traceback" not in out.stderr, where  # causes are said in one line, never a trace

@@ -47,7 +47,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import termios
 import threading
 import time
@@ -56,6 +55,7 @@ from pathlib import Path
 
 from harness.children import die_with_parent
 from harness.sim.firmware import Firmware
+from harness.sim.tempdirs import owned_temp_dir
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
@@ -516,7 +516,7 @@ class VirtualBoard:
         self._in_bootloader = False
         if data.startswith(b"#!"):  # else not an image for this board: the old one boots
             if self._image_dir is None:
-                self._image_dir = Path(tempfile.mkdtemp(prefix="tsfrig-vb-images-"))
+                self._image_dir = owned_temp_dir("vb-images")  # swept if we are SIGKILLed
             image = self._image_dir / f"image-{self.reboots}"
             image.write_bytes(data)
             image.chmod(0o755)

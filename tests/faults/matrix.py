@@ -44,6 +44,10 @@ class Outcome:
     html: str
     leftover: list[str]  # processes of the run still alive after it exited
     temp_left: list[str]  # files the run left in its TMPDIR
+    # a fault no process survives (SIGKILL of the whole group): what it left, and the next
+    # run in the same TMPDIR, which must remove it (temp_left is then that run's)
+    left_by_fault: list[str] = field(default_factory=list)
+    next_run: Outcome | None = None
 
     def outcomes(self) -> dict[str, str]:
         return {t["nodeid"].split("::")[-1]: t["outcome"] for t in (self.doc or {}).get(
@@ -61,6 +65,7 @@ class Bench:
     on_line: Callable[[str, subprocess.Popen], None] | None = None
     on_start: Callable[[subprocess.Popen, str], None] | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    new_session: bool = False  # the run leads its own process group (a case kills it all)
 
 
 # ---- processes ----------------------------------------------------------------------------
@@ -107,10 +112,12 @@ def _signal(pid: int, sig: int) -> None:
 
 # ---- running tsfrig -----------------------------------------------------------------------
 
-def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outcome:
-    """`tsfrig run` with this bench, injecting its fault; collect every artefact."""
+def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240,
+                tmpdir: Path | None = None) -> Outcome:
+    """`tsfrig run` with this bench, injecting its fault; collect every artefact. TMPDIR is
+    tmpdir, by default tmp/tmp."""
     tag = uuid.uuid4().hex
-    tmpdir = tmp / "tmp"
+    tmpdir = tmpdir or tmp / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
     report = tmp / "r"
     env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(tmpdir), "CI": "1"}
@@ -118,7 +125,8 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
            "-k", k, *bench.args]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=bench.new_session)
     err_lines: list[str] = []
     out: list[str] = []
 
@@ -328,6 +336,7 @@ class Expect:
     code: int  # exit code
     message: str  # regex found in a test's message or on stderr
     passed_after: bool = False  # some test after the faulted one still passed
+    swept: bool = False  # the fault leaves temp files no process can remove: the next run does
 
 
 FIRMWARE_K = "hard and (test_wake or test_auto_reset)"
@@ -472,6 +481,24 @@ def sigkill(tmp: Path) -> tuple[Outcome, Expect]:
     bench, _ = sim_bench(tmp)
     bench.on_line = on_progress(r"\bpassed$", lambda proc: proc.send_signal(signal.SIGKILL))
     return run_faulted(tmp, bench, "hard"), Expect("incomplete", -9, "")
+
+
+@case
+def sigkill_process_group(tmp: Path) -> tuple[Outcome, Expect]:
+    """SIGKILL of the whole process group, as `timeout -s KILL` or a cancelled CI job send:
+    the simulated bench dies with the run, so nothing can remove its flash directory then
+    (the sigkill case above kills tsfrig alone, and the bench, told of its parent's death,
+    cleans up). The next run in the same TMPDIR must remove it, and pass."""
+    bench, _ = sim_bench(tmp)
+    bench.new_session = True
+    bench.on_line = on_progress(r"\bpassed$", lambda proc: os.killpg(proc.pid, signal.SIGKILL))
+    out = run_faulted(tmp, bench, "hard")
+    (tmp / "next").mkdir()
+    nxt = run_faulted(tmp / "next", Bench(args=list(bench.args)), "test_wake and hard",
+                      tmpdir=tmp / "tmp")
+    out.left_by_fault, out.temp_left, out.next_run = out.temp_left, nxt.temp_left, nxt
+    out.leftover += nxt.leftover
+    return out, Expect("incomplete", -9, "", swept=True)
 
 
 @case
