@@ -253,7 +253,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def add_bisect_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `bisect-step` on a subparsers object (tsfrig's CLI)."""
     p = sub.add_parser("bisect-step", help="one `git bisect run` step: build, run the suite, "
-                                           "exit 0 good / 1 bad / 125 skip",
+                                           "exit 0 good / 1 bad / 125 skip / 128 abort (a "
+                                           "mistake in the command)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(p)
     p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]  # 128, not 2 ("bad")

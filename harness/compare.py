@@ -61,6 +61,7 @@ class CompareResult:
     measured: int = 0  # BASE scenarios NEW measured
     not_selected: list[str] = field(default_factory=list)  # BASE scenarios NEW's -k left out
     selection: str = ""  # how NEW was narrowed, e.g. "-k 'hard'"
+    selection_recorded: bool = True  # False: NEW predates results.json's selection
     warnings: list[str] = field(default_factory=list)  # e.g. BASE and NEW are one run
     cfg: CompareConfig = field(default_factory=CompareConfig)
 
@@ -102,8 +103,9 @@ class CompareResult:
     def _incomplete_causes(self) -> str:
         parts = []
         if self.unmeasured:
-            parts.append(f"{_n(self.unmeasured, 'scenario')} not measured in NEW "
-                         "(bench fault or interrupted run)")
+            maybe = "bench fault or interrupted run" if self.selection_recorded else \
+                "bench fault, interrupted run, or a -k that NEW's results.json does not record"
+            parts.append(f"{_n(self.unmeasured, 'scenario')} not measured in NEW ({maybe})")
         if self.unjudged:
             parts.append(f"{_n(self.unjudged, 'scenario')} BASE could not measure failed in NEW")
         return "; ".join(parts + self.run_faults)
@@ -272,7 +274,8 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
     if all(t["outcome"] == "skipped" for t in btests.values()):
         raise CompareError(f"BASE {base['run_id']} measured no scenario "
                            f"(verdict {base['verdict']}): pick a complete baseline run")
-    res = CompareResult(base["run_id"], new["run_id"], cfg=cfg, selection=selection_text(new))
+    res = CompareResult(base["run_id"], new["run_id"], cfg=cfg, selection=selection_text(new),
+                        selection_recorded="selection" in new)
     if Path(base_dir).resolve() == Path(new_dir).resolve() or base["run_id"] == new["run_id"]:
         res.warnings.append(f"BASE and NEW are the same run ({new['run_id']}): it is compared "
                             "with itself, so no change between builds can show; give the "

@@ -196,7 +196,8 @@ def test_regression_and_missing_scenario_exit_1_and_show_both(base, new_doc, tmp
     assert f"REGRESSION sim / wake [hard]: passed → failed: {WAKE_FAIL}" in out
     assert "INCOMPLETE missing from NEW: sim / auto_reset [hard] (BASE passed)" in out
     assert out[-1] == ("compare: FAIL: 1 regression; also incomplete: 1 scenario not measured "
-                       "in NEW (bench fault or interrupted run)")
+                       "in NEW (bench fault, interrupted run, or a -k that NEW's results.json "
+                       "does not record)")
 
 
 def test_new_with_no_target_recorded_is_incomplete(base, new_doc, tmp_path):
@@ -313,7 +314,10 @@ def test_runs_without_a_selection_record_stay_incomplete(base, new_doc, tmp_path
     new_doc["tests"].remove(scenario_of(new_doc, "auto_reset"))
     assert "selection" not in new_doc
     r = compare(base, write_run(tmp_path / "new", new_doc))
-    assert r.returncode == 2 and not any("not selected" in x for x in lines(r))
+    assert r.returncode == 2 and not any(x.startswith("not selected") for x in lines(r))
+    assert lines(r)[-1].startswith("compare: INCOMPLETE: 1 scenario not measured in NEW (bench "
+                                   "fault, interrupted run, or a -k that NEW's results.json "
+                                   "does not record)")
 
 
 # ---- identity ---------------------------------------------------------------------------
