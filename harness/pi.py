@@ -194,22 +194,23 @@ class PiDriver(Relinking):
             with self.guard(f"say GPIO {gpio}'s mode after the missing edges"):
                 mode = self.pi.get_mode(gpio)
         except GpioError:
-            return GpioError(f"{said}, and then pigpiod at {self.host}:{self.port} {self.broken}: "
-                             "pigpiod or the Pi stalled or died; restart pigpiod (is the Pi "
+            return GpioError(f"{said}, and then pigpiod at {self.host}:{self.port} {self.broken}, "
+                             "so pigpiod or the Pi stalled or died; restart pigpiod (is the Pi "
                              "overloaded?)")
         took = time.monotonic() - t0
         late = self.stimulus.count() - start >= want
         if took > STALL_S or late:
-            return GpioError(f"{said}: pigpiod at {self.host}:{self.port} stalled (it took "
+            return GpioError(f"{said}, so pigpiod at {self.host}:{self.port} stalled (it took "
                              f"{took:.1f} s to answer a command"
-                             f"{'; the edges came late' if late else ''}): is the Pi "
-                             "overloaded, or was pigpiod stopped?")
+                             f"{', and the edges came late' if late else ''}); restart "
+                             "pigpiod, or free the Pi's CPU if it is overloaded")
         if mode != pigpio.OUTPUT:
-            return GpioError(f"{said}: GPIO {gpio} is no longer an output (mode {mode}): "
-                             "another program reconfigured it; stop whatever else uses it")
-        return GpioError(f"{said}; pigpiod answers and GPIO {gpio} is still its output, so the "
-                         "cause is not known (pigpiod's edge reports stopped?): run "
-                         "`tsfrig doctor`, then restart pigpiod")
+            return GpioError(f"{said}, and GPIO {gpio} is no longer an output (mode {mode}), "
+                             f"so another program reconfigured it; free GPIO {gpio}: stop the "
+                             "program that uses it")
+        return GpioError(f"{said}, yet pigpiod answers and GPIO {gpio} is still its output: "
+                         "the cause is not known (did pigpiod's edge reports stop?); restart "
+                         "pigpiod and run `tsfrig doctor`")
 
     def _wait_wave_done(self, timeout_s: float) -> None:
         """The last rising edge is reported before the wave's last falling edge is played: a
