@@ -17,7 +17,7 @@ import time
 import pigpio
 
 from harness.config import Wiring
-from harness.gpio import EdgeLog, GpioError, Relinking, built_within
+from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking, built_within
 from harness.sockets import ask, close_all
 from harness.ticks import TickUnwrapper
 
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
 PULSE_REPORT_S = 2.0  # a pulse pigpio doesn't report by then: the Pi is mute
 PIGPV_CMD = 26  # pigpiod's "get version" command: a harmless handshake
-STALL_S = 0.5  # a pigpiod command answered slower than this: the daemon or the Pi stalled
 
 
 class EdgeCapture(EdgeLog):
@@ -94,6 +93,12 @@ class PiDriver(Relinking):
         log.debug("pigpio: %s", what)
         try:
             yield
+        except TimeoutError:  # it accepted the command and then said nothing
+            self.broken = f"failed to {what}: no answer within {self.command_timeout_s:g} s"
+            log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
+            raise GpioError(f"pigpiod at {self.host}:{self.port} {self.broken}, so pigpiod or "
+                             "the Pi stalled (or the network dropped); restart pigpiod, or free "
+                             "the Pi's CPU if it is overloaded") from None
         except (OSError, pigpio.error, struct.error) as e:  # struct.error: a short answer
             self.broken = f"failed to {what} ({e or type(e).__name__})"
             log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
@@ -107,6 +112,10 @@ class PiDriver(Relinking):
                 "pigpio_version": self.pi.get_pigpio_version(),
                 "stimulus_times": f"sampled: pigpio's reports of GPIO {self.stimulus_gpio}",
             }
+
+    def _ping(self) -> None:
+        with self.guard("read the current tick"):
+            self.pi.get_current_tick()
 
     def reset_capture(self) -> None:
         """Start a fresh capture now: edges stamped before this tick (pin set-up whose

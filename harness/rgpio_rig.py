@@ -25,7 +25,7 @@ import time
 import rgpio
 
 from harness.config import Wiring
-from harness.gpio import EdgeLog, GpioError, Relinking, built_within
+from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking, built_within
 from harness.sockets import ask, close_all
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 PULSE_US = 10  # stimulus pulse width
 PULSE_OFF_US = 10  # lg wants on + off > 10 µs per pulse
 PULSE_REPORT_S = 2.0  # a pulse the sense line doesn't report by then: the jumper is missing
-STALL_S = 0.5  # a command answered slower than this: the daemon or the Pi stalled
 LGV_CMD = 140  # rgpiod's "lg version" command: a harmless handshake
 LG_MAGIC = 1818715245
 HEADER = struct.Struct("<IIHHHH")
@@ -146,6 +145,12 @@ class RgpioRig(Relinking):
         log.debug("rgpio: %s", what)
         try:
             yield
+        except TimeoutError:  # it accepted the command and then said nothing
+            self.broken = f"failed to {what}: no answer within {self.command_timeout_s:g} s"
+            log.warning("rgpiod at %s:%s %s", self.host, self.port, self.broken)
+            raise GpioError(f"rgpiod at {self.host}:{self.port} {self.broken}, so rgpiod or "
+                             "the Pi stalled (or the network dropped); restart rgpiod, or free "
+                             "the Pi's CPU if it is overloaded") from None
         except (OSError, rgpio.error, struct.error) as e:
             self.broken = f"failed to {what} ({e or type(e).__name__})"
             log.warning("rgpiod at %s:%s %s", self.host, self.port, self.broken)
@@ -159,6 +164,10 @@ class RgpioRig(Relinking):
         return {"sbc_name": name,
                 "lg_version": f"{v >> 24 & 0xFF}.{v >> 16 & 0xFF}.{v >> 8 & 0xFF}.{v & 0xFF}",
                 "gpiochip": self.chip, "stimulus_times": self.stimulus_times}
+
+    def _ping(self) -> None:
+        with self.guard("read the stimulus line"):
+            self.sbc.gpio_read(self.h, self.stimulus_gpio)
 
     # ---- the wires ---------------------------------------------------------------------------
     def reset_capture(self) -> None:

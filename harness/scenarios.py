@@ -119,6 +119,8 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
         except (BoardStopped, TargetError) as e:
             log.warning("%s: %s", run.__name__, e)
             e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
+            # the Pi silent at the same moment: the bench's host stalled, not the board
+            e.bench_stalled = b.pi.stalled() if isinstance(e, BoardStopped) else ""
             e.recovery = recover_after_fault(b.target, b.pi, b.power)
             raise
     return wrapper
