@@ -254,12 +254,7 @@ def _board_missed(obs: Observation) -> bool:
         return True
     limit = obs.wake_timeout_ms * 1000
     return any(a is None or a - s > limit for s, a in zip(
-        obs.stim_us, _first_ack(obs), strict=True))
-
-
-def _first_ack(obs: Observation) -> list[int | None]:
-    """Per stimulus edge, the first ack edge at or after it (None: none came)."""
-    return [next((a for a in obs.ack_us if a >= s), None) for s in obs.stim_us]
+        obs.stim_us, _first_after(obs.stim_us, obs.ack_us), strict=True))
 
 
 def check_wake_deadline(obs: Observation, wake_timeout_ms: float, busy_ms: float = 0
@@ -272,16 +267,12 @@ def check_wake_deadline(obs: Observation, wake_timeout_ms: float, busy_ms: float
     the waiter from running (coalesce), on top of the timeout."""
     limit_us = (wake_timeout_ms + busy_ms) * 1000
     late: list[tuple[float, int, str]] = []
-    acks = obs.ack_us
-    for i, s in enumerate(obs.stim_us):
-        a = next((a for a in acks if a >= s), None)
-        if a is not None and a - s > limit_us:
-            late.append((a - s, i, "after its stimulus edge (Pi clock)"))
-    irq, wake = obs.irq_t, obs.wake_t
-    for i, t in enumerate(irq):
-        w = next((w for w in wake if w >= t), None)
-        if w is not None and w - t > limit_us:
-            late.append((w - t, i, "after its IRQ (board clock)"))
+    irq = obs.irq_t
+    for starts, ends, how in ((obs.stim_us, obs.ack_us, "after its stimulus edge (Pi clock)"),
+                              (irq, obs.wake_t, "after its IRQ (board clock)")):
+        for i, (t, end) in enumerate(zip(starts, _first_after(starts, ends), strict=True)):
+            if end is not None and end - t > limit_us:
+                late.append((end - t, i, how))
     if not late:
         return []
     worst, i, how = max(late)
@@ -356,19 +347,20 @@ def latency_samples(obs: Observation) -> dict[str, list[float]]:
     """Isolated pulses only: IRQ i → the first wake after it (board clock), stimulus i → the
     first ack edge after it (Pi clock). Paired by time, not by index, so a missing or extra
     wake shifts no later sample and none is dropped."""
-    return {"irq_to_wake_us": _first_after(obs.irq_t, obs.wake_t),
-            "edge_to_ack_us": _first_after(obs.stim_us, obs.ack_us)}
+    return {name: [float(e - s) for s, e in zip(starts, _first_after(starts, ends),
+                                                strict=True) if e is not None]
+            for name, starts, ends in (("irq_to_wake_us", obs.irq_t, obs.wake_t),
+                                       ("edge_to_ack_us", obs.stim_us, obs.ack_us))}
 
 
-def _first_after(starts: list[int], ends: list[int]) -> list[float]:
-    """For each start, the time to the first end at or after it (starts with none: no sample)."""
-    out, j = [], 0
+def _first_after(starts: list[int], ends: list[int]) -> list[int | None]:
+    """For each start (in time order), the first end at or after it (None: none came)."""
+    out: list[int | None] = []
+    j = 0
     for s in starts:
         while j < len(ends) and ends[j] < s:
             j += 1
-        if j == len(ends):
-            break
-        out.append(float(ends[j] - s))
+        out.append(ends[j] if j < len(ends) else None)
     return out
 
 
