@@ -200,6 +200,21 @@ SUBKEYS = {
     "compare": {"alpha", "effect_floor_us", "min_effect_size"},
 }
 TOP_KEYS = {"version", "targets", "defaults", "compare"}
+# Every numeric key's sane range (inclusive) and unit: a value outside it is a typo or a unit
+# mix-up (a sub-microsecond timeout, a latency budget of days), never a bench to test.
+SANE: dict[str, tuple[float, float, str]] = {
+    "budgets.latency_us": (1, 10_000_000, "µs"),
+    "budgets.wake_timeout_ms": (1, 60_000, "ms"),
+    "budgets.device_timeout_s": (1, 600, "s"),
+    "irq_latency_us": (0, 1_000_000, "µs"),
+    "irq_jitter_us": (0, 1_000_000, "µs"),
+    "flash.timeout_s": (1, 3600, "s"),
+    "power.off_s": (0.01, 60, "s"),
+    "power.timeout_s": (1, 600, "s"),
+    "serial.baudrate": (300, 16_000_000, "baud"),
+    "wiring.board_pin": (0, 1023, ""),
+    "compare.effect_floor_us": (0, 10_000_000, "µs"),
+}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 PIGPIO_GPIOS = (0, 31)  # pigpio callbacks and notifications only cover bank 1
 BOARD_PIN_RE = re.compile(r"^(?:GP)?(\d+)$", re.IGNORECASE)  # 2, "2", "GP2", "gp2": one pin
@@ -353,11 +368,29 @@ class _Loader:
                                          f"got {_show(n.value)}")
         return n.value
 
+    def sane(self, n: _Node, key: str, kind: str, integer: bool = False) -> float:
+        """A number in its key's sane range (SANE[kind]): the error names the range and unit."""
+        lo, hi, unit = SANE[kind]
+        v = n.value
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and \
+            (not integer or isinstance(v, int))
+        try:
+            ok = ok and lo <= v <= hi and math.isfinite(float(v))
+        except OverflowError:
+            ok = False
+        if not ok:
+            what = "an integer" if integer else "a number"
+            raise self.fail(n.line, key, f"expected {what} from {_plain(lo)} to {_plain(hi)}"
+                                         f"{' ' + unit if unit else ''}, got {_show(v)}")
+        return v if integer else float(v)
+
     def pin(self, n: _Node, key: str) -> int | str:
         v = n.value
         if isinstance(v, bool) or not (isinstance(v, int) and v >= 0 or isinstance(v, str) and v):
             raise self.fail(n.line, key, f"expected a board pin number >= 0 or a name like "
                                          f"'GP2', got {_show(v)}")
+        if isinstance(v, int):
+            return int(self.sane(n, key, "wiring.board_pin", integer=True))
         return v
 
     def path(self, n: _Node, key: str, must_be_dir: bool = False) -> Path | None:
@@ -390,6 +423,11 @@ def _show(v: Any) -> str:
     if isinstance(v, list):
         return "a list"
     return f"a YAML {type(v).__name__}"  # date, datetime, bytes, set
+
+
+def _plain(x: float) -> str:
+    """1000000, not 1e+06: a range bound as a person would type it."""
+    return str(int(x)) if x == int(x) else f"{x:g}"
 
 
 def _show_usb_id(v: Any) -> str:
@@ -482,7 +520,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
                 raise L.fail(fl["command"].line, f"{fk}.command", f"bad placeholder {e}; use "
                              "{image}, {port}, {serial_number} (double other braces)") from None
         if "timeout_s" in fl:
-            got["timeout_s"] = L.number(fl["timeout_s"], f"{fk}.timeout_s")
+            got["timeout_s"] = L.sane(fl["timeout_s"], f"{fk}.timeout_s", "flash.timeout_s")
         kw["flash"] = FlashConfig(method, **got)
     kw["power"] = _power(L, m, key, bench.simulated)
     if "place" in m:
@@ -499,7 +537,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             kw[k] = L.enum(m[k], f"{key}.{k}", ENUMS[k])
     for k in ("irq_latency_us", "irq_jitter_us"):
         if k in m:
-            kw[k] = L.integer(m[k], f"{key}.{k}", lo=0)
+            kw[k] = int(L.sane(m[k], f"{key}.{k}", k, integer=True))
     if "irq_kinds" in m:
         ik = m["irq_kinds"]
         if not isinstance(ik.value, list) or not ik.value:
@@ -552,7 +590,8 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         if port == "auto" and vid is None and pid is None and sn is None:
             raise L.fail(sm["port"].line, f"{key}.serial.port",
                          "'auto' needs vid, pid or serial_number to find the board")
-        extra = {"baudrate": L.integer(sm["baudrate"], f"{key}.serial.baudrate", 1)} \
+        extra = {"baudrate": int(L.sane(sm["baudrate"], f"{key}.serial.baudrate",
+                                        "serial.baudrate", integer=True))} \
             if "baudrate" in sm else {}
         kw["serial"] = SerialConfig(port, vid, pid, sn, **extra)
 
@@ -616,7 +655,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
         if "latency_us" in bm:
             lm = L.mapping(bm["latency_us"], f"{bk}.latency_us", SUBKEYS["latency_us"])
             for q, v in lm.items():
-                lat[q] = L.number(v, f"{bk}.latency_us.{q}")
+                lat[q] = L.sane(v, f"{bk}.latency_us.{q}", "budgets.latency_us")
                 explicit.add(f"budgets.latency_us.{q}")
             for a, b in zip(QUANTILE_NAMES, QUANTILE_NAMES[1:], strict=False):
                 if lat[a] > lat[b]:
@@ -624,9 +663,16 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
                     raise L.fail(line, f"{bk}.latency_us", f"{a} ({lat[a]:g}) > {b} ({lat[b]:g}); "
                                  "percentile budgets must not decrease")
         if "wake_timeout_ms" in bm:
-            wake_ms = L.number(bm["wake_timeout_ms"], f"{bk}.wake_timeout_ms")
+            wake_ms = L.sane(bm["wake_timeout_ms"], f"{bk}.wake_timeout_ms",
+                             "budgets.wake_timeout_ms")
         if "device_timeout_s" in bm:
-            dev_s = L.number(bm["device_timeout_s"], f"{bk}.device_timeout_s")
+            dev_s = L.sane(bm["device_timeout_s"], f"{bk}.device_timeout_s",
+                           "budgets.device_timeout_s")
+        if wake_ms >= dev_s * 1000 and {"wake_timeout_ms", "device_timeout_s"} & bm.keys():
+            name = "wake_timeout_ms" if "wake_timeout_ms" in bm else "device_timeout_s"
+            raise L.fail(bm[name].line, f"{bk}.{name}", f"wake_timeout_ms ({wake_ms:g} ms) must "
+                         f"be shorter than device_timeout_s ({dev_s:g} s): the board waits out "
+                         "the wake timeout before it answers")
     kw["budgets"] = Budgets(lat, wake_ms, dev_s)
     return TargetConfig(**kw, explicit=frozenset(explicit))
 
@@ -686,7 +732,7 @@ def _power(L: _Loader, m: dict[str, _Node], key: str, simulated: bool) -> PowerC
                      "not both")
     for k in ("off_s", "timeout_s"):
         if k in pm:
-            got[k] = L.number(pm[k], f"{pk}.{k}")
+            got[k] = L.sane(pm[k], f"{pk}.{k}", f"power.{k}")
     if method == "sim":
         got.setdefault("off_s", SIM_OFF_S)
     return PowerConfig(method, **got)
@@ -853,7 +899,7 @@ def load_config(path: str | Path) -> RigConfig:
         cm = L.mapping(top["compare"], "compare", SUBKEYS["compare"])
         compare = CompareConfig(
             L.number(cm["alpha"], "compare.alpha", 0.0, True, 1.0) if "alpha" in cm else 0.01,
-            L.number(cm["effect_floor_us"], "compare.effect_floor_us", 0.0, False)
+            L.sane(cm["effect_floor_us"], "compare.effect_floor_us", "compare.effect_floor_us")
             if "effect_floor_us" in cm else 100.0,
             L.number(cm["min_effect_size"], "compare.min_effect_size", 0.0, False, 1.0, False)
             if "min_effect_size" in cm else 0.3,

@@ -22,7 +22,7 @@ from typing import Any
 from harness.benches import BENCH_KINDS, BenchAddress, BenchProvider, bench_for
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
 from harness.protocol import LogParser
-from harness.wiring import WiringError
+from harness.wiring import LATE_GRACE_S, WiringError
 
 CLOCK_PULSES = 7
 CLOCK_GAP_S = 0.5  # pulses this far apart: a drift check over ~3 s
@@ -152,7 +152,8 @@ class Doctor:
         self.run("profile", self.check_profile, ("identity",), 30,
                  "fix the target's settings to match the board, or the board to match them")
         for wire in ("stimulus", "ack"):
-            self.run(f"wire {wire}", self.check_wire(wire), ("identity", "GPIO daemon"), 20,
+            self.run(f"wire {wire}", self.check_wire(wire), ("identity", "GPIO daemon"),
+                     20 + LATE_GRACE_S,  # a short count is looked at again for late edges
                      f"check the {wire} jumper, the shared ground and wiring.{wire}")
         if getattr(t.wiring, "stimulus_sense", None) is not None:
             self.run("wire stimulus_sense", self.check_sense, ("GPIO daemon",), 20,

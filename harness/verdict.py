@@ -84,6 +84,11 @@ def evidence_from(exc: BaseException | None) -> Evidence:
             return Evidence(board_exception=exc.summary)
         if recovery is not None and recovery.link_lost:
             return Evidence(bench_fault=f"{what}; {recovery.failure}")
+        stalled = getattr(exc, "bench_stalled", "")
+        if stalled:  # the Pi went silent with the board: the bench's host stalled
+            return Evidence(bench_fault=f"the board and the Pi went silent together, so the "
+                            f"bench stalled, not the firmware ({what}{getattr(exc, 'where', '')}"
+                            f"; {stalled}); free the bench host's CPU or restart the bench")
         said = f"; {recovery.says()}" if recovery is not None else ""
         return Evidence(board_stopped=f"{what}{getattr(exc, 'where', '')}{said}")
     if isinstance(exc, BenchFault):

@@ -28,6 +28,8 @@ def test_fault(name, tmp_path):
     if want.message:
         assert re.search(want.message, out.messages() + "\n" + said, re.M), where
     assert "Traceback" not in out.stderr, where  # causes are said in one line, never a trace
+    if want.wrong:  # a fix line names the likely cause, not one that points elsewhere
+        assert not re.search(want.wrong, out.messages() + "\n" + said), where
     if out.doc is None:  # nothing could be written (full disk): the one line said why
         assert want.verdict == "error"
         return

@@ -337,6 +337,7 @@ class Expect:
     message: str  # regex found in a test's message or on stderr
     passed_after: bool = False  # some test after the faulted one still passed
     swept: bool = False  # the fault leaves temp files no process can remove: the next run does
+    wrong: str = ""  # regex of a cause or fix that would point the wrong way: must not appear
 
 
 FIRMWARE_K = "hard and (test_wake or test_auto_reset)"
@@ -540,3 +541,88 @@ targets:
     return out, Expect("error", 2, r"target broken: simulated bench did not start: tsfrig: the "
                        r"virtual board did not boot: .* exited before reaching its prompt",
                        passed_after=True)
+
+
+# ---- stalls that must not pass, absurd settings, fixes that name the likely cause --------
+
+def _stop_sim_for(seconds: float, bench: Bench) -> Callable[[str], None]:
+    """SIGSTOP the simulated bench process (the simulated Pi with its pigpiod, and the
+    board's serial bridge) for `seconds`: a Pi host that stalls."""
+    def act(tag: str) -> None:
+        pids = [pid for pid, cmd in tagged(tag) if "harness.cli sim" in cmd]
+        for pid in pids:
+            _signal(pid, signal.SIGSTOP)
+        timer = threading.Timer(seconds, lambda: [_signal(p, signal.SIGCONT) for p in pids])
+        timer.start()
+        bench.cleanups.append(timer.cancel)
+        bench.cleanups.append(lambda: [_signal(p, signal.SIGCONT) for p in pids])
+    return act
+
+
+TEN_S = {"device_timeout_s: 10": "device_timeout_s: 10"}  # the board answers after an 8 s stall
+
+
+@case
+def vm_stopped_8s_in_stress(tmp: Path) -> tuple[Outcome, Expect]:
+    """The board stalls 8 s mid-stress but answers in the end: its wakes 8 s late are lost
+    wake-ups (wake_timeout_ms 200), never a pass."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
+    bench.on_start = when_marked(mark, _stop_vm_for(8, bench))
+    return run_faulted(tmp, bench, "test_stress and hard"), \
+        Expect("fail", 1, r"^stress \[hard\] on sim: lost wake-up: \d+ pulse\(s\) woke the "
+               r"waiter later than wake_timeout_ms \(200 ms\); worst pulse \d+, woken \d{4} ms")
+
+
+@case
+def vm_stopped_8s_in_wake(tmp: Path) -> tuple[Outcome, Expect]:
+    """The board stalls 8 s among isolated pulses: the host stops after 5 unanswered pulses,
+    so the scenario did not do what it set out to; the board's fault, and it cannot pass."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
+    bench.on_start = when_marked(mark, _stop_vm_for(8, bench))
+    return run_faulted(tmp, bench, "test_wake and hard"), \
+        Expect("fail", 1, r"^wake \[hard\] on sim: (lost wake-up|IRQ count)(.|\n)*the scenario "
+               r"stopped after \d+ of its 20 pulses: 5 pulse\(s\) in a row got no wake")
+
+
+@case
+def simulated_pi_stopped_8s_in_stress(tmp: Path) -> tuple[Outcome, Expect]:
+    """The simulated Pi (pigpiod and the board's bridge) stalls 8 s: a bench fault that says
+    pigpiod stalled, not 'check the stimulus GPIO is free' and never the firmware's hang."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
+    bench.on_start = when_marked(mark, _stop_sim_for(8, bench))
+    return run_faulted(tmp, bench, "test_stress and hard"), \
+        Expect("error", 2, r"^bench fault \(not a firmware verdict\): .*(pigpiod.* stalled|the "
+               r"board and the Pi went silent together)", wrong=r"GPIO is free|jumper")
+
+
+@case
+def injected_irq_latency_1s(tmp: Path) -> tuple[Outcome, Expect]:
+    """The sim's injected IRQ latency at its sane maximum (1 s): wiring is fine, every wake
+    is late, and the cause said is the board's late interrupts, not the jumper or ground."""
+    bench, _ = sim_bench(tmp, **{"irq_latency_us: 0 ": "irq_latency_us: 1000000 "})
+    return run_faulted(tmp, bench, "test_wake and hard"), \
+        Expect("fail", 1, r"^wake \[hard\] on sim: lost wake-up: .*its IRQ came \d+ ms after "
+               r"the edge \(the board stalled, or takes its interrupts late\)",
+               wrong=r"jumper|shared ground")
+
+
+def _absurd_setting(name: str, old: str, new: str, message: str) -> Case:
+    def run(tmp: Path) -> tuple[Outcome, Expect]:
+        bench, _ = sim_bench(tmp, **{old: new})
+        return run_faulted(tmp, bench, "test_wake and hard"), Expect("error", 2, message)
+    run.__name__ = f"config_{name}"
+    return run
+
+
+for _name, _old, _new, _message in (
+    ("wake_timeout_sub_microsecond", "wake_timeout_ms: 200 ", "wake_timeout_ms: 0.000001 ",
+     r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.budgets\.wake_timeout_ms: expected a number "
+     r"from 1 to 60000 ms, got 1e-06$"),
+    ("irq_latency_1e12", "irq_latency_us: 0 ", "irq_latency_us: 1000000000000 ",
+     r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.irq_latency_us: expected an integer from 0 to "
+     r"1000000 µs, got 1000000000000$"),
+    ("device_timeout_1e9", "device_timeout_s: 10", "device_timeout_s: 1000000000",
+     r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.budgets\.device_timeout_s: expected a number "
+     r"from 1 to 600 s, got 1000000000$"),
+):
+    case(_absurd_setting(_name, _old, _new, _message))
