@@ -43,7 +43,13 @@ class Outcome:
     junit: dict[str, str]
     html: str
     leftover: list[str]  # processes of the run still alive after it exited
-    temp_left: list[str]  # files the run left in its TMPDIR
+    temp_left: list[str]  # files the run left in its TMPDIR (but its results fallback)
+    junit_props: dict[str, str] = field(default_factory=dict)  # junit.xml suite properties
+    latest: str = ""  # the run directory reports/latest points at ("" unmoved)
+    run_dirs: list[str] = field(default_factory=list)  # every run directory's name
+    fallback: dict | None = None  # results kept in TMPDIR when the run dir could not take them
+    fallback_path: str = ""
+    tmp_files: list[str] = field(default_factory=list)  # *.tmp left in the report dir
 
     def outcomes(self) -> dict[str, str]:
         return {t["nodeid"].split("::")[-1]: t["outcome"] for t in (self.doc or {}).get(
@@ -61,6 +67,7 @@ class Bench:
     on_line: Callable[[str, subprocess.Popen], None] | None = None
     on_start: Callable[[subprocess.Popen, str], None] | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # ---- processes ----------------------------------------------------------------------------
@@ -113,7 +120,7 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
     tmpdir = tmp / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
     report = tmp / "r"
-    env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(tmpdir), "CI": "1"}
+    env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(tmpdir), "CI": "1", **bench.env}
     cmd = [sys.executable, "-m", "harness.cli", "run", "--report-dir", str(report),
            "-k", k, *bench.args]
     t0 = time.monotonic()
@@ -156,10 +163,28 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
     doc = json.loads((run_dir / "results.json").read_text()) \
         if (run_dir / "results.json").exists() else None
     html = (run_dir / "index.html").read_text() if (run_dir / "index.html").exists() else ""
+    fallbacks = sorted(tmpdir.glob("tsfrig-*-results.json"))
+    junit = run_dir / "junit.xml"
     return Outcome(code, "".join(out), "".join(err_lines), seconds, doc,
-                   junit_outcomes(run_dir / "junit.xml"), html,
+                   junit_outcomes(junit), html,
                    [f"{pid} {cmd}" for pid, cmd in leftover],
-                   sorted(str(p.relative_to(tmpdir)) for p in tmpdir.rglob("*")))
+                   sorted(str(p.relative_to(tmpdir)) for p in tmpdir.rglob("*")
+                          if p not in fallbacks),
+                   junit_props=junit_properties(junit),
+                   latest=os.readlink(report / "latest") if (report / "latest").is_symlink()
+                   else "",
+                   run_dirs=sorted(d.name for d in report.iterdir() if d.is_dir()
+                                   and not d.is_symlink()) if report.exists() else [],
+                   fallback=json.loads(fallbacks[0].read_text()) if fallbacks else None,
+                   fallback_path=str(fallbacks[0]) if fallbacks else "",
+                   tmp_files=sorted(str(p) for p in report.rglob("*.tmp"))
+                   if report.exists() else [])
+
+
+def finished_tests(stderr: str) -> set[str]:
+    """The tests the run's progress lines reported finished (`... passed` and the like)."""
+    return {name for name, _ in re.findall(
+        r"^tsfrig: (?:\[\S+\] )?(\S+): .*\s(passed|failed|error|xfailed)$", stderr, re.M)}
 
 
 def junit_outcomes(path: Path) -> dict[str, str]:
@@ -167,14 +192,20 @@ def junit_outcomes(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     got = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        if not case.get("name"):
-            continue  # pytest's placeholder for the test a signal cut short: never ran
+    for case in ET.parse(path).getroot().iter("testcase"):  # a nameless one shows as ""
         tags = {child.tag for child in case}
         got[case.get("name", "")] = ("error" if "error" in tags else "failed"
                                      if "failure" in tags else "skipped"
                                      if "skipped" in tags else "passed")
     return got
+
+
+def junit_properties(path: Path) -> dict[str, str]:
+    """junit.xml's suite properties (the firmware, tsfrig.verdict, tsfrig.interrupted)."""
+    if not path.exists():
+        return {}
+    return {p.get("name", ""): p.get("value", "")
+            for p in ET.parse(path).getroot().iter("property")}
 
 
 # ---- benches ------------------------------------------------------------------------------
@@ -491,6 +522,64 @@ def report_dir_on_full_disk(tmp: Path) -> tuple[Outcome, Expect]:
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
     return out, Expect("error", 2, r"^tsfrig: --report-dir .*No space left on device")
+
+
+def _mounted_tmpfs(path: Path, size: str) -> Callable[[], None]:
+    """A small tmpfs at path (the test runs as root, as CI does); returns its unmount."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True, capture_output=True)
+    return lambda: subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _fill(disk: Path) -> None:
+    """Take every free byte of the disk."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+@case
+def report_dir_fills_mid_run(tmp: Path) -> tuple[Outcome, Expect]:
+    """The disk fills up after the second test: every finished test is kept in TMPDIR, the
+    error names that file and what was not written, no temp file stays."""
+    disk = tmp / "disk"
+    unmount = _mounted_tmpfs(disk, "2m")
+    try:
+        bench, _ = sim_bench(tmp)
+        bench.args += ["--report-dir", str(disk / "reports")]
+        bench.on_line = on_progress(r"test_auto_reset\[sim-hard\].*\bpassed$",
+                                    lambda _proc: _fill(disk))
+        out = run_faulted(tmp, bench, "hard and (test_wake or test_auto_reset or "
+                          "test_pending_set or test_clear_discards)")
+    finally:
+        unmount()
+    return out, Expect("error", 2, r"^tsfrig: not written to \S+: results\.json \(No space "
+                       r"left on device\).*; every result \(\d+ tests\) and the verdict are "
+                       r"in \S+tsfrig-\S+-results\.json$")
+
+
+# The steps of writing a finished run's files (harness.interrupts.step): a signal at each.
+WRITE_STEPS = ("results", "junit", "index", "rename", "report", "latest")
+
+
+def _signal_in_write(step: str, sig: signal.Signals) -> Case:
+    def run(tmp: Path) -> tuple[Outcome, Expect]:
+        from harness.interrupts import STEP_VAR
+
+        bench, _ = sim_bench(tmp)
+        bench.env[STEP_VAR] = step
+        bench.on_line = on_progress(rf"^tsfrig-test: at {step}$",
+                                    lambda proc: proc.send_signal(sig))
+        return run_faulted(tmp, bench, "test_wake and hard"), \
+            Expect("interrupted", 128 + sig, rf"interrupted by {sig.name}")
+    run.__name__ = f"{sig.name.lower()}_writing_{step}"
+    return run
+
+
+for _i, _step in enumerate(WRITE_STEPS):
+    case(_signal_in_write(_step, (signal.SIGTERM, signal.SIGINT)[_i % 2]))
 
 
 @case
