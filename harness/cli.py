@@ -166,6 +166,7 @@ def _finish_run_dir(run_dir: Path, code: int) -> int:
                       f"and {run_dir.name} could not be marked so ({e})", file=sys.stderr)
         print(f"report: {run_dir / 'index.html'}")
     late = interrupts.held()
+    interrupts.block()  # from here the files say it all: a later signal changes nothing
     if late and code not in SIGNAL_EXIT.values():
         return SIGNAL_EXIT[late]
     return code if code in (0, 1, 2, 130, 143) else 2

@@ -29,6 +29,13 @@ def held() -> str | None:
     return _held[0] if _held else None
 
 
+def block() -> None:
+    """The run's files are written and its verdict is final: SIGINT and SIGTERM are blocked
+    until the process is gone, else Python's shutdown (which restores their default action)
+    could die of one and give an exit status that disagrees with the files."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def step(name: str) -> None:
     """A step of the write. Test hook: with TSFRIG_SIGNAL_AT=<name>, say `tsfrig-test: at
     <name>` on stderr and wait (at most 5 s) for the signal the test then sends, so a test

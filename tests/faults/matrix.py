@@ -68,6 +68,7 @@ class Bench:
     on_start: Callable[[subprocess.Popen, str], None] | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    on_out: Callable[[str, subprocess.Popen], None] | None = None  # as on_line, for stdout
 
 
 # ---- processes ----------------------------------------------------------------------------
@@ -135,8 +136,14 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
             if bench.on_line is not None:
                 bench.on_line(line, proc)
 
+    def read_out() -> None:
+        for line in proc.stdout:
+            out.append(line)
+            if bench.on_out is not None:
+                bench.on_out(line, proc)
+
     readers = [threading.Thread(target=read_err, daemon=True),
-               threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)]
+               threading.Thread(target=read_out, daemon=True)]
     for r in readers:
         r.start()
     try:
