@@ -69,6 +69,7 @@ class Bench:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     on_out: Callable[[str, subprocess.Popen], None] | None = None  # as on_line, for stdout
+    own_group: bool = False  # tsfrig leads its own process group (a signal to all of it)
 
 
 # ---- processes ----------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
            "-k", k, *bench.args]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=bench.own_group)
     err_lines: list[str] = []
     out: list[str] = []
 
@@ -501,6 +502,19 @@ def _interrupt(sig: signal.Signals) -> Case:
 
 case(_interrupt(signal.SIGINT))
 case(_interrupt(signal.SIGTERM))
+
+
+@case
+def sigterm_parallel_process_group(tmp: Path) -> tuple[Outcome, Expect]:
+    """`--parallel`, and SIGTERM to the whole process group (as `timeout` or a CI runner
+    sends it): the sim dies with the worker, whose GPIO client must still close quietly."""
+    bench, _ = sim_bench(tmp)
+    bench.args.append("--parallel")
+    bench.own_group = True
+    bench.on_line = on_progress(r"\bpassed$",
+                                lambda proc: os.killpg(proc.pid, signal.SIGTERM))
+    return run_faulted(tmp, bench, "hard"), \
+        Expect("interrupted", 143, r"interrupted by SIGTERM")
 
 
 @case
