@@ -526,25 +526,6 @@ def sigkill(tmp: Path) -> tuple[Outcome, Expect]:
     return run_faulted(tmp, bench, "hard"), Expect("incomplete", -9, "")
 
 
-@case
-def report_dir_on_full_disk(tmp: Path) -> tuple[Outcome, Expect]:
-    disk = tmp / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
-                   check=True, capture_output=True)
-    try:
-        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        bench, _ = sim_bench(tmp)
-        bench.args += ["--report-dir", str(disk / "reports")]
-        out = run_faulted(tmp, bench, "test_wake and hard")
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
-    return out, Expect("error", 2, r"^tsfrig: --report-dir .*No space left on device")
-
-
 def _mounted_tmpfs(path: Path, size: str) -> Callable[[], None]:
     """A small tmpfs at path (the test runs as root, as CI does); returns its unmount."""
     path.mkdir()
@@ -559,6 +540,20 @@ def _fill(disk: Path) -> None:
         while True:
             f.write(b"\0" * 65536)
             f.flush()
+
+
+@case
+def report_dir_on_full_disk(tmp: Path) -> tuple[Outcome, Expect]:
+    disk = tmp / "disk"
+    unmount = _mounted_tmpfs(disk, "256k")
+    try:
+        _fill(disk)
+        bench, _ = sim_bench(tmp)
+        bench.args += ["--report-dir", str(disk / "reports")]
+        out = run_faulted(tmp, bench, "test_wake and hard")
+    finally:
+        unmount()
+    return out, Expect("error", 2, r"^tsfrig: --report-dir .*No space left on device")
 
 
 @case
