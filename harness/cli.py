@@ -137,10 +137,8 @@ def _finish_run_dir(run_dir: Path, code: int) -> int:
     from harness.verdict import SIGNAL_EXIT
 
     interrupts.hold()  # already, unless pytest ended before its session did
-    if not (run_dir / "results.json").exists() or fallback_path(run_dir.name).exists():
-        pass  # nothing ran, or the results are elsewhere (said): the directory stays as is
-    else:
-        try:
+    if (run_dir / "results.json").exists() and not fallback_path(run_dir.name).exists():
+        try:  # else nothing ran, or the results are elsewhere (said): the directory stays
             interrupts.step("rename")
             run_dir = name_by_build(run_dir)
             interrupts.step("report")
@@ -154,7 +152,9 @@ def _finish_run_dir(run_dir: Path, code: int) -> int:
             print(f"tsfrig: reports/latest not moved to {run_dir.name} ({e.strerror or e})",
                   file=sys.stderr)
         late = interrupts.held()
+        interrupts.block()  # from here the files say it all: a later signal changes nothing
         if late and code not in SIGNAL_EXIT.values():
+            code = SIGNAL_EXIT[late]
             try:
                 mark_interrupted(run_dir, late)
                 tidy_junit(run_dir / "junit.xml", "interrupted", late)
@@ -165,10 +165,7 @@ def _finish_run_dir(run_dir: Path, code: int) -> int:
                 print(f"tsfrig: interrupted by {late} while the run's files were written, "
                       f"and {run_dir.name} could not be marked so ({e})", file=sys.stderr)
         print(f"report: {run_dir / 'index.html'}")
-    late = interrupts.held()
-    interrupts.block()  # from here the files say it all: a later signal changes nothing
-    if late and code not in SIGNAL_EXIT.values():
-        return SIGNAL_EXIT[late]
+    interrupts.block()
     return code if code in (0, 1, 2, 130, 143) else 2
 
 
