@@ -121,10 +121,11 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
     tag = uuid.uuid4().hex
     tmpdir = tmp / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
-    report = tmp / "r"
+    report = Path(bench.args[bench.args.index("--report-dir") + 1]) \
+        if "--report-dir" in bench.args else tmp / "r"  # a case's own (a small disk)
     env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(tmpdir), "CI": "1", **bench.env}
     cmd = [sys.executable, "-m", "harness.cli", "run", "--report-dir", str(report),
-           "-k", k, *bench.args]
+           "-k", k, *[a for a in bench.args if a != "--report-dir" and a != str(report)]]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=bench.own_group)
