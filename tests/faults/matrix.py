@@ -506,6 +506,24 @@ case(_interrupt(signal.SIGTERM))
 
 
 @case
+def sigterm_mid_test(tmp: Path) -> tuple[Outcome, Expect]:
+    """SIGTERM while the second test's board is inside wait(): that test is in no artefact
+    (pytest's junit.xml had a nameless `<testcase/>` for it)."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True)
+    runs: list[subprocess.Popen] = []
+
+    def first_passed(text: str, proc: subprocess.Popen) -> None:
+        if not runs and re.search(r"\bpassed$", text):
+            mark.unlink(missing_ok=True)  # the next mark is the second test's wait()
+            runs.append(proc)
+    bench.on_line = first_passed
+    bench.on_start = when(lambda _tag: runs and mark.exists(),
+                          lambda _tag: runs[0].send_signal(signal.SIGTERM))
+    return run_faulted(tmp, bench, "hard and (test_wake or test_auto_reset)"), \
+        Expect("interrupted", 143, r"interrupted by SIGTERM")
+
+
+@case
 def sigterm_parallel_process_group(tmp: Path) -> tuple[Outcome, Expect]:
     """`--parallel`, and SIGTERM to the whole process group (as `timeout` or a CI runner
     sends it): the sim dies with the worker, whose GPIO client must still close quietly."""
