@@ -262,7 +262,7 @@ class PiDriver(Relinking):
             self.ack.cancel()
         with contextlib.suppress(OSError, pigpio.error, struct.error):
             self.pi.stop()
-        close_all(socks)  # wakes the client's notification thread so it ends
+        close_all(socks, [notify])  # wakes the client's notification thread: it ends
 
 
 def handshake(host: str, port: int, timeout_s: float) -> None:

@@ -276,7 +276,7 @@ class RgpioRig(Relinking):
             capture.cancel()
         with contextlib.suppress(OSError, rgpio.error, struct.error):
             sbc.stop()  # frees the lines and the notification handle
-        close_all(socks)  # wakes the client's notification thread so it ends
+        close_all(socks, [notify])  # wakes the client's notification thread: it ends
         sbc.sl.s, sbc._notify = None, None  # its atexit stop() has nothing left to do
 
 
