@@ -19,17 +19,21 @@ PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
 
 class Fault(Exception):
     """A fault of the bench or the board, with what a scenario learnt of it on the way up,
-    given to the constructor: where the board went quiet and what got it back (a
-    harness.board.recovery.Recovery), or nothing when no scenario was running."""
+    given to the constructor: where the board went quiet, what got it back (a
+    harness.board.recovery.Recovery) and whether the Pi went silent too, or nothing when no
+    scenario was running."""
 
-    def __init__(self, *args: object, where: str = "", recovery: Any = None) -> None:
+    def __init__(self, *args: object, where: str = "", recovery: Any = None,
+                 bench_stalled: str = "") -> None:
         super().__init__(*args)
         self.where = where
         self.recovery = recovery
+        self.bench_stalled = bench_stalled  # the Pi went silent with the board: how
 
-    def recovered(self, where: str, recovery: Any) -> Fault:
+    def recovered(self, where: str, recovery: Any, bench_stalled: str = "") -> Fault:
         """This fault again, saying where it happened and what recovery found."""
-        return type(self)(*self.args, where=where, recovery=recovery)
+        return type(self)(*self.args, where=where, recovery=recovery,
+                          bench_stalled=bench_stalled)
 
 
 class BenchFault(Fault):
@@ -101,6 +105,11 @@ def evidence_from(exc: BaseException | None) -> Evidence:
             return Evidence(board_exception=exc.summary)
         if recovery is not None and recovery.link_lost:
             return Evidence(bench_fault=f"{what}; {recovery.failure}")
+        if exc.bench_stalled:  # the Pi went silent with the board: the bench's host stalled
+            return Evidence(bench_fault=f"the board and the Pi went silent together, so the "
+                            f"bench stalled, not the firmware ({what}{exc.where}"
+                            f"; {exc.bench_stalled}); free the bench host's CPU or restart "
+                            "the bench")
         said = f"; {recovery.says()}" if recovery is not None else ""
         return Evidence(board_stopped=f"{what}{exc.where}{said}")
     if isinstance(exc, BenchFault):

@@ -19,14 +19,17 @@ expects:
 |----------------------------------------------|-------------|-------------|
 | 0 passed                                     | 0           | good        |
 | 1 firmware failure                           | 1           | bad         |
-| 2 bench fault, 5 nothing ran, 130/143, other | 125         | skip        |
+| 2 bench fault, 130/143, other                | 125         | skip        |
 | the build failed or timed out, no executable | 125         | skip        |
+| 5 nothing selected (-k matches no scenario)  | 128         | abort       |
 | bisect-step's own usage or config error      | 128         | abort       |
 
 A bench that could not measure is never a verdict on the firmware, so it skips the commit
-rather than blame it; a mistake in the command itself would repeat on every commit, so it
-stops the bisect instead. `--overlay DIR` runs each step with a module overlay (e.g. an
-`asyncio/` package) instead of, or as well as, a rebuilt executable.
+rather than blame it; a mistake in the command itself (an unknown option, a bad value, a
+missing file, a config or -k expression tsfrig refuses) would repeat on every commit, so it
+stops the bisect instead, and is checked before the first build. `--overlay DIR` runs each
+step with a module overlay (e.g. an `asyncio/` package) instead of, or as well as, a rebuilt
+executable.
 """
 
 from __future__ import annotations
@@ -70,20 +73,22 @@ def _stderr_fd() -> int:
 
 
 def map_exit(code: int) -> int:
-    """`tsfrig run`'s exit code as `git bisect run`'s: only 0 and 1 are firmware verdicts."""
-    return {0: GOOD, 1: BAD}.get(code, SKIP)
+    """`tsfrig run`'s exit code as `git bisect run`'s: only 0 and 1 are firmware verdicts; an
+    empty selection is the command's mistake (it would be empty on every commit)."""
+    return {0: GOOD, 1: BAD, 5: ABORT}.get(code, SKIP)
 
 
 def describe(code: int) -> str:
     """The one verdict line for a `tsfrig run` exit code."""
-    verdict = {GOOD: "good", BAD: "bad"}.get(map_exit(code), "skip")
+    verdict = {GOOD: "good", BAD: "bad", ABORT: "abort"}.get(map_exit(code), "skip")
     return f"{verdict} (exit {code}: {_RUN_MEANING.get(code, 'unexpected exit code')})"
 
 
-def derive_config(config: Path, firmware: Path, dest: Path) -> Path:
+def derive_config(config: Path, firmware: Path | None, dest: Path) -> Path:
     """Write dest/rig_config.yaml: config with every sim target's firmware.executable set to
-    firmware (absolute), and its relative overlay paths made absolute (they were relative to
-    the original file's directory)."""
+    firmware (absolute; None: `auto`, for checking the config before the build has made it),
+    and its relative overlay paths made absolute (they were relative to the original file's
+    directory)."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
         raise ValueError(f"{config}: not a rig config (no targets: list)")
@@ -93,7 +98,7 @@ def derive_config(config: Path, firmware: Path, dest: Path) -> Path:
             continue
         fw = t.get("firmware")
         fw = dict(fw) if isinstance(fw, dict) else {}
-        fw["executable"] = str(firmware.resolve())
+        fw["executable"] = str(firmware.resolve()) if firmware is not None else "auto"
         ov = fw.get("overlay")
         if isinstance(ov, str) and not Path(ov).expanduser().is_absolute():
             fw["overlay"] = str((base / ov).resolve())
@@ -101,6 +106,52 @@ def derive_config(config: Path, firmware: Path, dest: Path) -> Path:
     out = dest / "rig_config.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return out
+
+
+def check_usage(config: Path, firmware: Path | None, overlay: Path | None, k: str | None,
+                report_dir: Path | None, dest: Path) -> str:
+    """Before the first build: what in the command would fail on every commit ("" if
+    nothing). The config as tsfrig reads it (with --firmware, its sim targets' executables
+    are replaced, so they need not exist yet), --overlay, --report-dir and -k (collected
+    against that config: a malformed expression, or one that selects no scenario)."""
+    from harness.config import ConfigError, load_config
+
+    if not config.is_file():
+        return f"--config {config} does not exist; pass the tsfrig rig config"
+    if overlay is not None and not overlay.is_dir():
+        return f"--overlay {overlay} is not a directory; pass the directory of the modules"
+    try:
+        checked = derive_config(config, None, dest) if firmware is not None else config
+        load_config(checked)
+    except ConfigError as e:
+        return f"--config {config}: {e}"
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        return f"--config {config}: {e}; pass a tsfrig rig config"
+    if report_dir is not None:  # tsfrig run creates it: its nearest existing parent must do
+        there = next(p for p in (report_dir, *report_dir.parents) if p.exists())
+        if not there.is_dir() or not os.access(there, os.W_OK | os.X_OK):
+            return (f"--report-dir {report_dir}: {there} is not a writable directory; pass a "
+                    "writable directory")
+    if k is not None:
+        return _check_selection(checked, k)
+    return ""
+
+
+def _check_selection(config: Path, k: str) -> str:
+    """-k collected against config without running anything: pytest's own verdict on it."""
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests" / "hil"), "--collect-only", "-q",
+           "-p", "no:cacheprovider", f"--rig-config={config}", "-k", k]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    if proc.returncode == 5:
+        return f"-k {k!r} selects no scenario; see `pytest tests/hil --collect-only` for names"
+    if proc.returncode != 0:
+        said = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        why = next((ln.strip() for ln in said if "ERROR" in ln or "rror:" in ln),
+                   said[-1].strip() if said else f"pytest exit {proc.returncode}")
+        return f"-k {k!r} is not a selection tsfrig can use: {why}"
+    return ""
 
 
 def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | None,
@@ -118,11 +169,10 @@ def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | No
     firmware, overlay, config, report_dir = here(firmware), here(overlay), here(config), \
         here(report_dir)
     assert config is not None
-    if not config.is_file():
-        _say(f"abort: --config {config} does not exist; pass the tsfrig rig config")
-        return ABORT
-    if overlay is not None and not overlay.is_dir():
-        _say(f"abort: --overlay {overlay} is not a directory")
+    with tempfile.TemporaryDirectory(prefix="tsfrig-bisect-") as tmp:
+        mistake = check_usage(config, firmware, overlay, k, report_dir, Path(tmp))
+    if mistake:
+        _say(f"abort: {mistake}")
         return ABORT
 
     if build_cmd:
@@ -163,6 +213,17 @@ def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | No
     return map_exit(code)
 
 
+def _seconds(text: str) -> float:
+    """--build-timeout: a positive number of seconds (else a usage error: exit 128)."""
+    try:
+        s = float(text)
+    except ValueError:
+        s = -1.0
+    if not 0 < s < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return s
+
+
 class _Parser(argparse.ArgumentParser):
     """A usage error must stop the bisect (exit 128), not mark the commit bad (exit 2)."""
 
@@ -174,7 +235,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build", metavar="CMD",
                    help="shell command building the checked-out commit (runs in the current "
                         "directory); a failed build skips the commit")
-    p.add_argument("--build-timeout", type=float, default=BUILD_TIMEOUT_S, metavar="S",
+    p.add_argument("--build-timeout", type=_seconds, default=BUILD_TIMEOUT_S, metavar="S",
                    help=f"seconds before a build counts as failed (default {BUILD_TIMEOUT_S:g})")
     p.add_argument("--firmware", metavar="PATH",
                    help="the MicroPython unix-port executable the build produces; every sim "
@@ -192,10 +253,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def add_bisect_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `bisect-step` on a subparsers object (tsfrig's CLI)."""
     p = sub.add_parser("bisect-step", help="one `git bisect run` step: build, run the suite, "
-                                           "exit 0 good / 1 bad / 125 skip",
+                                           "exit 0 good / 1 bad / 125 skip / 128 abort (a "
+                                           "mistake in the command)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(p)
     p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]  # 128, not 2 ("bad")
+    p.set_defaults(usage_error=p.error)  # tsfrig's parser: an unknown option is ours too
     return p
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from harness import bringup
 from harness.benches import BenchAddress, BenchProvider
 from harness.board.log_protocol import LogParser
-from harness.board.wiring import WiringError
+from harness.board.wiring import LATE_GRACE_S, WiringError
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
 from harness.config.registry import KIND, spec
 
@@ -154,7 +154,8 @@ class Doctor:
         self.run("profile", self.check_profile, ("identity",), 30,
                  "fix the target's settings to match the board, or the board to match them")
         for wire in ("stimulus", "ack"):
-            self.run(f"wire {wire}", self.check_wire(wire), ("identity", "GPIO daemon"), 20,
+            self.run(f"wire {wire}", self.check_wire(wire), ("identity", "GPIO daemon"),
+                     20 + LATE_GRACE_S,  # a short count is looked at again for late edges
                      f"check the {wire} jumper, the shared ground and wiring.{wire}")
         if getattr(t.wiring, "stimulus_sense", None) is not None:
             self.run("wire stimulus_sense", self.check_sense, ("GPIO daemon",), 20,

@@ -35,8 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from fixtures.state import GivenRig
-    from harness.reports.results import name_by_build, new_run_dir, point_latest
-    from harness.reports.run_report import ReportError, write_report
+    from harness.reports.results import new_run_dir
     from harness.verdict import NO_TESTS
 
     try:
@@ -104,14 +103,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("tsfrig: no test matched the selection (-k/--target): nothing ran, no report",
               file=sys.stderr)
         return code
-    if (run_dir / "results.json").exists():
-        try:
+    return _finish_run_dir(run_dir, code)
+
+
+def _finish_run_dir(run_dir: Path, code: int) -> int:
+    """Name the run directory by its build, rebuild index.html, move `latest`. Signals
+    stay held (harness.interrupts, since the tests ended): one that came while the files
+    were written marks the run `interrupted` in all of them, and the exit code is its."""
+    from harness import interrupts
+    from harness.reports.junit import tidy_junit
+    from harness.reports.results import fallback_path, mark_interrupted, name_by_build, point_latest
+    from harness.reports.run_report import ReportError, write_report
+    from harness.verdict import SIGNAL_EXIT
+
+    interrupts.hold()  # already, unless pytest ended before its session did
+    if (run_dir / "results.json").exists() and not fallback_path(run_dir.name).exists():
+        try:  # else nothing ran, or the results are elsewhere (said): the directory stays
+            interrupts.step("rename")
             run_dir = name_by_build(run_dir)
+            interrupts.step("report")
             write_report(run_dir)  # its header shows the run id
         except (OSError, ValueError, ReportError) as e:
             print(f"tsfrig: run directory kept as {run_dir.name} ({e})", file=sys.stderr)
-        point_latest(run_dir)
+        interrupts.step("latest")
+        try:
+            point_latest(run_dir)
+        except OSError as e:
+            print(f"tsfrig: reports/latest not moved to {run_dir.name} ({e.strerror or e})",
+                  file=sys.stderr)
+        late = interrupts.held()
+        interrupts.block()  # from here the files say it all: a later signal changes nothing
+        if late and code not in SIGNAL_EXIT.values():
+            code = SIGNAL_EXIT[late]
+            try:
+                mark_interrupted(run_dir, late)
+                tidy_junit(run_dir / "junit.xml", "interrupted", late)
+                write_report(run_dir)
+                print(f"tsfrig: interrupted by {late} while the run's files were written: "
+                      "not a pass", file=sys.stderr)
+            except (OSError, ValueError, ReportError) as e:
+                print(f"tsfrig: interrupted by {late} while the run's files were written, "
+                      f"and {run_dir.name} could not be marked so ({e})", file=sys.stderr)
         print(f"report: {run_dir / 'index.html'}")
+    interrupts.block()
     return code if code in (0, 1, 2, 130, 143) else 2
 
 
@@ -192,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser: bisect-step's usage errors exit 128
+        getattr(args, "usage_error", parser.error)(
+            f"unrecognized arguments: {' '.join(unknown)}")
     return args.func(args)
 
 

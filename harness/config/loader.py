@@ -68,7 +68,7 @@ def load_config(path: str | Path) -> RigConfig:
         cm = L.mapping(top["compare"], "compare", SUBKEYS["compare"])
         compare = CompareConfig(
             L.number(cm["alpha"], "compare.alpha", 0.0, True, 1.0) if "alpha" in cm else 0.01,
-            L.number(cm["effect_floor_us"], "compare.effect_floor_us", 0.0, False)
+            L.sane(cm["effect_floor_us"], "compare.effect_floor_us", "compare.effect_floor_us")
             if "effect_floor_us" in cm else 100.0,
             L.number(cm["min_effect_size"], "compare.min_effect_size", 0.0, False, 1.0, False)
             if "min_effect_size" in cm else 0.3,

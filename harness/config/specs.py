@@ -54,6 +54,10 @@ class Section:
     def number(self, name: str) -> float:
         return self.loader.number(self.values[name], f"{self.key}.{name}")
 
+    def sane(self, name: str, kind: str, integer: bool = False) -> float:
+        """A number in its key's sane range (yaml_lines.SANE[kind])."""
+        return self.loader.sane(self.values[name], f"{self.key}.{name}", kind, integer)
+
     def integer(self, name: str, lo: int | None = None, hi: int | None = None) -> int:
         return self.loader.integer(self.values[name], f"{self.key}.{name}", lo, hi)
 

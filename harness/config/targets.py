@@ -137,7 +137,7 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
             kw[k] = L.enum(m[k], f"{key}.{k}", ENUMS[k])
     for k in ("irq_latency_us", "irq_jitter_us"):
         if k in m:
-            kw[k] = L.integer(m[k], f"{key}.{k}", lo=0)
+            kw[k] = int(L.sane(m[k], f"{key}.{k}", k, integer=True))
     if "irq_kinds" in m:
         ik = m["irq_kinds"]
         if not isinstance(ik.value, list) or not ik.value:
@@ -162,7 +162,8 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
         if port == "auto" and vid is None and pid is None and sn is None:
             raise L.fail(sm["port"].line, f"{key}.serial.port",
                          "'auto' needs vid, pid or serial_number to find the board")
-        extra = {"baudrate": L.integer(sm["baudrate"], f"{key}.serial.baudrate", 1)} \
+        extra = {"baudrate": int(L.sane(sm["baudrate"], f"{key}.serial.baudrate",
+                                        "serial.baudrate", integer=True))} \
             if "baudrate" in sm else {}
         kw["serial"] = SerialConfig(port, vid, pid, sn, **extra)
 
@@ -230,7 +231,7 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
         if "latency_us" in bm:
             lm = L.mapping(bm["latency_us"], f"{bk}.latency_us", SUBKEYS["latency_us"])
             for q, v in lm.items():
-                lat[q] = L.number(v, f"{bk}.latency_us.{q}")
+                lat[q] = L.sane(v, f"{bk}.latency_us.{q}", "budgets.latency_us")
                 explicit.add(f"budgets.latency_us.{q}")
             for a, b in zip(QUANTILE_NAMES, QUANTILE_NAMES[1:], strict=False):
                 if lat[a] > lat[b]:
@@ -238,9 +239,16 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
                     raise L.fail(line, f"{bk}.latency_us", f"{a} ({lat[a]:g}) > {b} ({lat[b]:g}); "
                                  "percentile budgets must not decrease")
         if "wake_timeout_ms" in bm:
-            wake_ms = L.number(bm["wake_timeout_ms"], f"{bk}.wake_timeout_ms")
+            wake_ms = L.sane(bm["wake_timeout_ms"], f"{bk}.wake_timeout_ms",
+                             "budgets.wake_timeout_ms")
         if "device_timeout_s" in bm:
-            dev_s = L.number(bm["device_timeout_s"], f"{bk}.device_timeout_s")
+            dev_s = L.sane(bm["device_timeout_s"], f"{bk}.device_timeout_s",
+                           "budgets.device_timeout_s")
+        if wake_ms >= dev_s * 1000 and {"wake_timeout_ms", "device_timeout_s"} & bm.keys():
+            name = "wake_timeout_ms" if "wake_timeout_ms" in bm else "device_timeout_s"
+            raise L.fail(bm[name].line, f"{bk}.{name}", f"wake_timeout_ms ({wake_ms:g} ms) must "
+                         f"be shorter than device_timeout_s ({dev_s:g} s): the board waits out "
+                         "the wake timeout before it answers")
     kw["budgets"] = Budgets(lat, wake_ms, dev_s)
     return TargetConfig(**kw, explicit=frozenset(explicit))
 
@@ -265,7 +273,7 @@ def _flash(L: Loader, m: dict[str, Node], key: str) -> FlashConfig:
     if flasher.check is not None:
         got.update(flasher.check(section))
     if "timeout_s" in fl:
-        got["timeout_s"] = section.number("timeout_s")
+        got["timeout_s"] = section.sane("timeout_s", "flash.timeout_s")
     return FlashConfig(method, **got)
 
 
@@ -301,7 +309,7 @@ def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,
     got: dict[str, Any] = switch.check(section) if switch.check is not None else {}
     for k in ("off_s", "timeout_s"):
         if k in pm:
-            got[k] = section.number(k)
+            got[k] = section.sane(k, f"power.{k}")
     return PowerConfig(method, **{**switch.defaults, **got})
 
 

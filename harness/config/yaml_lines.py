@@ -14,6 +14,21 @@ import yaml
 from harness.config.schema import ConfigError
 
 TOP_LEVEL = "(top level)"
+# Every numeric key's sane range (inclusive) and unit: a value outside it is a typo or a unit
+# mix-up (a sub-microsecond timeout, a latency budget of days), never a bench to test.
+SANE: dict[str, tuple[float, float, str]] = {
+    "budgets.latency_us": (1, 10_000_000, "µs"),
+    "budgets.wake_timeout_ms": (1, 60_000, "ms"),
+    "budgets.device_timeout_s": (1, 600, "s"),
+    "irq_latency_us": (0, 1_000_000, "µs"),
+    "irq_jitter_us": (0, 1_000_000, "µs"),
+    "flash.timeout_s": (1, 3600, "s"),
+    "power.off_s": (0.01, 60, "s"),
+    "power.timeout_s": (1, 600, "s"),
+    "serial.baudrate": (300, 16_000_000, "baud"),
+    "wiring.board_pin": (0, 1023, ""),
+    "compare.effect_floor_us": (0, 10_000_000, "µs"),
+}
 
 
 class Node:
@@ -163,11 +178,29 @@ class Loader:
                                          f"got {show(n.value)}")
         return n.value
 
+    def sane(self, n: Node, key: str, kind: str, integer: bool = False) -> float:
+        """A number in its key's sane range (SANE[kind]): the error names the range and unit."""
+        lo, hi, unit = SANE[kind]
+        v = n.value
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and \
+            (not integer or isinstance(v, int))
+        try:
+            ok = ok and lo <= v <= hi and math.isfinite(float(v))
+        except OverflowError:
+            ok = False
+        if not ok:
+            what = "an integer" if integer else "a number"
+            raise self.fail(n.line, key, f"expected {what} from {_plain(lo)} to {_plain(hi)}"
+                                         f"{' ' + unit if unit else ''}, got {show(v)}")
+        return v if integer else float(v)
+
     def pin(self, n: Node, key: str) -> int | str:
         v = n.value
         if isinstance(v, bool) or not (isinstance(v, int) and v >= 0 or isinstance(v, str) and v):
             raise self.fail(n.line, key, f"expected a board pin number >= 0 or a name like "
                                          f"'GP2', got {show(v)}")
+        if isinstance(v, int):
+            return int(self.sane(n, key, "wiring.board_pin", integer=True))
         return v
 
     def path(self, n: Node, key: str, must_be_dir: bool = False) -> Path | None:
@@ -200,6 +233,11 @@ def show(v: Any) -> str:
     if isinstance(v, list):
         return "a list"
     return f"a YAML {type(v).__name__}"  # date, datetime, bytes, set
+
+
+def _plain(x: float) -> str:
+    """1000000, not 1e+06: a range bound as a person would type it."""
+    return str(int(x)) if x == int(x) else f"{x:g}"
 
 
 def show_usb_id(v: Any) -> str:

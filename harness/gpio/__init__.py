@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -110,12 +111,17 @@ class GpioRig(Protocol):
 
     def ensure_link(self) -> None: ...
 
+    def stalled(self, limit_s: float = ...) -> str: ...
+
     def identity(self) -> dict:
         """The daemon and board as they report themselves, and `stimulus_times`: how the
         stimulus edges were timed (sampled, sensed on a second input, or commanded)."""
         ...
 
     def close(self) -> None: ...
+
+
+STALL_S = 0.5  # a daemon's command answered slower than this: the daemon or its host stalled
 
 
 class Relinking:
@@ -144,6 +150,21 @@ class Relinking:
             self.broken = why
             raise GpioError(f"{e} (the {self.daemon} link had failed earlier: {why})") from None
         self.reconnects += 1
+
+    def _ping(self) -> None:
+        """One harmless command (the backend's), answered or GpioError."""
+
+    def stalled(self, limit_s: float = STALL_S) -> str:
+        """Whether the daemon is stalled now: '' when it answers a harmless command within
+        limit_s, else what it did. When the board goes silent, a daemon silent at the same
+        moment means the bench (its host) stalled, not the firmware."""
+        t0 = time.monotonic()
+        try:
+            self._ping()
+        except GpioError as e:
+            return str(e)
+        took = time.monotonic() - t0
+        return f"{self.daemon}d took {took:.1f} s to answer a command" if took > limit_s else ""
 
 
 def built_within(make: Callable[[], T], timeout_s: float, name: str) -> T | None:

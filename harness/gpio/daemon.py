@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Iterable
 
 from harness.gpio import GpioError
@@ -34,12 +35,18 @@ def ask(host: str, port: int, request: bytes, answer_size: int, timeout_s: float
     return answer
 
 
-def close_all(socks: Iterable[socket.socket | None]) -> None:
+def close_all(socks: Iterable[socket.socket | None],
+              readers: Iterable[threading.Thread | None] = ()) -> None:
     """Shut down and close each socket (None and already-dead ones are skipped quietly): a
-    thread blocked in recv() on one of them returns."""
+    thread blocked in recv() on one of them returns. Each of readers (a client's
+    notification thread, told to stop) is given a second to end between the two: a recv()
+    on a socket closed under it would die of EBADF, and say so in a traceback."""
+    socks = [s for s in socks if s is not None]
     for s in socks:
-        if s is None:
-            continue
         with contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_RDWR)
+    for thread in readers:
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+    for s in socks:
         s.close()

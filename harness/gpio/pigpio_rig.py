@@ -18,7 +18,7 @@ import pigpio
 
 from harness.config import Wiring
 from harness.config.specs import GpioSpec
-from harness.gpio import EdgeLog, GpioError, Relinking, built_within
+from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking, built_within
 from harness.gpio.daemon import ask, close_all
 from harness.gpio.ticks import TickUnwrapper
 
@@ -94,6 +94,12 @@ class PigpioRig(Relinking):
         log.debug("pigpio: %s", what)
         try:
             yield
+        except TimeoutError:  # it accepted the command and then said nothing
+            self.broken = f"failed to {what}: no answer within {self.command_timeout_s:g} s"
+            log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
+            raise GpioError(f"pigpiod at {self.host}:{self.port} {self.broken}, so pigpiod or "
+                             "the Pi stalled (or the network dropped); restart pigpiod, or free "
+                             "the Pi's CPU if it is overloaded") from None
         except (OSError, pigpio.error, struct.error) as e:  # struct.error: a short answer
             self.broken = f"failed to {what} ({e or type(e).__name__})"
             log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
@@ -107,6 +113,10 @@ class PigpioRig(Relinking):
                 "pigpio_version": self.pi.get_pigpio_version(),
                 "stimulus_times": f"sampled: pigpio's reports of GPIO {self.stimulus_gpio}",
             }
+
+    def _ping(self) -> None:
+        with self.guard("read the current tick"):
+            self.pi.get_current_tick()
 
     def reset_capture(self) -> None:
         """Start a fresh capture now: edges stamped before this tick (pin set-up whose
@@ -124,12 +134,7 @@ class PigpioRig(Relinking):
             self.pi.gpio_trigger(self.stimulus_gpio, PULSE_US, 1)
         self.last_pulse_at = time.monotonic()
         if not self.stimulus.wait_for(before + 1, PULSE_REPORT_S):  # no vacuous scenario
-            with self.guard("read the stimulus level"):
-                level = self.pi.read(self.stimulus_gpio)
-            raise GpioError(f"pigpio never reported the stimulus pulse on GPIO "
-                             f"{self.stimulus_gpio} within {PULSE_REPORT_S:.0f} s (level now "
-                             f"{level}, {self.stimulus.count()} edges so far): check that "
-                             "nothing else drives it")
+            raise self._edges_missing(before, 1, PULSE_REPORT_S)
 
     def burst(self, count: int, period_us: int) -> None:
         """count pulses at exact spacing, played by pigpio's waveform engine; returns when sent."""
@@ -150,10 +155,7 @@ class PigpioRig(Relinking):
             self.last_pulse_at = time.monotonic()
             deadline_s = count * period_us / 1e6 + 5.0
             if not self.stimulus.wait_for(start + count, deadline_s):
-                raise GpioError(
-                    f"pigpio reported {self.stimulus.count() - start} of {count} burst edges "
-                    f"within {deadline_s:.1f} s: check the stimulus GPIO is free"
-                )
+                raise self._edges_missing(start, count, deadline_s)
             self._wait_wave_done(deadline_s)
         finally:
             if not self.broken:  # on a broken link the reconnect clears pigpiod's waves
@@ -185,8 +187,7 @@ class PigpioRig(Relinking):
             with self.guard("send a waveform"):
                 self.pi.wave_send_once(wid)
             if not self.stimulus.wait_for(len(periods), 5.0):
-                raise GpioError(f"pigpio reported {self.stimulus.count()} of {len(periods)} "
-                                 "probe edges within 5 s: check the stimulus GPIO is free")
+                raise self._edges_missing(0, len(periods), 5.0)
             self._wait_wave_done(5.0)
         finally:
             if not self.broken:
@@ -195,6 +196,37 @@ class PigpioRig(Relinking):
         ticks = [e.us for e in self.stimulus.edges[:len(periods)]]
         gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
         return functools.reduce(math.gcd, gaps, 0) or 1
+
+    def _edges_missing(self, start: int, want: int, waited_s: float) -> GpioError:
+        """Why pigpio reported fewer stimulus edges than it was told to make, as far as can be
+        told: ask pigpiod (timed) whether it still answers and still drives the GPIO as an
+        output. A slow answer or late edges mean pigpiod or the Pi stalled; a GPIO that is no
+        longer an output means another program took it; anything else is said to be unknown."""
+        gpio = self.stimulus_gpio
+        said = (f"pigpio reported {self.stimulus.count() - start} of {want} stimulus edges on "
+                f"GPIO {gpio} within {waited_s:.1f} s")
+        t0 = time.monotonic()
+        try:
+            with self.guard(f"say GPIO {gpio}'s mode after the missing edges"):
+                mode = self.pi.get_mode(gpio)
+        except GpioError:
+            return GpioError(f"{said}, and then pigpiod at {self.host}:{self.port} {self.broken}, "
+                             "so pigpiod or the Pi stalled or died; restart pigpiod (is the Pi "
+                             "overloaded?)")
+        took = time.monotonic() - t0
+        late = self.stimulus.count() - start >= want
+        if took > STALL_S or late:
+            return GpioError(f"{said}, so pigpiod at {self.host}:{self.port} stalled (it took "
+                             f"{took:.1f} s to answer a command"
+                             f"{', and the edges came late' if late else ''}); restart "
+                             "pigpiod, or free the Pi's CPU if it is overloaded")
+        if mode != pigpio.OUTPUT:
+            return GpioError(f"{said}, and GPIO {gpio} is no longer an output (mode {mode}), "
+                             f"so another program reconfigured it; free GPIO {gpio}: stop the "
+                             "program that uses it")
+        return GpioError(f"{said}, yet pigpiod answers and GPIO {gpio} is still its output: "
+                         "the cause is not known (did pigpiod's edge reports stop?); restart "
+                         "pigpiod and run `tsfrig doctor`")
 
     def _wait_wave_done(self, timeout_s: float) -> None:
         """The last rising edge is reported before the wave's last falling edge is played: a
@@ -237,7 +269,7 @@ class PigpioRig(Relinking):
             self.ack.cancel()
         with contextlib.suppress(OSError, pigpio.error, struct.error):
             self.pi.stop()
-        close_all(socks)  # wakes the client's notification thread so it ends
+        close_all(socks, [notify])  # wakes the client's notification thread: it ends
 
 
 def handshake(host: str, port: int, timeout_s: float) -> None:

@@ -27,7 +27,7 @@ import rgpio
 
 from harness.config import Wiring
 from harness.config.specs import GpioSpec, Section
-from harness.gpio import EdgeLog, GpioError, Relinking, built_within
+from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking, built_within
 from harness.gpio.daemon import ask, close_all
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,12 @@ class RgpioRig(Relinking):
         log.debug("rgpio: %s", what)
         try:
             yield
+        except TimeoutError:  # it accepted the command and then said nothing
+            self.broken = f"failed to {what}: no answer within {self.command_timeout_s:g} s"
+            log.warning("rgpiod at %s:%s %s", self.host, self.port, self.broken)
+            raise GpioError(f"rgpiod at {self.host}:{self.port} {self.broken}, so rgpiod or "
+                             "the Pi stalled (or the network dropped); restart rgpiod, or free "
+                             "the Pi's CPU if it is overloaded") from None
         except (OSError, rgpio.error, struct.error) as e:
             self.broken = f"failed to {what} ({e or type(e).__name__})"
             log.warning("rgpiod at %s:%s %s", self.host, self.port, self.broken)
@@ -164,6 +170,10 @@ class RgpioRig(Relinking):
         return {"sbc_name": name,
                 "lg_version": f"{v >> 24 & 0xFF}.{v >> 16 & 0xFF}.{v >> 8 & 0xFF}.{v & 0xFF}",
                 "gpiochip": self.chip, "stimulus_times": self.stimulus_times}
+
+    def _ping(self) -> None:
+        with self.guard("read the stimulus line"):
+            self.sbc.gpio_read(self.h, self.stimulus_gpio)
 
     # ---- the wires ---------------------------------------------------------------------------
     def reset_capture(self) -> None:
@@ -191,9 +201,7 @@ class RgpioRig(Relinking):
         self.last_pulse_at = time.monotonic()
         self._commanded_at(sent, [0])
         if not self.stimulus.wait_for(before + 1, PULSE_REPORT_S):
-            raise GpioError(f"the sense line GPIO {self.sense_gpio} saw no stimulus pulse from "
-                             f"GPIO {self.stimulus_gpio} within {PULSE_REPORT_S:.0f} s: check "
-                             "the jumper between them (wiring.stimulus_sense)")
+            raise self._edges_missing(before, 1, PULSE_REPORT_S)
 
     def burst(self, count: int, period_us: int) -> None:
         """count pulses period_us apart, timed by rgpiod's tx thread; returns when played."""
@@ -208,11 +216,32 @@ class RgpioRig(Relinking):
         self._commanded_at(sent, range(0, count * (PULSE_US + off), PULSE_US + off))
         deadline_s = count * period_us / 1e6 + 5.0
         if not self.stimulus.wait_for(start + count, deadline_s):
-            raise GpioError(f"the sense line GPIO {self.sense_gpio} saw "
-                             f"{self.stimulus.count() - start} of {count} burst pulses within "
-                             f"{deadline_s:.1f} s: check the jumper from GPIO "
-                             f"{self.stimulus_gpio} (wiring.stimulus_sense)")
+            raise self._edges_missing(start, count, deadline_s)
         self._wait_tx_done(deadline_s)
+
+    def _edges_missing(self, start: int, want: int, waited_s: float) -> GpioError:
+        """Why the sense line reported fewer stimulus pulses than were played: a daemon that
+        answers slowly (or reports the pulses late) stalled; one that answers at once points
+        at the jumper between the two lines."""
+        said = (f"the sense line GPIO {self.sense_gpio} saw {self.stimulus.count() - start} "
+                f"of {want} stimulus pulses from GPIO {self.stimulus_gpio} within "
+                f"{waited_s:.1f} s")
+        t0 = time.monotonic()
+        try:
+            with self.guard("read the sense line after the missing pulses"):
+                self.sbc.gpio_read(self.h, self.sense_gpio)
+        except GpioError:
+            return GpioError(f"{said}, and then rgpiod at {self.host}:{self.port} {self.broken}, "
+                             "so rgpiod or the Pi stalled or died; restart rgpiod (is the Pi "
+                             "overloaded?)")
+        took = time.monotonic() - t0
+        if took > STALL_S or self.stimulus.count() - start >= want:
+            return GpioError(f"{said}, so rgpiod at {self.host}:{self.port} stalled (it took "
+                             f"{took:.1f} s to answer a command); restart rgpiod, or free the "
+                             "Pi's CPU if it is overloaded")
+        return GpioError(f"{said}, yet rgpiod answers at once, so the jumper between them is "
+                         f"likely off; check the jumper from GPIO {self.stimulus_gpio} to GPIO "
+                         f"{self.sense_gpio} (wiring.stimulus_sense)")
 
     def _wait_tx_done(self, timeout_s: float) -> None:
         """A pulse sent while the train still plays would be queued behind it; rgpiod has no
@@ -253,7 +282,7 @@ class RgpioRig(Relinking):
             capture.cancel()
         with contextlib.suppress(OSError, rgpio.error, struct.error):
             sbc.stop()  # frees the lines and the notification handle
-        close_all(socks)  # wakes the client's notification thread so it ends
+        close_all(socks, [notify])  # wakes the client's notification thread: it ends
         sbc.sl.s, sbc._notify = None, None  # its atexit stop() has nothing left to do
 
 

@@ -1,9 +1,13 @@
 """Compare two runs (e.g. two firmware builds) as a CI gate: semantics that changed, and latency
 shifts judged by a one-sided Mann-Whitney U with an effect-size floor, so noise is not a
-regression. A NEW run that did not measure what BASE measured is incomplete, never a pass.
+regression. A NEW run that did not measure what BASE measured is incomplete, never a pass; a
+scenario NEW was not asked to measure (its -k or --target left it out) is "not selected": said,
+but neither a regression nor incomplete.
 
-Exit codes: 0 every BASE scenario measured in NEW, no regression; 1 a regression (also when
-something else is incomplete: a measured regression is a firmware verdict); 2 incomplete."""
+Exit codes: 0 every BASE scenario NEW selected was measured in NEW, no regression; 1 a
+regression (also when something else is incomplete: a measured regression is a firmware
+verdict); 2 incomplete. BASE and NEW being one run is said in a warning line; the exit code
+is what the comparison finds (a run compared with itself: 0, or 2 if it is incomplete)."""
 
 from __future__ import annotations
 
@@ -56,6 +60,10 @@ class CompareResult:
     unjudged: int = 0  # BASE could not measure them (bench fault) and NEW failed them
     run_faults: list[str] = field(default_factory=list)  # e.g. "NEW run interrupted"
     measured: int = 0  # BASE scenarios NEW measured
+    not_selected: list[str] = field(default_factory=list)  # BASE scenarios NEW's -k left out
+    selection: str = ""  # how NEW was narrowed, e.g. "-k 'hard'"
+    selection_recorded: bool = True  # False: NEW predates results.json's selection
+    warnings: list[str] = field(default_factory=list)  # e.g. BASE and NEW are one run
     cfg: CompareConfig = field(default_factory=CompareConfig)
 
     @property
@@ -71,27 +79,34 @@ class CompareResult:
 
     def lines(self) -> list[str]:
         """Everything worth a line on stdout, identity first, each line leading with its cause."""
-        return [*self.identity,
+        return [*(f"WARNING {x}" for x in self.warnings),
+                *self.identity,
                 *(f"REGRESSION {x}" for x in self.regressions),
                 *(f"INCOMPLETE {x}" for x in self.incomplete),
                 *(f"still failing {x}" for x in self.still_failing),
-                *(f"improved {x}" for x in self.improvements)]
+                *(f"improved {x}" for x in self.improvements),
+                *(f"not selected in NEW ({self.selection}): {x}" for x in self.not_selected)]
 
     def summary_line(self) -> str:
         """The one line a CI log is read by."""
+        same = "; BASE and NEW are the same run" if self.base_id == self.new_id else ""
+        unsel = (f"; {_n(len(self.not_selected), 'scenario')} not selected in NEW "
+                 f"({self.selection})" if self.not_selected else "")
         if self.status == "fail":
             also = f"; also incomplete: {self._incomplete_causes()}" if self.incomplete else ""
-            return f"compare: FAIL: {_n(len(self.regressions), 'regression')}{also}"
+            return f"compare: FAIL: {_n(len(self.regressions), 'regression')}{also}{unsel}{same}"
         if self.status == "incomplete":
             return (f"compare: INCOMPLETE: {self._incomplete_causes()}; "
-                    "not a firmware verdict")
-        return f"compare: PASS: {_n(self.measured, 'scenario')} measured, 0 regressions"
+                    f"not a firmware verdict{unsel}{same}")
+        return (f"compare: PASS: {_n(self.measured, 'scenario')} measured, 0 regressions"
+                f"{unsel}{same}")
 
     def _incomplete_causes(self) -> str:
         parts = []
         if self.unmeasured:
-            parts.append(f"{_n(self.unmeasured, 'scenario')} not measured in NEW "
-                         "(bench fault or interrupted run)")
+            maybe = "bench fault or interrupted run" if self.selection_recorded else \
+                "bench fault, interrupted run, or a -k that NEW's results.json does not record"
+            parts.append(f"{_n(self.unmeasured, 'scenario')} not measured in NEW ({maybe})")
         if self.unjudged:
             parts.append(f"{_n(self.unjudged, 'scenario')} BASE could not measure failed in NEW")
         return "; ".join(parts + self.run_faults)
@@ -153,12 +168,30 @@ def _key(t: dict) -> str:
     return f"{t['target']} / {t['scenario']} [{t['irq_kind']}]"
 
 
-def _judge(res: CompareResult, k: str, b: dict | None, n: dict | None) -> str:
+def selection_text(doc: dict) -> str:
+    """How a run was narrowed, as its command line said it: `-k 'hard'`, `--target a`."""
+    sel = doc.get("selection") or {}
+    parts = [f"-k {sel['k']!r}" if sel.get("k") else "",
+             f"--target {sel['target']}" if sel.get("target") else ""]
+    return " ".join(p for p in parts if p)
+
+
+def not_selected(doc: dict, key: str, target: str) -> bool:
+    """Did this run leave the scenario out on purpose (its -k or its --target)?"""
+    sel = doc.get("selection") or {}
+    return key in sel.get("deselected", ()) or bool(sel.get("target")) and \
+        sel["target"] != target
+
+
+def _judge(res: CompareResult, k: str, b: dict | None, n: dict | None, new: dict) -> str:
     """Record one scenario's outcome pair; return its note for the table."""
     bo, no = (b or {}).get("outcome"), (n or {}).get("outcome")
     why = _first_failure((n or {}).get("message", "")).removeprefix(BENCH_FAULT_PREFIX)
     if b is None:
         return "only in NEW"
+    if n is None and not_selected(new, k, b["target"]):
+        res.not_selected.append(k)
+        return f"not selected in NEW ({res.selection})"
     if no == "skipped" and is_unsupported(n.get("message", "")):
         return UNSUPPORTED  # the port can't run it: nothing to measure, nothing lost
     if bo == "skipped":
@@ -242,16 +275,25 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
     if all(t["outcome"] == "skipped" for t in btests.values()):
         raise CompareError(f"BASE {base['run_id']} measured no scenario "
                            f"(verdict {base['verdict']}): pick a complete baseline run")
-    res = CompareResult(base["run_id"], new["run_id"], cfg=cfg)
+    res = CompareResult(base["run_id"], new["run_id"], cfg=cfg, selection=selection_text(new),
+                        selection_recorded="selection" in new)
+    if Path(base_dir).resolve() == Path(new_dir).resolve() or base["run_id"] == new["run_id"]:
+        res.warnings.append(f"BASE and NEW are the same run ({new['run_id']}): it is compared "
+                            "with itself, so no change between builds can show; give the "
+                            "baseline build's run as BASE")
     res.identity = identity_lines("BASE", base) + identity_lines("NEW", new) \
         + [_builds_line(base, new)]
     for k in sorted(btests.keys() | ntests.keys()):
         b, n = btests.get(k), ntests.get(k)
-        note = _judge(res, k, b, n)
+        note = _judge(res, k, b, n, new)
         if b and n and _second_waiter(res, k, b, n):
             note = "behaviour changed"
         res.semantic.append((k, (b or {}).get("outcome", "—"), (n or {}).get("outcome", "—"),
                              note))
+    if res.not_selected and not res.measured and not res.incomplete:
+        raise CompareError(f"NEW {new['run_id']} ({res.selection}) selected none of the "
+                           f"scenarios BASE {base['run_id']} ran: compare runs that share "
+                           "scenarios")
     _run_faults(res, base, new)
     _latency(res, base, new, cfg)
     return res
@@ -260,6 +302,11 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
 def _items(lines: list[str], html_id: str) -> str:
     body = "".join(f"<li>{escape(x)}</li>" for x in lines) or "<li>none</li>"
     return f'<ul id="{html_id}">{body}</ul>'
+
+
+def _warnings(r: CompareResult) -> str:
+    return "".join(f'<p class="warning" id="warning">WARNING {escape(w)}</p>'
+                   for w in r.warnings)
 
 
 def render_compare(r: CompareResult) -> str:
@@ -288,11 +335,14 @@ def render_compare(r: CompareResult) -> str:
 <style>{CSS}</style></head><body>
 <h1>Compare BASE {escape(r.base_id)} → NEW {escape(r.new_id)}
 <span class="verdict {css}" id="verdict">{status.upper()}</span></h1>
-<ul id="identity">{ident}</ul>
+{_warnings(r)}<ul id="identity">{ident}</ul>
 <p id="summary">{escape(r.summary_line())}</p>
 <h2>Regressions</h2>{_items(r.regressions, "regressions")}
 <h2>Not measured (bench fault or interrupted run; not a firmware verdict)</h2>
 {_items(r.incomplete, "incomplete")}
+<h2>Not selected in NEW{escape(f" ({r.selection})" if r.selection else "")}: left out on purpose,
+neither a regression nor a bench fault</h2>
+{_items(r.not_selected, "not-selected")}
 <h2>Semantics</h2><table><tr><th>scenario</th><th>BASE</th><th>NEW</th><th>change</th></tr>
 {sem}</table>
 <h2>Latency (µs, BASE → NEW)</h2>

@@ -11,6 +11,7 @@ import re
 import secrets
 import socket
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -46,12 +47,39 @@ def name_by_build(run_dir: Path) -> Path:
                    else f"{release}-{commit.rstrip(')')}").strip("-")
     date, clock, token = run_dir.name.split("-")[:3]
     named = run_dir.with_name(f"{date}-{clock}-{build}-{token}")
-    os.rename(run_dir, named)
     doc["run_id"] = named.name
-    tmp = named / "results.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, named / "results.json")
+    write_atomic(path, json.dumps(doc, indent=1))  # a full disk: the old name and id stay
+    os.rename(run_dir, named)
     return named
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """path holds the old text or the new, never a part; a failed write (a full disk)
+    leaves no temp file behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def fallback_path(run_id: str) -> Path:
+    """Where results.json goes when the run directory can't take it (a full disk): TMPDIR,
+    named after the run."""
+    return Path(tempfile.gettempdir()) / f"tsfrig-{run_id}-results.json"
+
+
+def mark_interrupted(run_dir: Path, signal_name: str) -> None:
+    """A signal came while the finished run's files were written: results.json says
+    `interrupted` by it, as a run cut short does (junit.xml and index.html follow it)."""
+    path = run_dir / "results.json"
+    doc = json.loads(path.read_text())
+    if doc["verdict"] == "interrupted":
+        return
+    doc["verdict"], doc["interrupted"] = "interrupted", signal_name
+    write_atomic(path, json.dumps(doc, indent=1))
 
 
 def point_latest(run_dir: Path) -> None:
@@ -97,8 +125,23 @@ class Results:
             },
             "targets": [],
             "tests": [],
+            # what the run was asked to measure: a scenario left out on purpose is "not
+            # selected", never a bench fault (harness/reports/compare.py reads it)
+            "selection": {"k": None, "target": None, "deselected": []},
         }
         self._t0 = dt.datetime.now(dt.UTC)
+        self.fallback: Path | None = None  # results.json's copy while the run dir can't take it
+
+    def select(self, k: str | None, target: str | None) -> None:
+        """The run's -k expression and --target (None: everything)."""
+        self.doc["selection"].update(k=k or None, target=target or None)
+        self.write()
+
+    def deselect(self, keys: list[str]) -> None:
+        """Scenarios (`target / scenario [kind]`) the selection left out."""
+        sel = self.doc["selection"]
+        sel["deselected"] = sorted(set(sel["deselected"]) | set(keys))
+        self.write()
 
     def add_target(self, info: dict) -> None:
         names = [t["name"] for t in self.doc["targets"]]
@@ -138,12 +181,26 @@ class Results:
         (self.run_dir / "results.json").unlink(missing_ok=True)
 
     def write(self) -> Path:
+        """results.json in the run directory. When that fails (a full disk) the whole doc
+        goes to fallback_path() instead, self.fallback says where (None: there neither),
+        and the OSError is raised for the caller to say so; a later write that succeeds
+        removes the fallback again."""
         self.doc["finished"] = _now()
         self.doc["duration_s"] = (dt.datetime.now(dt.UTC) - self._t0).total_seconds()
         path = self.run_dir / "results.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1))
-        os.replace(tmp, path)
+        text = json.dumps(self.doc, indent=1)
+        try:
+            write_atomic(path, text)
+        except OSError:
+            self.fallback = fallback_path(self.run_dir.name)
+            try:
+                write_atomic(self.fallback, text)
+            except OSError:
+                self.fallback = None
+            raise
+        if self.fallback is not None:
+            self.fallback.unlink(missing_ok=True)
+            self.fallback = None
         return path
 
 

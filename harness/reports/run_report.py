@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 
 from harness.reports.charts import cdf_svg, histogram_svg, timeline_svg
-from harness.reports.results import SCHEMA_PATH, firmware_label
+from harness.reports.results import SCHEMA_PATH, firmware_label, write_atomic
 from harness.suite.stats import QUANTILE_NAMES, summary
 
 METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
@@ -252,5 +252,5 @@ def write_report(run_dir: Path) -> Path:
     """Rebuild run_dir/index.html from run_dir/results.json."""
     doc = load_results(Path(run_dir))
     out = Path(run_dir) / "index.html"
-    out.write_text(render(doc))
+    write_atomic(out, render(doc))  # a full disk: no half page, no temp file
     return out

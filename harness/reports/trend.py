@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness.config import CompareConfig
 from harness.reports.charts import trend_svg
-from harness.reports.compare import CompareError, compare_runs
+from harness.reports.compare import CompareError, compare_runs, not_selected
 from harness.reports.run_report import CSS, METRICS, ReportError, latency_groups, load_results
 from harness.suite.stats import summary
 
@@ -29,7 +29,9 @@ COMPARE_CSS = """
 td.cmp{color:#fff;font-weight:bold;text-align:center} td.outcome.missing{background:#eee;color:#888}
 th.build{font-weight:normal;font-size:12px} th.build b{font-size:13px}
 td.regressed{box-shadow:inset 3px 0 0 #d62728}
+td.outcome.not_selected{background:#f4f4f4;color:#888;font-style:italic}
 """
+NOT_SELECTED = "not selected"  # an outcome cell: the run's -k or --target left it out
 
 
 class TrendError(Exception):
@@ -96,13 +98,15 @@ def _neighbour(base: dict, new: dict, cfg: CompareConfig) -> dict:
         r = compare_runs(base["dir"], new["dir"], cfg)
     except CompareError as e:
         return {**out, "verdict": "incomplete", "summary": f"not comparable: {e}",
-                "regressions": [], "improvements": [], "incomplete": [str(e)]}
+                "regressions": [], "improvements": [], "incomplete": [str(e)],
+                "not_selected": [], "selection": ""}
     verdict = {"fail": "regression", "incomplete": "incomplete"}.get(r.status)
     if verdict is None:
         verdict = "fixed" if r.improvements else "ok"
     return {**out, "verdict": verdict, "summary": r.summary_line(),
             "regressions": r.regressions, "improvements": r.improvements,
-            "incomplete": r.incomplete}
+            "incomplete": r.incomplete, "not_selected": r.not_selected,
+            "selection": r.selection}
 
 
 def build_trend(runs: list[dict], cfg: CompareConfig) -> dict:
@@ -125,6 +129,10 @@ def build_trend(runs: list[dict], cfg: CompareConfig) -> dict:
                     s = summary(metrics[m])
                     for q in QUANTILES:
                         row[m][q][i] = round(s[q], 1)
+    for i, run in enumerate(runs):  # left out on purpose is not "missing"
+        for key, per_build in outcomes.items():
+            if per_build[i] is None and not_selected(run["doc"], key, key.split(" / ")[0]):
+                per_build[i] = NOT_SELECTED
     return {"schema": "tsfrig-trend/1",
             "compare_config": {"alpha": cfg.alpha, "effect_floor_us": cfg.effect_floor_us,
                                "min_effect_size": cfg.min_effect_size},
@@ -169,8 +177,9 @@ def _table(trend: dict) -> str:
     rows = [_head(trend), f"<tr><th>run verdict</th>{verdicts}</tr>", _compare_row(trend)]
     for key, per_build in trend["outcomes"].items():
         cells = "".join(
-            f'<td class="outcome {o or "missing"}{" regressed" if i in regressed else ""}">'
-            f'{o or "—"}</td>' for i, o in enumerate(per_build))
+            f'<td class="outcome {(o or "missing").replace(" ", "_")}'
+            f'{" regressed" if i in regressed else ""}">{o or "—"}</td>'
+            for i, o in enumerate(per_build))
         rows.append(f'<tr data-scenario="{escape(key)}"><th>{escape(key)}</th>{cells}</tr>')
     for key, row in trend["latency"].items():
         for m, _ in METRICS:
@@ -183,13 +192,39 @@ def _table(trend: dict) -> str:
     return "<table id='trend'>" + "".join(rows) + "</table>"
 
 
-def _changes(trend: dict) -> str:
-    items = []
+CHANGE_KINDS = ("REGRESSION", "INCOMPLETE", "fixed", NOT_SELECTED)
+
+
+def change_lines(trend: dict) -> list[tuple[str, str]]:
+    """(kind, text) of every line under "Changes between neighbouring builds": the summary
+    counts these same lines, so the header and the list can't disagree."""
+    out = []
     for i, c in enumerate(trend["compares"]):
+        sel = f" in NEW ({c['selection']})" if c.get("selection") else " in NEW"
         for what, lines in (("REGRESSION", c["regressions"]), ("INCOMPLETE", c["incomplete"]),
-                            ("fixed", c["improvements"])):
-            items += [f"<li>#{i + 1} → #{i + 2} ({escape(c['base'])} → {escape(c['new'])}): "
-                      f"{what} {escape(x)}</li>" for x in lines]
+                            ("fixed", c["improvements"]),
+                            (NOT_SELECTED, c.get("not_selected", []))):
+            label = f"{what}{sel}:" if what == NOT_SELECTED else what
+            out += [(what, f"#{i + 1} → #{i + 2} ({c['base']} → {c['new']}): {label} {x}")
+                    for x in lines]
+    return out
+
+
+def summary_line(trend: dict) -> str:
+    """Each neighbour compare's verdict (a regression outranks incompleteness, as in
+    `tsfrig compare`), then the change lines listed by kind."""
+    n = len(trend["builds"])
+    verdicts = {v: sum(x["verdict"] == v for x in trend["compares"])
+                for v in ("regression", "fixed", "ok", "incomplete")}
+    kinds = [kind for kind, _ in change_lines(trend)]
+    return (f"{n} build{'s' if n != 1 else ''}; neighbour compares: "
+            + ", ".join(f"{k} {v}" for k, v in verdicts.items())
+            + "; changes listed: " + ", ".join(f"{kinds.count(k)} {k}" for k in CHANGE_KINDS))
+
+
+def _changes(trend: dict) -> str:
+    items = [f'<li data-kind="{escape(kind)}">{escape(text)}</li>'
+             for kind, text in change_lines(trend)]
     return f"<ul id='changes'>{''.join(items) or '<li>none</li>'}</ul>"
 
 
@@ -205,20 +240,18 @@ def _charts(trend: dict) -> str:
 def render_trend(trend: dict) -> str:
     c = trend["compare_config"]
     n = len(trend["builds"])
-    counts = {v: sum(x["verdict"] == v for x in trend["compares"])
-              for v in ("regression", "fixed", "ok", "incomplete")}
-    summary_line = (f"{n} build{'s' if n != 1 else ''}; neighbour compares: "
-                    + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tsfrig trend: {n} builds</title>
 <style>{CSS}{COMPARE_CSS}</style></head><body>
 <h1>Trend across {n} builds</h1>
-<p id="summary">{escape(summary_line)}</p>
+<p id="summary">{escape(summary_line(trend))}</p>
 <p>Columns are builds in run order (by start time). "vs previous build" is what
 <code>tsfrig compare</code> says of each build against the one before it: regression (▲) when a
 scenario newly fails, second-waiter behaviour changes or latency shifts (one-sided
 Mann-Whitney U p &lt; {c['alpha']:g}, median shift &gt; {c['effect_floor_us']:g} µs, effect ≥
-{c['min_effect_size']:g}); incomplete when something was not measured.</p>
+{c['min_effect_size']:g}); incomplete when something was not measured. A scenario a run's
+<code>-k</code> or <code>--target</code> left out is "not selected": neither a regression nor
+incomplete.</p>
 <h2>Changes between neighbouring builds</h2>{_changes(trend)}
 <h2>Builds</h2>{_table(trend)}
 <h2>Latency across builds</h2>{_charts(trend)}
@@ -262,6 +295,7 @@ def cmd_trend(args: argparse.Namespace) -> int:
         return _fail(f"cannot write {e.filename or out} ({e.strerror}): pass --out a writable "
                      "directory")
     print(f"trend: {len(runs)} builds: {html_path} {json_path}")
+    print(f"trend: {summary_line(trend)}")
     return 0
 
 

@@ -8,11 +8,11 @@ simulated bench from a real one.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -24,9 +24,18 @@ from harness.sim.firmware import Firmware, find_executable
 from harness.sim.pigpiod import SimPi
 from harness.sim.power import PowerServer
 from harness.sim.rgpiod import SimRgpiod
+from harness.sim.tempdirs import owned_temp_dir, sweep_orphaned_temp
 from harness.sim.wire import ENV_WIRE
 
 ENV_DROP_DIR = "TSFRIG_SIM_UF2_DIR"  # where machine.bootloader() presents its UF2 volume
+
+
+class PortInUse(OSError):
+    """A simulated daemon's port is taken by another process: which daemon, which port."""
+
+    def __init__(self, daemon: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, f"{daemon} port {port} is already in use")
+        self.daemon, self.port = daemon, port
 
 
 def emulation_env(port: str | None) -> dict[str, str]:
@@ -70,16 +79,22 @@ class SimBench:
         exe = find_executable(target.firmware.executable)
         self.firmware = Firmware(exe, target.firmware.overlay)
         self._own_flash = flash_dir is None
-        self.flash_dir = Path(flash_dir or tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-flash-"))
+        self.flash_dir = Path(flash_dir) if flash_dir else None  # made by start() if None
+        self._ports = {"pigpio": pigpio_port, "rgpio": rgpio_port}  # 0: any free one
         self.pi = SimPi(wiring=self.wiring, port=pigpio_port, on_reset_line=self._run_pin)
         self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
         self.board: VirtualBoard | None = None
         self.power: PowerServer | None = None  # the board's power switch, for other processes
 
     def start(self) -> SimBench:
-        self.pi.start()
+        """Bring up the daemons and the board; on any failure stop what did start and remove
+        the flash directory made here, so a failed start leaves nothing behind."""
         try:
-            self.rgpiod.start()
+            if self._own_flash:
+                sweep_orphaned_temp()
+                self.flash_dir = owned_temp_dir(f"{self.target.name}-flash")
+            _listening("pigpio", self.pi.start, self._ports["pigpio"])
+            _listening("rgpio", self.rgpiod.start, self._ports["rgpio"])
             env = {
                 ENV_WIRE: f"127.0.0.1:{self.pi.wire_port}",
                 "TSFRIG_IRQ_WAKE": self.target.irq_wake,
@@ -125,7 +140,7 @@ class SimBench:
             self.board = None
         self.rgpiod.stop()
         self.pi.stop()
-        if self._own_flash:
+        if self._own_flash and self.flash_dir is not None:
             shutil.rmtree(self.flash_dir, ignore_errors=True)
 
     def __enter__(self) -> SimBench:
@@ -133,6 +148,16 @@ class SimBench:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _listening(daemon: str, start, port: int) -> None:
+    """Start a simulated daemon; a port someone else holds is PortInUse, naming it."""
+    try:
+        start()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE and port:
+            raise PortInUse(daemon, port) from None
+        raise
 
 
 def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = None,

@@ -20,12 +20,11 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 import time
 import tty
-from pathlib import Path
 
 from harness.sim.firmware import Firmware
+from harness.sim.tempdirs import owned_temp_dir
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
@@ -104,7 +103,7 @@ class ClientPort:
         self._in_bootloader = False
         if data.startswith(b"#!"):  # else not an image for this board: the old one boots
             if self._image_dir is None:
-                self._image_dir = Path(tempfile.mkdtemp(prefix="tsfrig-vb-images-"))
+                self._image_dir = owned_temp_dir("vb-images")  # swept if we are SIGKILLed
             image = self._image_dir / f"image-{self.reboots}"
             image.write_bytes(data)
             image.chmod(0o755)

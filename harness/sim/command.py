@@ -18,7 +18,7 @@ def _die(msg: str) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from harness.config.registry import KIND, spec
-    from harness.sim.bench import serve
+    from harness.sim.bench import PortInUse, serve
     from harness.sim.board import BoardError
     from harness.sim.firmware import FirmwareNotFound
 
@@ -43,6 +43,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     except BoardError as e:
         return _die(f"the virtual board did not boot: {e}: check firmware.executable is a "
                     "MicroPython unix-port build")
+    except PortInUse as e:
+        return _die(f"--{e.daemon}-port {e.port} is already in use by another process: stop "
+                    f"it, or pass --{e.daemon}-port 0 for a free port")
     except OSError as e:
         return _die(f"cannot start the simulated bench: {e} "
                     "(is the port busy? try --pigpio-port 0 --rgpio-port 0)")

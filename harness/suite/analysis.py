@@ -31,6 +31,9 @@ class Observation:
     # the stimulus pin's IRQ went through micropython.schedule: the soft source, and every
     # source on a port with no hard IRQs (esp32), where a full queue drops edges
     soft_irq: bool = False
+    asked: int | None = None  # pulses the scenario meant to send (None: not counted here)
+    stopped_early: str = ""  # why the host stopped pulsing before `asked` (no acks came)
+    wake_timeout_ms: float = 0.0  # the deadline the host waited on each ack with
 
     @property
     def irq_t(self) -> list[int]:
@@ -208,13 +211,93 @@ def check_isolated(obs: Observation, wake_timeout_ms: float) -> list[str]:
         woke = [w for w in wake if w >= t and (nxt is None or w < nxt)]
         at = fmt_us(tl[i]["irq_us"]) if i < len(tl) else "?"
         if not woke:
-            fails.append(f"pulse {i}: IRQ at {at}, no wake within {wake_timeout_ms:.0f} ms")
+            fails.append(f"pulse {i}: IRQ at {at}, no wake within {wake_timeout_ms:g} ms")
         elif len(woke) > 1:
             fails.append(f"pulse {i}: IRQ at {at}, woke {len(woke)} times (one set, one wake)")
     early = [w for w in wake if not irq or w < irq[0]]
     if early:
         fails.append(f"{len(early)} wake(s) before the first pulse: wake without set()")
     return fails
+
+
+def check_all_pulses_sent(obs: Observation) -> list[str]:
+    """A scenario that stopped pulsing because the board stopped waking did not test the
+    rest: that is the board's failure, said as such (bench_shortfall says the rest)."""
+    sent = obs.counts["pi_edges"]
+    if obs.asked is None or sent >= obs.asked or not _board_missed(obs):
+        return []
+    return [f"the scenario stopped after {sent} of its {obs.asked} pulses: "
+            f"{obs.stopped_early}"]
+
+
+def bench_shortfall(obs: Observation) -> str:
+    """The Pi sent fewer pulses than the scenario asked for and the board is not to blame:
+    the bench did not do what it set out to, so there is no verdict on the firmware."""
+    sent = obs.counts["pi_edges"]
+    if obs.asked is None or sent >= obs.asked or _board_missed(obs):
+        return ""
+    if obs.stopped_early:
+        return (f"the scenario stopped after {sent} of its {obs.asked} pulses because no ack "
+                f"was reported in time ({obs.stopped_early}), yet every ack edge is stamped "
+                "within the timeout on the Pi's clock: pigpiod reported the edges late "
+                "(pigpiod or the Pi stalled or overloaded?)")
+    return (f"the Pi sent {sent} of the {obs.asked} pulses the scenario asked for, and the "
+            "cause is not known: run `tsfrig doctor`")
+
+
+def _board_missed(obs: Observation) -> bool:
+    """Did the host stop early because the board really missed wakes (not because the Pi
+    reported its acks late)? Judged on the Pi's own timestamps."""
+    if not obs.stopped_early:
+        return False
+    if "died" in obs.stopped_early or not obs.wake_timeout_ms:
+        return True
+    limit = obs.wake_timeout_ms * 1000
+    return any(a is None or a - s > limit for s, a in zip(
+        obs.stim_us, _first_after(obs.stim_us, obs.ack_us), strict=True))
+
+
+def check_wake_deadline(obs: Observation, wake_timeout_ms: float, busy_ms: float = 0
+                        ) -> list[str]:
+    """No lost wake-up, wherever it happens: every pulse is followed by a wake within
+    wake_timeout_ms, measured from the stimulus edge to the first ack edge after it (Pi
+    clock: a board that stalls before it even takes the IRQ counts too) and from the IRQ to
+    the first wake after it (board clock). A pulse never followed by a wake at all is left to
+    the checks that say which wake is missing. busy_ms: how long the scenario itself keeps
+    the waiter from running (coalesce), on top of the timeout."""
+    limit_us = (wake_timeout_ms + busy_ms) * 1000
+    late: list[tuple[float, int, str]] = []
+    irq = obs.irq_t
+    for starts, ends, how in ((obs.stim_us, obs.ack_us, "after its stimulus edge (Pi clock)"),
+                              (irq, obs.wake_t, "after its IRQ (board clock)")):
+        for i, (t, end) in enumerate(zip(starts, _first_after(starts, ends), strict=True)):
+            if end is not None and end - t > limit_us:
+                late.append((end - t, i, how))
+    if not late:
+        return []
+    worst, i, how = max(late)
+    pulses = len({p for _, p, _ in late})
+    stall = ""
+    if i < len(irq) and i < len(obs.stim_us) and "Pi clock" in how:
+        rows = timeline(obs)
+        if rows[i]["irq_us"] is not None and rows[i]["stimulus_us"] is not None:
+            took = rows[i]["irq_us"] - rows[i]["stimulus_us"]
+            if took > limit_us:
+                stall = (f"; its IRQ came {took / 1000:.0f} ms after the edge (the board "
+                         "stalled, or takes its interrupts late)")
+    busy = f" after the scenario's {busy_ms:g} ms busy period" if busy_ms else ""
+    return [f"lost wake-up: {pulses} pulse(s) woke the waiter later than wake_timeout_ms "
+            f"({wake_timeout_ms:g} ms){busy}; worst pulse {i}, woken {worst / 1000:.0f} ms "
+            f"{how}{stall}"]
+
+
+def check_latency_max(obs: Observation, budget: dict[str, float] | None) -> list[str]:
+    """The budget's max bounds every sample of every scenario with isolated pulses, not only
+    the latency scenario's (which also checks the percentiles)."""
+    if not budget or "max" not in budget:
+        return []
+    samples = {k: v for k, v in latency_samples(obs).items() if v}
+    return check_latency(samples, {"max": budget["max"]})
 
 
 def check_no_wake_without_set(obs: Observation) -> list[str]:
@@ -261,13 +344,24 @@ def check_not_more_wakes_than_sets(obs: Observation) -> list[str]:
 
 
 def latency_samples(obs: Observation) -> dict[str, list[float]]:
-    """Isolated pulses only: IRQ i → wake i (board clock), stimulus i → ack i (Pi clock)."""
-    irq, wake = obs.irq_t, obs.wake_t
-    n = min(len(irq), len(wake))
-    irq_to_wake = [float(wake[i] - irq[i]) for i in range(n) if wake[i] >= irq[i]]
-    m = min(len(obs.stim_us), len(obs.ack_us))
-    edge_to_ack = [float(obs.ack_us[i] - obs.stim_us[i]) for i in range(m)]
-    return {"irq_to_wake_us": irq_to_wake, "edge_to_ack_us": edge_to_ack}
+    """Isolated pulses only: IRQ i → the first wake after it (board clock), stimulus i → the
+    first ack edge after it (Pi clock). Paired by time, not by index, so a missing or extra
+    wake shifts no later sample and none is dropped."""
+    return {name: [float(e - s) for s, e in zip(starts, _first_after(starts, ends),
+                                                strict=True) if e is not None]
+            for name, starts, ends in (("irq_to_wake_us", obs.irq_t, obs.wake_t),
+                                       ("edge_to_ack_us", obs.stim_us, obs.ack_us))}
+
+
+def _first_after(starts: list[int], ends: list[int]) -> list[int | None]:
+    """For each start (in time order), the first end at or after it (None: none came)."""
+    out: list[int | None] = []
+    j = 0
+    for s in starts:
+        while j < len(ends) and ends[j] < s:
+            j += 1
+        out.append(ends[j] if j < len(ends) else None)
+    return out
 
 
 def check_latency(samples: dict[str, list[float]], budget: dict[str, float]) -> list[str]:

@@ -119,7 +119,10 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
         except (BoardStopped, TargetError) as e:
             log.warning("%s: %s", run.__name__, e)
             where = b.where_stopped() if isinstance(e, BoardStopped) else ""
-            raise e.recovered(where, recover_after_fault(b.target, b.pi, b.power)) from e
+            # the Pi silent at the same moment: the bench's host stalled, not the board
+            stalled = b.pi.stalled() if isinstance(e, BoardStopped) else ""
+            raise e.recovered(where, recover_after_fault(b.target, b.pi, b.power),
+                              bench_stalled=stalled) from e
     return wrapper
 
 
@@ -162,13 +165,14 @@ def _finish(b: BenchHandle, parser: LogParser, sc: Scenario, source: str,
         stim_us=[e.us for e in b.pi.stimulus.edges],
         ack_us=[e.us for e in b.pi.ack.edges],
         error_output=err, steps=steps or [], overhead=overhead, soft_irq=not b.hard_irq,
+        wake_timeout_ms=b.wake_timeout_ms,
     )
 
 
-def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: int) -> None:
+def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: int) -> str:
     """n pulses, each waiting for its ack (or the wake timeout) and a random gap. Stops after
     MAX_MISSES pulses in a row go unanswered: the verdict is clear and the rest would only
-    cost a wake timeout each."""
+    cost a wake timeout each. Returns why it stopped early ("" when all n were sent)."""
     rnd = random.Random(seed)
     misses = 0
     for i in range(n):
@@ -177,9 +181,19 @@ def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: 
         woke = b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
         misses = 0 if woke else misses + 1
         _progress(b, pulses=i + 1, wakes=b.pi.ack.count())
-        if misses >= b.max_misses or (misses and b.waiter_died()):
-            return
+        if misses >= b.max_misses:
+            return (f"{misses} pulse(s) in a row got no wake within wake_timeout_ms "
+                    f"({b.wake_timeout_ms:g} ms)")
+        if misses and b.waiter_died():
+            return "the board's waiter task died"
         time.sleep(rnd.uniform(*gap_ms) / 1000)
+    return ""
+
+
+def _asked(obs: Observation, asked: int, stopped_early: str) -> Observation:
+    """Note what the scenario set out to send, so a shortfall can't pass (analysis)."""
+    obs.asked, obs.stopped_early = asked, stopped_early
+    return obs
 
 
 def _quiet_window(b: BenchHandle) -> None:
@@ -193,9 +207,9 @@ def _quiet_window(b: BenchHandle) -> None:
 def run_isolated(b: BenchHandle, sc: Scenario, source: str, n: int,
                  gap_ms: tuple[float, float] = (1.0, 3.0), **params) -> Observation:
     parser = _start(b, sc, source, cap=max(n + 8, 64), **params)
-    _isolated_pulses(b, n, gap_ms, seed=n)
+    stopped = _isolated_pulses(b, n, gap_ms, seed=n)
     _quiet_window(b)
-    return _finish(b, parser, sc, source)
+    return _asked(_finish(b, parser, sc, source), n, stopped)
 
 
 @recovering
@@ -210,7 +224,7 @@ def run_coalesce(b: BenchHandle, sc: Scenario, source: str, burst: int = 8,
     _quiet_window(b)
     obs = _finish(b, parser, sc, source, settle=True)
     obs.steps = [1, burst]
-    return obs
+    return _asked(obs, 1 + burst, "")
 
 
 def _wait_wake_after_last_pulse(b: BenchHandle, timeout_s: float) -> bool:
@@ -224,13 +238,16 @@ def run_stress(b: BenchHandle, sc: Scenario, source: str, busy_slice_us: int = 3
                ) -> Observation:
     total = sum(n for _, n in STRESS_STEPS)
     parser = _start(b, sc, source, cap=total + 8, busy_slice_us=busy_slice_us)
+    stopped = ""
     for rate, n in STRESS_STEPS:
         b.pi.burst(n, 1_000_000 // rate)
         woke = _wait_wake_after_last_pulse(b, b.wake_timeout_ms / 1000)
         _progress(b, pulses=b.pi.stimulus.count(), wakes=b.pi.ack.count())
         if not woke and b.waiter_died():
+            stopped = "the board's waiter task died"
             break
-    return _finish(b, parser, sc, source, steps=[n for _, n in STRESS_STEPS], settle=True)
+    obs = _finish(b, parser, sc, source, steps=[n for _, n in STRESS_STEPS], settle=True)
+    return _asked(obs, total, stopped)
 
 
 @recovering
@@ -246,31 +263,31 @@ def run_early_sets(b: BenchHandle, sc: Scenario, source: str, clear: bool, pre: 
     b.pi.pulse()
     b.pi.ack.wait_for(acks + 1, b.wake_timeout_ms / 1000)
     _quiet_window(b)
-    return _finish(b, parser, sc, source)
+    return _asked(_finish(b, parser, sc, source), pre + 1, "")
 
 
 @recovering
 def run_fanout(b: BenchHandle, sc: Scenario, source: str, n: int = 5, subscribers: int = 3
                ) -> Observation:
     parser = _start(b, sc, source, cap=32, subscribers=subscribers)
-    _isolated_pulses(b, n, (1.0, 2.0), seed=7)
+    stopped = _isolated_pulses(b, n, (1.0, 2.0), seed=7)
     _quiet_window(b)
-    return _finish(b, parser, sc, source)
+    return _asked(_finish(b, parser, sc, source), n, stopped)
 
 
 @recovering
 def run_second_waiter(b: BenchHandle, sc: Scenario, source: str) -> Observation:
     parser = _start(b, sc, source, cap=8)
-    _isolated_pulses(b, 2, (1.0, 2.0), seed=3)
-    return _finish(b, parser, sc, source)
+    stopped = _isolated_pulses(b, 2, (1.0, 2.0), seed=3)
+    return _asked(_finish(b, parser, sc, source), 2, stopped)
 
 
 @recovering
 def run_cancel(b: BenchHandle, sc: Scenario, source: str, n: int = 3) -> Observation:
     parser = _start(b, sc, source, cap=16)
-    _isolated_pulses(b, n, (1.0, 2.0), seed=5)
+    stopped = _isolated_pulses(b, n, (1.0, 2.0), seed=5)
     _quiet_window(b)
-    return _finish(b, parser, sc, source)
+    return _asked(_finish(b, parser, sc, source), n, stopped)
 
 
 def classify_second_waiter(events: list[list]) -> dict:

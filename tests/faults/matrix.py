@@ -46,7 +46,17 @@ class Outcome:
     junit: dict[str, str]
     html: str
     leftover: list[str]  # processes of the run still alive after it exited
-    temp_left: list[str]  # files the run left in its TMPDIR
+    temp_left: list[str]  # files the run left in its TMPDIR (but its results fallback)
+    # a fault no process survives (SIGKILL of the whole group): what it left, and the next
+    # run in the same TMPDIR, which must remove it (temp_left is then that run's)
+    left_by_fault: list[str] = field(default_factory=list)
+    next_run: Outcome | None = None
+    junit_props: dict[str, str] = field(default_factory=dict)  # junit.xml suite properties
+    latest: str = ""  # the run directory reports/latest points at ("" unmoved)
+    run_dirs: list[str] = field(default_factory=list)  # every run directory's name
+    fallback: dict | None = None  # results kept in TMPDIR when the run dir could not take them
+    fallback_path: str = ""
+    tmp_files: list[str] = field(default_factory=list)  # *.tmp left in the report dir
 
     def outcomes(self) -> dict[str, str]:
         return {t["nodeid"].split("::")[-1]: t["outcome"] for t in (self.doc or {}).get(
@@ -64,6 +74,9 @@ class Bench:
     on_line: Callable[[str, subprocess.Popen], None] | None = None
     on_start: Callable[[subprocess.Popen, str], None] | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    on_out: Callable[[str, subprocess.Popen], None] | None = None  # as on_line, for stdout
+    own_group: bool = False  # tsfrig leads its own process group (a signal to all of it)
 
 
 # ---- processes ----------------------------------------------------------------------------
@@ -110,18 +123,21 @@ def _signal(pid: int, sig: int) -> None:
 
 # ---- running tsfrig -----------------------------------------------------------------------
 
-def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outcome:
-    """`tsfrig run` with this bench, injecting its fault; collect every artefact."""
+def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240,
+                tmpdir: Path | None = None) -> Outcome:
+    """`tsfrig run` with this bench, injecting its fault; collect every artefact. TMPDIR is
+    tmpdir, by default tmp/tmp."""
     tag = uuid.uuid4().hex
-    tmpdir = tmp / "tmp"
+    tmpdir = tmpdir or tmp / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
-    report = tmp / "r"
-    env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(tmpdir), "CI": "1"}
+    report = Path(bench.args[bench.args.index("--report-dir") + 1]) \
+        if "--report-dir" in bench.args else tmp / "r"  # a case's own (a small disk)
+    env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(tmpdir), "CI": "1", **bench.env}
     cmd = [sys.executable, "-m", "harness.cli", "run", "--report-dir", str(report),
-           "-k", k, *bench.args]
+           "-k", k, *[a for a in bench.args if a != "--report-dir" and a != str(report)]]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=bench.own_group)
     err_lines: list[str] = []
     out: list[str] = []
 
@@ -131,8 +147,14 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
             if bench.on_line is not None:
                 bench.on_line(line, proc)
 
+    def read_out() -> None:
+        for line in proc.stdout:
+            out.append(line)
+            if bench.on_out is not None:
+                bench.on_out(line, proc)
+
     readers = [threading.Thread(target=read_err, daemon=True),
-               threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)]
+               threading.Thread(target=read_out, daemon=True)]
     for r in readers:
         r.start()
     try:
@@ -159,10 +181,28 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240) -> Outc
     doc = json.loads((run_dir / "results.json").read_text()) \
         if (run_dir / "results.json").exists() else None
     html = (run_dir / "index.html").read_text() if (run_dir / "index.html").exists() else ""
+    fallbacks = sorted(tmpdir.glob("tsfrig-*-results.json"))
+    junit = run_dir / "junit.xml"
     return Outcome(code, "".join(out), "".join(err_lines), seconds, doc,
-                   junit_outcomes(run_dir / "junit.xml"), html,
+                   junit_outcomes(junit), html,
                    [f"{pid} {cmd}" for pid, cmd in leftover],
-                   sorted(str(p.relative_to(tmpdir)) for p in tmpdir.rglob("*")))
+                   sorted(str(p.relative_to(tmpdir)) for p in tmpdir.rglob("*")
+                          if p not in fallbacks),
+                   junit_props=junit_properties(junit),
+                   latest=os.readlink(report / "latest") if (report / "latest").is_symlink()
+                   else "",
+                   run_dirs=sorted(d.name for d in report.iterdir() if d.is_dir()
+                                   and not d.is_symlink()) if report.exists() else [],
+                   fallback=json.loads(fallbacks[0].read_text()) if fallbacks else None,
+                   fallback_path=str(fallbacks[0]) if fallbacks else "",
+                   tmp_files=sorted(str(p) for p in report.rglob("*.tmp"))
+                   if report.exists() else [])
+
+
+def finished_tests(stderr: str) -> set[str]:
+    """The tests the run's progress lines reported finished (`... passed` and the like)."""
+    return {name for name, _ in re.findall(
+        r"^tsfrig: (?:\[\S+\] )?(\S+): .*\s(passed|failed|error|xfailed)$", stderr, re.M)}
 
 
 def junit_outcomes(path: Path) -> dict[str, str]:
@@ -170,14 +210,20 @@ def junit_outcomes(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     got = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        if not case.get("name"):
-            continue  # pytest's placeholder for the test a signal cut short: never ran
+    for case in ET.parse(path).getroot().iter("testcase"):  # a nameless one shows as ""
         tags = {child.tag for child in case}
         got[case.get("name", "")] = ("error" if "error" in tags else "failed"
                                      if "failure" in tags else "skipped"
                                      if "skipped" in tags else "passed")
     return got
+
+
+def junit_properties(path: Path) -> dict[str, str]:
+    """junit.xml's suite properties (the firmware, tsfrig.verdict, tsfrig.interrupted)."""
+    if not path.exists():
+        return {}
+    return {p.get("name", ""): p.get("value", "")
+            for p in ET.parse(path).getroot().iter("property")}
 
 
 # ---- benches ------------------------------------------------------------------------------
@@ -331,6 +377,8 @@ class Expect:
     code: int  # exit code
     message: str  # regex found in a test's message or on stderr
     passed_after: bool = False  # some test after the faulted one still passed
+    swept: bool = False  # the fault leaves temp files no process can remove: the next run does
+    wrong: str = ""  # regex of a cause or fix that would point the wrong way: must not appear
 
 
 FIRMWARE_K = "hard and (test_wake or test_auto_reset)"
@@ -469,6 +517,37 @@ case(_interrupt(signal.SIGTERM))
 
 
 @case
+def sigterm_mid_test(tmp: Path) -> tuple[Outcome, Expect]:
+    """SIGTERM while the second test's board is inside wait(): that test is in no artefact
+    (pytest's junit.xml had a nameless `<testcase/>` for it)."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True)
+    runs: list[subprocess.Popen] = []
+
+    def first_passed(text: str, proc: subprocess.Popen) -> None:
+        if not runs and re.search(r"\bpassed$", text):
+            mark.unlink(missing_ok=True)  # the next mark is the second test's wait()
+            runs.append(proc)
+    bench.on_line = first_passed
+    bench.on_start = when(lambda _tag: runs and mark.exists(),
+                          lambda _tag: runs[0].send_signal(signal.SIGTERM))
+    return run_faulted(tmp, bench, "hard and (test_wake or test_auto_reset)"), \
+        Expect("interrupted", 143, r"interrupted by SIGTERM")
+
+
+@case
+def sigterm_parallel_process_group(tmp: Path) -> tuple[Outcome, Expect]:
+    """`--parallel`, and SIGTERM to the whole process group (as `timeout` or a CI runner
+    sends it): the sim dies with the worker, whose GPIO client must still close quietly."""
+    bench, _ = sim_bench(tmp)
+    bench.args.append("--parallel")
+    bench.own_group = True
+    bench.on_line = on_progress(r"\bpassed$",
+                                lambda proc: os.killpg(proc.pid, signal.SIGTERM))
+    return run_faulted(tmp, bench, "hard"), \
+        Expect("interrupted", 143, r"interrupted by SIGTERM")
+
+
+@case
 def sigkill(tmp: Path) -> tuple[Outcome, Expect]:
     """Nothing can be said after SIGKILL: the run must not read as a pass, and its bench
     processes must still go (they are told when their parent dies)."""
@@ -477,23 +556,94 @@ def sigkill(tmp: Path) -> tuple[Outcome, Expect]:
     return run_faulted(tmp, bench, "hard"), Expect("incomplete", -9, "")
 
 
+def _mounted_tmpfs(path: Path, size: str) -> Callable[[], None]:
+    """A small tmpfs at path (the test runs as root, as CI does); returns its unmount."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True, capture_output=True)
+    return lambda: subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _fill(disk: Path) -> None:
+    """Take every free byte of the disk."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+@case
+def sigkill_process_group(tmp: Path) -> tuple[Outcome, Expect]:
+    """SIGKILL of the whole process group, as `timeout -s KILL` or a cancelled CI job send:
+    the simulated bench dies with the run, so nothing can remove its flash directory then
+    (the sigkill case above kills tsfrig alone, and the bench, told of its parent's death,
+    cleans up). The next run in the same TMPDIR must remove it, and pass."""
+    bench, _ = sim_bench(tmp)
+    bench.own_group = True
+    bench.on_line = on_progress(r"\bpassed$", lambda proc: os.killpg(proc.pid, signal.SIGKILL))
+    out = run_faulted(tmp, bench, "hard")
+    (tmp / "next").mkdir()
+    nxt = run_faulted(tmp / "next", Bench(args=list(bench.args)), "test_wake and hard",
+                      tmpdir=tmp / "tmp")
+    out.left_by_fault, out.temp_left, out.next_run = out.temp_left, nxt.temp_left, nxt
+    out.leftover += nxt.leftover
+    return out, Expect("incomplete", -9, "", swept=True)
+
+
 @case
 def report_dir_on_full_disk(tmp: Path) -> tuple[Outcome, Expect]:
     disk = tmp / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
-                   check=True, capture_output=True)
+    unmount = _mounted_tmpfs(disk, "256k")
     try:
-        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
+        _fill(disk)
         bench, _ = sim_bench(tmp)
         bench.args += ["--report-dir", str(disk / "reports")]
         out = run_faulted(tmp, bench, "test_wake and hard")
     finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        unmount()
     return out, Expect("error", 2, r"^tsfrig: --report-dir .*No space left on device")
+
+
+@case
+def report_dir_fills_mid_run(tmp: Path) -> tuple[Outcome, Expect]:
+    """The disk fills up after the second test: every finished test is kept in TMPDIR, the
+    error names that file and what was not written, no temp file stays."""
+    disk = tmp / "disk"
+    unmount = _mounted_tmpfs(disk, "2m")
+    try:
+        bench, _ = sim_bench(tmp)
+        bench.args += ["--report-dir", str(disk / "reports")]
+        bench.on_line = on_progress(r"test_auto_reset\[sim-hard\].*\bpassed$",
+                                    lambda _proc: _fill(disk))
+        out = run_faulted(tmp, bench, "hard and (test_wake or test_auto_reset or "
+                          "test_pending_set or test_clear_discards)")
+    finally:
+        unmount()
+    return out, Expect("error", 2, r"^tsfrig: not written to \S+: results\.json \(No space "
+                       r"left on device\).*; every result \(\d+ tests\) and the verdict are "
+                       r"in \S+tsfrig-\S+-results\.json$")
+
+
+# The steps of writing a finished run's files (harness.interrupts.step): a signal at each.
+WRITE_STEPS = ("results", "junit", "index", "rename", "report", "latest")
+
+
+def _signal_in_write(step: str, sig: signal.Signals) -> Case:
+    def run(tmp: Path) -> tuple[Outcome, Expect]:
+        from harness.interrupts import STEP_VAR
+
+        bench, _ = sim_bench(tmp)
+        bench.env[STEP_VAR] = step
+        bench.on_line = on_progress(rf"^tsfrig-test: at {step}$",
+                                    lambda proc: proc.send_signal(sig))
+        return run_faulted(tmp, bench, "test_wake and hard"), \
+            Expect("interrupted", 128 + sig, rf"interrupted by {sig.name}")
+    run.__name__ = f"{sig.name.lower()}_writing_{step}"
+    return run
+
+
+for _i, _step in enumerate(WRITE_STEPS):
+    case(_signal_in_write(_step, (signal.SIGTERM, signal.SIGINT)[_i % 2]))
 
 
 @case
@@ -516,3 +666,88 @@ targets:
     return out, Expect("error", 2, r"target broken: simulated bench did not start: tsfrig: the "
                        r"virtual board did not boot: .* exited before reaching its prompt",
                        passed_after=True)
+
+
+# ---- stalls that must not pass, absurd settings, fixes that name the likely cause --------
+
+def _stop_sim_for(seconds: float, bench: Bench) -> Callable[[str], None]:
+    """SIGSTOP the simulated bench process (the simulated Pi with its pigpiod, and the
+    board's serial bridge) for `seconds`: a Pi host that stalls."""
+    def act(tag: str) -> None:
+        pids = [pid for pid, cmd in tagged(tag) if "harness.cli sim" in cmd]
+        for pid in pids:
+            _signal(pid, signal.SIGSTOP)
+        timer = threading.Timer(seconds, lambda: [_signal(p, signal.SIGCONT) for p in pids])
+        timer.start()
+        bench.cleanups.append(timer.cancel)
+        bench.cleanups.append(lambda: [_signal(p, signal.SIGCONT) for p in pids])
+    return act
+
+
+TEN_S = {"device_timeout_s: 10": "device_timeout_s: 10"}  # the board answers after an 8 s stall
+
+
+@case
+def vm_stopped_8s_in_stress(tmp: Path) -> tuple[Outcome, Expect]:
+    """The board stalls 8 s mid-stress but answers in the end: its wakes 8 s late are lost
+    wake-ups (wake_timeout_ms 200), never a pass."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
+    bench.on_start = when_marked(mark, _stop_vm_for(8, bench))
+    return run_faulted(tmp, bench, "test_stress and hard"), \
+        Expect("fail", 1, r"^stress \[hard\] on sim: lost wake-up: \d+ pulse\(s\) woke the "
+               r"waiter later than wake_timeout_ms \(200 ms\); worst pulse \d+, woken \d{4} ms")
+
+
+@case
+def vm_stopped_8s_in_wake(tmp: Path) -> tuple[Outcome, Expect]:
+    """The board stalls 8 s among isolated pulses: the host stops after 5 unanswered pulses,
+    so the scenario did not do what it set out to; the board's fault, and it cannot pass."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
+    bench.on_start = when_marked(mark, _stop_vm_for(8, bench))
+    return run_faulted(tmp, bench, "test_wake and hard"), \
+        Expect("fail", 1, r"^wake \[hard\] on sim: (lost wake-up|IRQ count)(.|\n)*the scenario "
+               r"stopped after \d+ of its 20 pulses: 5 pulse\(s\) in a row got no wake")
+
+
+@case
+def simulated_pi_stopped_8s_in_stress(tmp: Path) -> tuple[Outcome, Expect]:
+    """The simulated Pi (pigpiod and the board's bridge) stalls 8 s: a bench fault that says
+    pigpiod stalled, not 'check the stimulus GPIO is free' and never the firmware's hang."""
+    bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
+    bench.on_start = when_marked(mark, _stop_sim_for(8, bench))
+    return run_faulted(tmp, bench, "test_stress and hard"), \
+        Expect("error", 2, r"^bench fault \(not a firmware verdict\): .*(pigpiod.* stalled|the "
+               r"board and the Pi went silent together)", wrong=r"GPIO is free|jumper")
+
+
+@case
+def injected_irq_latency_1s(tmp: Path) -> tuple[Outcome, Expect]:
+    """The sim's injected IRQ latency at its sane maximum (1 s): wiring is fine, every wake
+    is late, and the cause said is the board's late interrupts, not the jumper or ground."""
+    bench, _ = sim_bench(tmp, **{"irq_latency_us: 0 ": "irq_latency_us: 1000000 "})
+    return run_faulted(tmp, bench, "test_wake and hard"), \
+        Expect("fail", 1, r"^wake \[hard\] on sim: lost wake-up: .*its IRQ came \d+ ms after "
+               r"the edge \(the board stalled, or takes its interrupts late\)",
+               wrong=r"jumper|shared ground")
+
+
+def _absurd_setting(name: str, old: str, new: str, message: str) -> Case:
+    def run(tmp: Path) -> tuple[Outcome, Expect]:
+        bench, _ = sim_bench(tmp, **{old: new})
+        return run_faulted(tmp, bench, "test_wake and hard"), Expect("error", 2, message)
+    run.__name__ = f"config_{name}"
+    return run
+
+
+for _name, _old, _new, _message in (
+    ("wake_timeout_sub_microsecond", "wake_timeout_ms: 200 ", "wake_timeout_ms: 0.000001 ",
+     r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.budgets\.wake_timeout_ms: expected a number "
+     r"from 1 to 60000 ms, got 1e-06$"),
+    ("irq_latency_1e12", "irq_latency_us: 0 ", "irq_latency_us: 1000000000000 ",
+     r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.irq_latency_us: expected an integer from 0 to "
+     r"1000000 µs, got 1000000000000$"),
+    ("device_timeout_1e9", "device_timeout_s: 10", "device_timeout_s: 1000000000",
+     r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.budgets\.device_timeout_s: expected a number "
+     r"from 1 to 600 s, got 1000000000$"),
+):
+    case(_absurd_setting(_name, _old, _new, _message))

@@ -16,17 +16,21 @@ KINDS = list(IRQ_SOURCES)
 def test_wake(flag_bench, scenario, verdict, irq_kind):
     """Each isolated pulse wakes the waiter exactly once; no wake without a pulse."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=20)
-    verdict(obs, a.check_counts_reconcile(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms))
+    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
+            + a.check_counts_reconcile(obs)
+            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
+            + a.check_latency_max(obs, flag_bench.latency_us))
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_auto_reset(flag_bench, scenario, verdict, irq_kind):
     """After wait() returns, the next wait() blocks until the next pulse."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=10, gap_ms=(4.0, 6.0))
-    verdict(obs, a.check_counts_reconcile(obs) + a.check_no_wake_without_set(obs)
+    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
+            + a.check_counts_reconcile(obs) + a.check_no_wake_without_set(obs)
             + a.check_not_more_wakes_than_sets(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms))
+            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
+            + a.check_latency_max(obs, flag_bench.latency_us))
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
@@ -41,7 +45,8 @@ def test_coalesce_no_lost_wakeup(flag_bench, scenario, verdict, irq_kind):
     burst = min(8, flag_bench.sched_depth - 1) if soft else 8
     obs = s.run_coalesce(flag_bench, scenario, irq_kind, burst=burst, period_us=500,
                          busy_ms=busy_ms)
-    fails = a.check_counts_reconcile(obs) + a.check_last_set_wakes(obs, [1, 1 + burst])
+    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms, busy_ms=busy_ms)
+    fails += a.check_counts_reconcile(obs) + a.check_last_set_wakes(obs, [1, 1 + burst])
     fails += a.check_not_more_wakes_than_sets(obs)
     if irq_kind != "thread":
         fails += a.check_no_wake_without_set(obs)
@@ -71,7 +76,9 @@ def test_one_waiter_fanout(flag_bench, scenario, verdict, irq_kind):
     n, k = 5, 3
     obs = s.run_fanout(flag_bench, scenario, irq_kind, n=n, subscribers=k)
     hits = obs.result.get("subscriber_wakes", [])
-    fails = a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
+    fails += a.check_counts_reconcile(obs) + a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    fails += a.check_latency_max(obs, flag_bench.latency_us)
     if hits != [n] * k:
         fails.append(f"subscribers woke {hits} times for {n} pulses (expected {[n] * k})")
     verdict(obs, fails, details={"subscriber_wakes": hits})
@@ -84,7 +91,7 @@ def test_second_waiter_behaviour(flag_bench, scenario, verdict, irq_kind):
     obs = s.run_second_waiter(flag_bench, scenario, irq_kind)
     seen = s.classify_second_waiter(obs.result.get("events", []))
     expected = flag_bench.second_waiter
-    fails = []
+    fails = a.check_counts_reconcile(obs)  # which waiter wakes varies; the IRQs counted don't
     if seen["second_waiter_observed"] != expected:
         fails.append(f"second concurrent waiter: observed {seen['second_waiter_observed']} "
                      f"(raised {seen['raised'] or 'nothing'}, "
@@ -97,8 +104,10 @@ def test_second_waiter_behaviour(flag_bench, scenario, verdict, irq_kind):
 def test_set_from_loop_and_schedule(flag_bench, scenario, verdict, irq_kind):
     """set() called from the loop itself, and from a micropython.schedule callback."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=10)
-    verdict(obs, a.check_counts_reconcile(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms))
+    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
+            + a.check_counts_reconcile(obs)
+            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
+            + a.check_latency_max(obs, flag_bench.latency_us))
 
 
 @pytest.mark.parametrize("irq_kind", KINDS)
@@ -106,12 +115,13 @@ def test_cancellation(flag_bench, scenario, verdict, irq_kind):
     """A cancelled waiter and a timed-out wait_for leave the flag working for the next waiter."""
     obs = s.run_cancel(flag_bench, scenario, irq_kind, n=3)
     r = obs.result
-    fails = []
+    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
     if not r.get("cancelled"):
         fails.append("cancelling a task blocked in flag.wait() did not raise CancelledError")
     if not r.get("timed_out"):
         fails.append("asyncio.wait_for(flag.wait(), 20 ms) did not time out with no pulse")
     fails += a.check_counts_reconcile(obs) + a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    fails += a.check_latency_max(obs, flag_bench.latency_us)
     verdict(obs, fails, details=r)
 
 
@@ -120,7 +130,8 @@ def test_stress(flag_bench, scenario, verdict, irq_kind):
     """Pulse rates stepping 100 Hz -> 5 kHz under a busy co-task: no crash, no lost wake-up."""
     obs = s.run_stress(flag_bench, scenario, irq_kind)
     overflow = a.scheduler_overflow(obs)
-    fails = a.check_counts_reconcile(obs, allow_overflow=True)
+    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)  # a stall is a lost wake
+    fails += a.check_counts_reconcile(obs, allow_overflow=True)
     fails += a.check_not_more_wakes_than_sets(obs)
     if not overflow:  # with IRQs dropped, step boundaries in the IRQ log are unknown
         ends = [sum(obs.steps[: i + 1]) for i in range(len(obs.steps))]
@@ -138,6 +149,7 @@ def test_latency(flag_bench, scenario, verdict, irq_kind):
     """IRQ -> wake (board clock) and stimulus edge -> ack edge (Pi clock) within budget."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=100, gap_ms=(1.0, 4.0))
     samples = a.latency_samples(obs)
-    fails = a.check_isolated(obs, flag_bench.wake_timeout_ms)
+    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
+    fails += a.check_counts_reconcile(obs) + a.check_isolated(obs, flag_bench.wake_timeout_ms)
     fails += a.check_latency(samples, flag_bench.latency_us)
     verdict(obs, fails, latency=True)

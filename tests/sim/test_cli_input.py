@@ -2,8 +2,14 @@
 a traceback; a selection with no tests is exit 5 and leaves no report and `latest` alone."""
 
 import functools
+import os
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.cli import run_tsfrig
 
@@ -23,6 +29,27 @@ def test_pigpio_port_out_of_range():
     r = tsfrig("sim", "--pigpio-port", "70000")
     assert r.returncode == 2
     assert "'70000' is not a TCP port" in one_line(r)
+
+
+@pytest.mark.parametrize("daemon", ["pigpio", "rgpio"])
+def test_busy_port_is_one_line_naming_it_and_leaves_nothing(tmp_path, daemon):
+    """A port another process listens on: one line naming the option, the port and the fix,
+    exit 2, and no flash directory, VM or socket left behind."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "harness.cli", "sim", f"--{daemon}-port",
+                            str(port)], cwd=REPO, env={**os.environ, "TMPDIR": str(tmp_path)},
+                           capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - t0
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert one_line(r) == (f"tsfrig: --{daemon}-port {port} is already in use by another "
+                           f"process: stop it, or pass --{daemon}-port 0 for a free port")
+    assert r.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+    print(f"\nbusy --{daemon}-port: exit {r.returncode} in {seconds:.2f} s, left nothing")
 
 
 def test_report_dir_that_is_a_file(tmp_path):

@@ -54,8 +54,10 @@ def test_miswired_bench_names_each_broken_wire_with_its_fix(running_sim, tmp_pat
     got = lines_by_check(r.stdout)
     assert got["raw REPL"].startswith("✓")
     assert got["wire stimulus"] == (
-        "✗ wire stimulus: Pi GPIO 17 -> board pin 4: the board counted 0 of 3 pulses — check "
-        "the stimulus jumper, the shared ground and wiring.stimulus in the rig config")
+        "✗ wire stimulus: Pi GPIO 17 -> board pin 4: the board counted 0 of 3 pulses, and no "
+        "more in a further 5 s, so the wire likely does not reach the pin (or the board takes "
+        "no pin interrupts at all) — check the stimulus jumper, the shared ground and "
+        "wiring.stimulus in the rig config")
     assert got["wire ack"].startswith("✓ wire ack: board pin 3 -> Pi GPIO 27")
     assert got["wire reset"].startswith("✗ wire reset: Pi GPIO 23 -> board RUN: the board did "
                                         "not reset") and "— check the reset jumper" in \

@@ -222,7 +222,8 @@ def test_rig_without_a_sense_line_records_commanded_times(sim):
 def test_rig_names_a_missing_sense_jumper(sim):
     rig = connect_gpio("rgpio", "127.0.0.1", sim[1].port, wiring(24))  # 24: no jumper
     try:
-        with pytest.raises(GpioError, match=r"GPIO 24 saw no stimulus pulse.*stimulus_sense"):
+        with pytest.raises(GpioError, match=r"GPIO 24 saw 0 of 1 stimulus pulses.*answers at "
+                           r"once, so the jumper between them is likely off.*stimulus_sense"):
             rig.pulse()
     finally:
         rig.close()

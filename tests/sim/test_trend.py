@@ -4,8 +4,10 @@ latency shift visible in trend.json, a self-contained trend.html that renders in
 bad input as one line on stderr with exit 2."""
 
 import copy
+import html as html_text
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +164,55 @@ def test_bad_input_is_one_line_exit_2(case, real_run, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("tsfrig trend: ") and names in lines[0], \
         r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def k_reports(real_run, tmp_path_factory) -> Path:
+    """Four builds: #1 the real run (wake and latency); #2 a real run whose -k left latency
+    out, with wake failing (a regression beside a not-selected scenario, the case whose
+    header once said "incomplete 0" above its INCOMPLETE lines); #3 #1 again (fixed); #4 #1
+    with latency missing and no selection recorded (incomplete)."""
+    rep = tmp_path_factory.mktemp("k-reports")
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "-k", "test_wake and hard",
+                        "--report-dir", str(rep / "k")], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    narrowed = json.loads((rep / "k" / "latest" / "results.json").read_text())
+    shutil.rmtree(rep / "k")
+    write(rep / "1", variant(real_run, "r1", "2025-03-01T10:00:00+00:00", "b1"))
+    second = variant(narrowed, "r2", "2025-03-02T10:00:00+00:00", "b2")
+    second["tests"][0]["outcome"], second["tests"][0]["message"] = "failed", FAIL_MSG
+    second["verdict"] = "fail"
+    write(rep / "2", second)
+    write(rep / "3", variant(real_run, "r3", "2025-03-03T10:00:00+00:00", "b3"))
+    fourth = variant(real_run, "r4", "2025-03-04T10:00:00+00:00", "b4")
+    fourth["tests"] = [t for t in fourth["tests"] if t["scenario"] != "latency"]
+    fourth.pop("selection")  # recorded no selection: missing is not "not selected"
+    write(rep / "4", fourth)
+    return rep
+
+
+def test_not_selected_is_said_and_header_counts_match_the_lines(k_reports, real_run):
+    left_out = sorted(f"sim / {t['scenario']} [hard]" for t in real_run["tests"]
+                      if t["scenario"] != "wake")  # #2's -k left these out
+    r = trend(str(k_reports), "--out", str(k_reports / "out"))
+    assert r.returncode == 0, r.stderr
+    tj = json.loads((k_reports / "out" / "trend.json").read_text())
+    assert [c["verdict"] for c in tj["compares"]] == ["regression", "fixed", "incomplete"]
+    assert tj["compares"][0]["not_selected"] == left_out and left_out
+    assert tj["compares"][0]["incomplete"] == []
+    assert tj["outcomes"]["sim / latency [hard]"] == ["passed", "not selected", "passed", None]
+    page = (k_reports / "out" / "trend.html").read_text()
+    summary = re.search(r'<p id="summary">(.*?)</p>', page).group(1)
+    changes = re.search(r"<ul id='changes'>(.*?)</ul>", page).group(1)
+    kinds = re.findall(r'<li data-kind="([^"]+)">', changes)
+    assert sorted(kinds) == ["INCOMPLETE", "REGRESSION", "fixed", *["not selected"] *
+                             len(left_out)], kinds
+    for kind in ("REGRESSION", "INCOMPLETE", "fixed", "not selected"):
+        said = int(re.search(rf"(\d+) {kind}\b", summary.split("changes listed:")[1]).group(1))
+        assert said == kinds.count(kind), (kind, summary, kinds)
+    assert "regression 1, fixed 1, ok 0, incomplete 1" in summary
+    assert ("#1 → #2 (r1 → r2): not selected in NEW (-k &#x27;test_wake and hard&#x27;): "
+            "sim / latency [hard]") in changes
+    assert r.stdout.splitlines()[-1] == f"trend: {html_text.unescape(summary)}"
+    assert re.search(r'class="outcome not_selected[^"]*">not selected<', page)

@@ -2,13 +2,20 @@
 point it at a Pi and a USB board: a correct wiring runs the suite; a wrong wire is a bench
 fault named by the wire (exit 2, identity still written), not a page of lost wake-ups."""
 
+import dataclasses
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from harness.board.session import BoardSession
+from harness.board.wiring import check_stimulus
+from harness.config import load_config
+from harness.gpio import connect_gpio
+from harness.sim.bench import SimBench
 from tests.faults.matrix import serial_target_yaml, shipped_sim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,3 +68,23 @@ def test_miswired_ack_is_a_bench_fault_named_by_the_wire(running_sim, tmp_path):
     assert r.returncode == 2
     assert "wiring self-test: board pin 5 -> Pi GPIO 27: the Pi saw 0 of 4 edges" \
         in r.stdout + r.stderr
+
+
+def test_a_board_whose_interrupts_come_seconds_late_is_not_called_a_loose_jumper():
+    """Injected IRQ latency past the self-test's deadline (3 s, beyond what a config may
+    set): the pulses all arrive late, so the wire is fine and the self-test says the board's
+    interrupts are late instead of pointing at the jumper and the ground."""
+    target = dataclasses.replace(load_config(REPO / "rig_config.yaml").targets[0],
+                                 irq_latency_us=3_000_000)
+    with tempfile.TemporaryDirectory() as flash, \
+            SimBench(target, flash_dir=Path(flash)) as bench:
+        rig = connect_gpio("pigpio", *bench.gpio_addresses["pigpio"], target.wiring)
+        board = BoardSession(bench.serial_port)
+        try:
+            board.soft_reset()
+            board.upload()
+            said = check_stimulus(board, rig, target.wiring)
+        finally:
+            board.close()
+            rig.close()
+    assert said.startswith("3/3 pulses, ") and "the board takes its interrupts late" in said

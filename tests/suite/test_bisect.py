@@ -41,7 +41,7 @@ def overlay_source(n: int) -> str:
 
 
 @pytest.mark.parametrize("run_code, git_code", [
-    (0, 0), (1, 1), (2, 125), (5, 125), (130, 125), (143, 125), (3, 125), (255, 125)])
+    (0, 0), (1, 1), (2, 125), (5, 128), (130, 125), (143, 125), (3, 125), (255, 125)])
 def test_exit_code_mapping(run_code, git_code):
     assert bisect.map_exit(run_code) == git_code
 
@@ -73,15 +73,70 @@ def test_build_without_executable_skips(tmp_path, capsys):
     assert "no executable at" in capsys.readouterr().err
 
 
-def test_usage_error_aborts_the_bisect(tmp_path):
-    """argparse's exit 2 would read as "bad" to git bisect; a bad command line must stop it."""
-    proc = subprocess.run([sys.executable, "-m", "harness.cli.bisect", "--no-such-option"],
-                          cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 128, proc.stderr
-    missing = subprocess.run([sys.executable, "-m", "harness.cli.bisect", "--config", "nope.yaml"],
-                             cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True,
-                             timeout=60)
-    assert missing.returncode == 128, missing.stderr
+TSFRIG = [sys.executable, "-m", "harness.cli", "bisect-step"]
+
+
+# mistakes in a bisect-step command line, each of which would repeat on every commit
+USAGE_ERRORS = {
+    "unknown option": ["--bogus"],
+    "extra argument": ["hard"],
+    "bad option value": ["--build-timeout", "soon"],
+    "negative timeout": ["--build-timeout", "-1"],
+    "missing option value": ["-k"],
+    "missing config file": ["--config", "nope.yaml"],
+    "invalid config": ["--config", "bad.yaml"],
+    "missing overlay": ["--overlay", "no-such-dir"],
+    "report dir under a file": ["--report-dir", "file/r"],
+    "malformed -k": ["-k", "hard and"],
+    "-k selects nothing": ["-k", "no_such_scenario"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
+@pytest.mark.parametrize("entry", ["tsfrig", "module"])
+def test_usage_error_aborts_the_bisect(tmp_path, case, entry):
+    """argparse's exit 2 would read as "bad" to git bisect, a skip (125) on every commit as
+    "cannot bisect": a mistake in the command stops the bisect (128) with one line naming it,
+    before any build runs."""
+    (tmp_path / "bad.yaml").write_text("version: 1\ntargets: [{name: sim, bogus_key: 1}]\n")
+    (tmp_path / "file").write_text("")
+    head = TSFRIG if entry == "tsfrig" else [sys.executable, "-m", "harness.cli.bisect"]
+    built = tmp_path / "built"
+    proc = subprocess.run([*head, "--build", f"touch {built}", *USAGE_ERRORS[case]],
+                          cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 128, (case, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tsfrig bisect-step: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not built.exists(), "a usage error must stop before the build"
+
+
+def test_git_bisect_run_stops_on_a_typo(tmp_path):
+    """Through git itself: a typo in the step's command stops `git bisect run` at the first
+    step, with no commit marked bad."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for n in range(1, 4):
+        (repo / "f").write_text(str(n))
+        git(repo, "add", "f")
+        git(repo, "commit", "-q", "-m", f"commit {n}")
+    git(repo, "bisect", "start", "HEAD", "HEAD~2")
+    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "bisect", "run", *TSFRIG,
+                           "--bogus"], cwd=repo, env=GIT_ENV, capture_output=True, text=True,
+                          timeout=120)
+    log = git(repo, "bisect", "log")
+    git(repo, "bisect", "reset")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "exit code 128" in out, out
+    marked = [ln for ln in log.splitlines() if ln.startswith(("git bisect bad",
+                                                              "git bisect good",
+                                                              "git bisect skip"))]
+    assert marked == [], log  # the step judged no commit
+    assert "first bad commit" not in out, out
+    assert "unrecognized arguments: --bogus" in out, out
 
 
 def test_derived_config_points_every_sim_target_at_the_firmware(tmp_path):

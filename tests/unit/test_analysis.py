@@ -109,3 +109,63 @@ def test_pi_ticks_leave_the_driver_unwrapped_across_a_32_bit_wrap():
     ticks = [0xFFFF_FF00, 0xFFFF_FFF0, 0x0000_0010, 0x0000_0100, 0x0000_00F0]
     assert [unwrap(t) for t in ticks] == [0xFFFF_FF00, 0xFFFF_FFF0, 0x1_0000_0010,
                                           0x1_0000_0100, 0x1_0000_00F0]
+
+
+def test_a_wake_later_than_the_timeout_is_a_lost_wakeup_wherever_it_happens():
+    # pulse 1's wake comes 8 s after its IRQ but before the next one: the old per-pulse check
+    # counted it as woken; the deadline says it was lost
+    obs = make_obs([0, 1000, 9_000_000], [50, 8_001_000, 9_000_050])
+    assert a.check_isolated(obs, 200) == []
+    fails = a.check_wake_deadline(obs, 200)
+    assert len(fails) == 1 and fails[0].startswith("lost wake-up: 1 pulse(s) woke the waiter "
+                                                   "later than wake_timeout_ms (200 ms)")
+    assert "worst pulse 1, woken 8000 ms" in fails[0]
+    assert a.check_wake_deadline(make_obs([0, 1000], [50, 1060]), 200) == []
+
+
+def test_a_board_that_takes_its_irq_late_is_caught_on_the_pi_clock():
+    # the IRQ itself is stamped late (the board was stopped): IRQ -> wake looks fast, the
+    # stimulus -> ack edge does not
+    obs = make_obs([0, 5_000_000], [50, 5_000_040], stim=[1000, 3000],
+                   acks=[1055, 5_001_045])
+    fails = a.check_wake_deadline(obs, 200)
+    assert fails and "pulse 1, woken 4998 ms after its stimulus edge (Pi clock)" in fails[0]
+    assert "its IRQ came" in fails[0]
+
+
+def test_the_coalesce_busy_period_is_not_a_lost_wakeup():
+    irq = [0] + [1000 + 500 * i for i in range(8)]
+    obs = make_obs(irq, [50, 20_100])
+    assert a.check_wake_deadline(obs, 10, busy_ms=20) == []
+    assert a.check_wake_deadline(obs, 10)
+
+
+def test_latency_samples_pair_by_time_so_a_missing_wake_hides_no_sample():
+    obs = make_obs([0, 1000, 2000], [50, 2900])  # pulse 1's wake is missing
+    s = a.latency_samples(obs)
+    assert s["irq_to_wake_us"] == [50.0, 1900.0, 900.0]
+    assert "max = 1900 µs exceeds the budget 1000 µs" in a.check_latency_max(obs, {"max": 1000})[0]
+
+
+def test_a_scenario_cut_short_cannot_pass_and_says_whose_fault_it_is():
+    ok = make_obs([0, 1000], [50, 1060])
+    ok.asked, ok.wake_timeout_ms = 2, 200
+    assert a.check_all_pulses_sent(ok) == [] and a.bench_shortfall(ok) == ""
+    # the board stopped waking: the host gave up after 2 of 20 pulses
+    missed = make_obs([0, 1000], [50], acks=[1055])
+    missed.asked, missed.wake_timeout_ms = 20, 200
+    missed.stopped_early = "5 pulse(s) in a row got no wake within wake_timeout_ms (200 ms)"
+    assert a.check_all_pulses_sent(missed) == [
+        "the scenario stopped after 2 of its 20 pulses: 5 pulse(s) in a row got no wake "
+        "within wake_timeout_ms (200 ms)"]
+    assert a.bench_shortfall(missed) == ""
+    # every ack is stamped in time: the Pi reported them late, the board is not to blame
+    late_reports = make_obs([0, 1000], [50, 1060])
+    late_reports.asked, late_reports.wake_timeout_ms = 20, 200
+    late_reports.stopped_early = missed.stopped_early
+    assert a.check_all_pulses_sent(late_reports) == []
+    assert "pigpiod reported the edges late" in a.bench_shortfall(late_reports)
+    # the Pi fell short for no reason the board gave
+    short = make_obs([0, 1000], [50, 1060])
+    short.asked = 20
+    assert a.bench_shortfall(short).startswith("the Pi sent 2 of the 20 pulses")
