@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.analysis import Observation
+from harness.analysis import Observation, logged_exception
 from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.power import PowerSwitch
@@ -111,7 +111,8 @@ class BenchHandle:
 def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
     """A scenario whose board hangs, resets or loses its link tries to get it back before
     the fault goes up (Ctrl-C and a soft reset, the RUN pin, power): the exception carries
-    where the board went quiet (.where) and what got it back (.recovery)."""
+    where the board went quiet (.where), what it raised before (.raised_first) and what got
+    it back (.recovery)."""
     @functools.wraps(run)
     def wrapper(b: BenchHandle, *args, **kwargs) -> Observation:
         try:
@@ -119,6 +120,9 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
         except (BoardStopped, TargetError) as e:
             log.warning("%s: %s", run.__name__, e)
             e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
+            # what the board raised before it hung or crashed is the cause: it leads
+            e.raised_first = logged_exception(b.parser.log) \
+                if isinstance(e, BoardStopped) and b.parser is not None else ""
             e.recovery = recover_after_fault(b.target, b.pi, b.power)
             raise
     return wrapper

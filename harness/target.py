@@ -10,9 +10,11 @@ raised (BoardRaised) and the board stopped answering or reset while its port sta
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 DEVICE_SCRIPTS = Path(__file__).resolve().parent.parent / "device_scripts"
 # What a board prints when it (re)boots: seen mid-scenario, the board crashed or reset.
 RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
+# What a board (or the virtual board's bridge) prints when it crashes, before it reboots: the
+# line is quoted in the verdict, the signal or fault named first.
+CRASH_LINE = re.compile(r"crashed|Guru Meditation|Fatal|panic|HardFault|abort", re.I)
+SIGNAL_NAME = re.compile(r"\b(SIG[A-Z]+)\b")
 
 
 class TargetError(BenchFault):
@@ -44,7 +50,26 @@ class BoardRaised(FirmwareFault):
 
 
 class BoardStopped(FirmwareFault):
-    """The board stopped answering, or reset, while its serial port stayed up."""
+    """The board stopped answering, or reset, while its serial port stayed up. `then` says
+    it as the second half of a verdict whose first half is what the board raised before."""
+
+    def __init__(self, message: str, then: str = "") -> None:
+        super().__init__(message)
+        self.then = then or message
+
+
+def crash_report(lines: list[str], banner: str) -> BoardStopped:
+    """The board rebooted mid-scenario (it printed `banner`): what it said as it crashed
+    leads ("crashed: SIGSEGV ('virtual board: the MicroPython VM crashed (SIGSEGV); ...')")."""
+    said = next((ln.strip() for ln in reversed(lines)
+                 if CRASH_LINE.search(ln) and not ln.startswith("@TSF")), "")
+    if not said:
+        return BoardStopped(f"board crashed or reset during the scenario (it printed its "
+                            f"boot banner: {banner!r})",
+                            then=f"it crashed or reset (it printed its boot banner: {banner!r})")
+    sig = SIGNAL_NAME.search(said)
+    what = f"crashed: {sig.group(1) if sig else 'a fault'} ({said!r})"
+    return BoardStopped(f"board {what} and rebooted during the scenario", then=f"it {what}")
 
 
 def find_port(vid: int | None, pid: int | None, serial_number: str | None) -> str:
@@ -85,6 +110,8 @@ class Target:
                               "the port name, and that no other program holds it") from None
         self.serial = self.transport.serial
         self._pending = b""
+        self._reset: BoardStopped | None = None  # seen by _poll, raised once its lines are fed
+        self._recent: collections.deque[str] = collections.deque(maxlen=8)  # a crash's last words
 
     def reopen(self, timeout_s: float) -> None:
         """Close and open the port again, waiting for it to come back: a USB board's port
@@ -183,11 +210,7 @@ class Target:
         deadline = time.monotonic() + timeout_s
         while True:
             lines, finished = self._poll(deadline)
-            found = None
-            for line in lines:  # every line of the batch is fed: none may be dropped
-                rec = parser.feed(line)
-                if rec is not None and rec.type == record_type and found is None:
-                    found = rec
+            found = self._fed(parser, lines, record_type)
             if found is not None:
                 log.debug("board sent %s (%d lines so far)", record_type, len(parser.log.lines))
                 if finished:  # the program also ended: keep its end for the next read
@@ -208,8 +231,7 @@ class Target:
         deadline = time.monotonic() + timeout_s
         while True:
             lines, finished = self._poll(deadline)
-            for line in lines:
-                parser.feed(line)
+            self._fed(parser, lines)
             if finished:
                 err = self._read_error_output(deadline)
                 log.debug("scenario ended: %d lines%s", len(parser.log.lines),
@@ -232,19 +254,37 @@ class Target:
             *lines, self._pending = self._pending.split(b"\n")
             finished = False
         text = [ln.decode(errors="replace").rstrip("\r") for ln in lines]
-        self._check_reset(text)
-        return text, finished
+        return self._check_reset(text, finished)
 
     def _read_some(self) -> bytes:
         with self._link("read from the board"):
             return self.serial.read(max(1, self.serial.in_waiting))
 
-    def _check_reset(self, lines: list[str]) -> None:
-        """A boot banner mid-scenario: the board crashed or reset and came back."""
-        for line in lines:
+    def _check_reset(self, lines: list[str], finished: bool) -> tuple[list[str], bool]:
+        """A boot banner mid-scenario: the board crashed or reset and came back. What it said
+        before (a traceback, a WAITER_EXIT, its crash line) still reaches the parser: the
+        reset is raised by _fed() once those lines are in."""
+        for i, line in enumerate(lines):
             if line.strip().startswith(RESET_MARKERS):
-                raise BoardStopped(f"board crashed or reset during the scenario (it printed "
-                                   f"its boot banner: {line.strip()!r})")
+                self._reset = crash_report([*self._recent, *lines[:i]], line.strip())
+                self._recent.clear()
+                self._pending = b""  # the rebooted board's banner and prompt: not the scenario's
+                return lines[:i], False
+        self._recent.extend(lines)
+        return lines, finished
+
+    def _fed(self, parser: LogParser, lines: list[str], record_type: str = "") -> Record | None:
+        """Feed every line of a batch to the parser (none may be dropped); the first record of
+        `record_type` in it, if any. A reset seen in the batch is raised after."""
+        found = None
+        for line in lines:
+            rec = parser.feed(line)
+            if rec is not None and rec.type == record_type and found is None:
+                found = rec
+        if self._reset is not None:
+            reset, self._reset = self._reset, None
+            raise reset
+        return found
 
     def poll_record(self, parser: LogParser, record_type: str) -> Record | None:
         """Without waiting: feed what the board has already sent; a record of `record_type` if one
@@ -255,11 +295,7 @@ class Target:
         if b"\n" not in self._pending and b"\x04" not in self._pending:
             return None
         lines, finished = self._poll(time.monotonic())
-        found = None
-        for line in lines:
-            rec = parser.feed(line)
-            if rec is not None and rec.type == record_type and found is None:
-                found = rec
+        found = self._fed(parser, lines, record_type)
         if finished:
             err = self._read_error_output(time.monotonic() + 1.0)
             if err:

@@ -74,9 +74,9 @@ def classify(ev: Evidence) -> Verdict:
 
 def evidence_from(exc: BaseException | None) -> Evidence:
     """The evidence in an exception a scenario raised before its verdict: the board raised
-    (it carries .summary), hung or reset (with .where it went quiet and .recovery, what got
-    it back; a recovery that found the port gone makes it the bench's), a bench fault, or a
-    harness bug."""
+    (it carries .summary), hung or reset (with .where it went quiet, .raised_first what it
+    raised before, which then leads, and .recovery, what got it back; a recovery that found
+    the port gone makes it the bench's), a bench fault, or a harness bug."""
     what = str(exc) if exc is not None else ""
     recovery = getattr(exc, "recovery", None)
     if isinstance(exc, FirmwareFault):
@@ -85,6 +85,11 @@ def evidence_from(exc: BaseException | None) -> Evidence:
         if recovery is not None and recovery.link_lost:
             return Evidence(bench_fault=f"{what}; {recovery.failure}")
         said = f"; {recovery.says()}" if recovery is not None else ""
+        first = getattr(exc, "raised_first", "")
+        if first:  # it raised, then hung or crashed: the exception is the cause, it leads
+            then = getattr(exc, "then", what)
+            return Evidence(board_exception=f"{first}; then {then}{getattr(exc, 'where', '')}"
+                                            f"{said}")
         return Evidence(board_stopped=f"{what}{getattr(exc, 'where', '')}{said}")
     if isinstance(exc, BenchFault):
         step = getattr(recovery, "step", "")

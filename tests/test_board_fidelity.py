@@ -329,7 +329,8 @@ def test_the_harness_sees_a_crash_as_a_board_reset(board):
         t.soft_reset()
         t.start("print('@')\nwhile True:\n    pass\n")
         os.kill(board.vm_pid, signal.SIGSEGV)
-        with pytest.raises(BoardStopped, match="crashed or reset"):
+        with pytest.raises(BoardStopped, match=r"crashed: SIGSEGV \('virtual board: the "
+                                               r"MicroPython VM crashed \(SIGSEGV\)"):
             t.read_until_record(LogParser(), "READY", 5)
     finally:
         t.close()

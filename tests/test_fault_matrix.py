@@ -24,6 +24,8 @@ def test_fault(name, tmp_path):
     if want.message:
         assert re.search(want.message, out.messages() + "\n" + said, re.M), where
     assert "Traceback" not in out.stderr, where  # causes are said in one line, never a trace
+    if want.within_s is not None:
+        assert out.seconds < want.within_s, f"{name}: {out.seconds:.0f} s to verdict"
     if out.doc is None:  # nothing could be written (full disk): the one line said why
         assert want.verdict == "error"
         return
