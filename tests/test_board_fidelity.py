@@ -192,6 +192,19 @@ def test_crlf_typed_at_the_friendly_prompt_is_one_enter(client):
     assert client.read_until(b">>> ").endswith(b"'abc'\r\n>>> ")
 
 
+def test_input_typed_behind_a_line_survives_the_vm_flushing_its_tty(client):
+    """The unix port flushes its tty's input (TCSAFLUSH) as it switches mode to run a line;
+    a board's UART keeps what was typed. Here the line flushes it itself (termios.setraw
+    does it the same way) and the Ctrl-C, Ctrl-A typed right behind it must still reach the
+    REPL: after a crash-reboot the host's stale end command ran as such a line and took
+    recovery's Ctrl-A with it, so every soft reset timed out."""
+    client.s.write(b"\r")
+    client.read_until(b">>> ")
+    client.s.write(b"import termios; termios.setraw(0)\r\x03\r\x01")
+    client.read_until(RAW_PROMPT, timeout=5)
+    assert client.exec_raw(b"print(6*7)") == (b"42\r\n", b"")
+
+
 # ---- 2. lifecycle ------------------------------------------------------------------------------
 
 def test_run_tests_sequence_survives_systemexit(board, client):
