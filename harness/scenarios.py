@@ -70,8 +70,9 @@ class BenchHandle:
     second_waiter: str = "second-wins"
     latency_us: dict[str, float] | None = None
     sched_depth: int = 4  # micropython.schedule's queue on this board
-    # fail fast: once this build has hung or lost its waiter in an earlier scenario, a
-    # scenario stops at the first unanswered pulse and waits less for the board's readout
+    # fail fast: once this build has hung, crashed or lost its waiter in an earlier scenario,
+    # a scenario stops at the first unanswered pulse and waits less for the board's readout
+    # and for recovery's soft reset
     suspect: bool = False
     started_at: float = 0.0
     ready_s: float = 0.0
@@ -82,6 +83,12 @@ class BenchHandle:
     @property
     def max_misses(self) -> int:
         return 1 if self.suspect else MAX_MISSES
+
+    @property
+    def recovery_soft_s(self) -> float | None:
+        """Fail fast: on a build that already hung or crashed, recovery's soft reset gets the
+        suspect deadline before the RUN pin (or power) takes over."""
+        return SUSPECT_READOUT_S if self.suspect else None
 
     @property
     def readout_timeout_s(self) -> float:
@@ -123,7 +130,7 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
             # what the board raised before it hung or crashed is the cause: it leads
             e.raised_first = logged_exception(b.parser.log) \
                 if isinstance(e, BoardStopped) and b.parser is not None else ""
-            e.recovery = recover_after_fault(b.target, b.pi, b.power)
+            e.recovery = recover_after_fault(b.target, b.pi, b.power, b.recovery_soft_s)
             raise
     return wrapper
 

@@ -128,22 +128,24 @@ class Target:
             time.sleep(0.1)  # polling for a device node that is not there yet
 
     # ---- session control -------------------------------------------------------------
-    def soft_reset(self) -> None:
-        """Interrupt whatever runs, soft-reboot, and leave the board in the raw REPL."""
+    def soft_reset(self, timeout_s: float | None = None) -> None:
+        """Interrupt whatever runs, soft-reboot, and leave the board in the raw REPL (within
+        timeout_s, default the target's)."""
         t0 = time.monotonic()
         with self._link("soft-reset the board"):
             try:
-                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+                self.transport.enter_raw_repl(soft_reset=True,
+                                              timeout_overall=timeout_s or self.timeout_s)
             except TransportError as e:
                 raise BoardStopped(f"board on {self.port} does not answer a soft reset ({e}): "
                                    "power-cycle it or check the firmware boots") from None
         self._pending = b""
         log.debug("soft reset of %s: %.0f ms", self.port, (time.monotonic() - t0) * 1000)
 
-    def recover(self) -> None:
+    def recover(self, timeout_s: float | None = None) -> None:
         """Ctrl-C twice, then a soft reset; raises BoardStopped if the board stays mute."""
         self.send(b"\r\x03\x03")
-        self.soft_reset()
+        self.soft_reset(timeout_s)
 
     def exec(self, code: str) -> str:
         """Run code to completion and return its output (for setup, not timed work)."""
