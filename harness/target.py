@@ -29,6 +29,10 @@ from harness.verdict import BenchFault, FirmwareFault, board_exception_summary
 log = logging.getLogger(__name__)
 DEVICE_SCRIPTS = Path(__file__).resolve().parent.parent / "device_scripts"
 # What a board prints when it (re)boots: seen mid-scenario, the board crashed or reset.
+POLL_S = 0.05  # a read of the port returns after this long with what came: reads keep deadlines
+# mpremote's raw-paste and exec code reads as if every read blocked until its bytes came: a
+# header or flow-control credit later than POLL_S (a loaded host) broke a start or an upload
+MPREMOTE_READ_S = 1.0
 RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
 # What a board (or the virtual board's bridge) prints when it crashes, before it reboots: the
 # line is quoted in the verdict, the signal or fault named first.
@@ -104,7 +108,7 @@ class Target:
 
     def _open(self) -> None:
         try:
-            self.transport = SerialTransport(self.port, self.baudrate, timeout=0.05)
+            self.transport = SerialTransport(self.port, self.baudrate, timeout=POLL_S)
         except (TransportError, serial.SerialException, OSError) as e:
             raise TargetError(f"serial port {self.port} can't be opened ({e}): check the cable, "
                               "the port name, and that no other program holds it") from None
@@ -150,7 +154,7 @@ class Target:
     def exec(self, code: str) -> str:
         """Run code to completion and return its output (for setup, not timed work)."""
         log.debug("exec on %s: %s", self.port, code.splitlines()[0][:80] if code else "")
-        with self._link("run code"):
+        with self._link("run code"), self._mpremote_reads():
             try:
                 out, err = self.transport.exec_raw(code, timeout=self.timeout_s)
             except TransportError as e:
@@ -167,12 +171,14 @@ class Target:
         for f in files:
             data = f.read_bytes()
             try:
-                have = self.transport.fs_hashfile(f.name, "sha256")
+                with self._mpremote_reads():
+                    have = self.transport.fs_hashfile(f.name, "sha256")
             except (OSError, TransportError, serial.SerialException):
                 have = b""
             if have != hashlib.sha256(data).digest():
                 try:
-                    self.transport.fs_writefile(f.name, data)
+                    with self._mpremote_reads():
+                        self.transport.fs_writefile(f.name, data)
                 except (OSError, TransportError, serial.SerialException) as e:
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
                 sent.append(f.name)
@@ -182,7 +188,7 @@ class Target:
     def start(self, code: str) -> None:
         """Start code without waiting for it to finish (scenarios talk back over the log)."""
         log.debug("start on %s: %s", self.port, code.splitlines()[-1][:120])
-        with self._link("start the scenario"):
+        with self._link("start the scenario"), self._mpremote_reads():
             try:
                 self.transport.exec_raw_no_follow(code)
             except TransportError as e:
@@ -194,6 +200,17 @@ class Target:
         log.debug("to board: %r", cmd)
         with self._link("send a command"):
             self.serial.write(cmd)
+
+    @contextlib.contextmanager
+    def _mpremote_reads(self):
+        """While mpremote runs code or moves files: its reads wait up to MPREMOTE_READ_S for
+        their bytes (not soft_reset: on a pty mpremote polls with single-byte reads)."""
+        self.serial.timeout = MPREMOTE_READ_S
+        try:
+            yield
+        finally:
+            with contextlib.suppress(serial.SerialException, OSError):  # the port went away
+                self.serial.timeout = POLL_S
 
     @contextlib.contextmanager
     def _link(self, what: str):
