@@ -196,8 +196,8 @@ def _isolated_pulses(b: BenchHandle, n: int, gap_ms: tuple[float, float], seed: 
 
 def _quiet_window(b: BenchHandle) -> None:
     """After the last pulse, give a spurious wake the chance to show (returns early if one does;
-    skipped when the waiter is known to be dead: nothing can wake)."""
-    if b.waiter_exit is None:
+    skipped when the board has said its waiter died, or crashed: nothing can wake)."""
+    if not b.waiter_died():
         b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
 
 
