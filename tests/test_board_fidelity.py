@@ -349,6 +349,28 @@ def test_the_harness_sees_a_crash_as_a_board_reset(board):
         t.close()
 
 
+def test_what_the_board_said_before_a_crash_reaches_the_parser(board):
+    """Read only once the board is back: its last words, the crash line and the banner come
+    in one batch, and the words before the banner are still fed (they name the cause)."""
+    t = Target(board.port, timeout_s=5)
+    try:
+        t.soft_reset()
+        reboots = board.reboots
+        t.start("print('last words')\nimport uctypes\nuctypes.bytes_at(16, 64)\n")
+        deadline = time.monotonic() + 5
+        while board.reboots == reboots:  # the bridge has no event for "crashed"
+            assert time.monotonic() < deadline, "the VM did not crash"
+            time.sleep(0.01)
+        assert board.wait_ready(5)
+        parser = LogParser()
+        with pytest.raises(BoardStopped, match=r"crashed: SIGSEGV"):
+            t.read_until_record(parser, "READY", 5)
+        assert "last words" in parser.log.lines
+        assert board.resets[-1] == ("crash", "SIGSEGV")
+    finally:
+        t.close()
+
+
 # ---- 3. filesystem -----------------------------------------------------------------------------
 
 def test_filesystem_answers_like_a_board(board, tmp_path):
