@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.analysis import Observation
+from harness.analysis import Observation, logged_exception
 from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.power import PowerSwitch
@@ -70,8 +70,9 @@ class BenchHandle:
     second_waiter: str = "second-wins"
     latency_us: dict[str, float] | None = None
     sched_depth: int = 4  # micropython.schedule's queue on this board
-    # fail fast: once this build has hung or lost its waiter in an earlier scenario, a
-    # scenario stops at the first unanswered pulse and waits less for the board's readout
+    # fail fast: once this build has hung, crashed or lost its waiter in an earlier scenario,
+    # a scenario stops at the first unanswered pulse and waits less for the board's readout
+    # and for recovery's soft reset
     suspect: bool = False
     started_at: float = 0.0
     ready_s: float = 0.0
@@ -82,6 +83,12 @@ class BenchHandle:
     @property
     def max_misses(self) -> int:
         return 1 if self.suspect else MAX_MISSES
+
+    @property
+    def recovery_soft_s(self) -> float | None:
+        """Fail fast: on a build that already hung or crashed, recovery's soft reset gets the
+        suspect deadline before the RUN pin (or power) takes over."""
+        return SUSPECT_READOUT_S if self.suspect else None
 
     @property
     def readout_timeout_s(self) -> float:
@@ -111,7 +118,8 @@ class BenchHandle:
 def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
     """A scenario whose board hangs, resets or loses its link tries to get it back before
     the fault goes up (Ctrl-C and a soft reset, the RUN pin, power): the exception carries
-    where the board went quiet (.where) and what got it back (.recovery)."""
+    where the board went quiet (.where), what it raised before (.raised_first) and what got
+    it back (.recovery)."""
     @functools.wraps(run)
     def wrapper(b: BenchHandle, *args, **kwargs) -> Observation:
         try:
@@ -121,7 +129,10 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
             e.where = b.where_stopped() if isinstance(e, BoardStopped) else ""
             # the Pi silent at the same moment: the bench's host stalled, not the board
             e.bench_stalled = b.pi.stalled() if isinstance(e, BoardStopped) else ""
-            e.recovery = recover_after_fault(b.target, b.pi, b.power)
+            # what the board raised before it hung or crashed is the cause: it leads
+            e.raised_first = logged_exception(b.parser.log) \
+                if isinstance(e, BoardStopped) and b.parser is not None else ""
+            e.recovery = recover_after_fault(b.target, b.pi, b.power, b.recovery_soft_s)
             raise
     return wrapper
 
@@ -198,8 +209,8 @@ def _asked(obs: Observation, asked: int, stopped_early: str) -> Observation:
 
 def _quiet_window(b: BenchHandle) -> None:
     """After the last pulse, give a spurious wake the chance to show (returns early if one does;
-    skipped when the waiter is known to be dead: nothing can wake)."""
-    if b.waiter_exit is None:
+    skipped when the board has said its waiter died, or crashed: nothing can wake)."""
+    if not b.waiter_died():
         b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
 
 

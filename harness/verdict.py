@@ -74,9 +74,9 @@ def classify(ev: Evidence) -> Verdict:
 
 def evidence_from(exc: BaseException | None) -> Evidence:
     """The evidence in an exception a scenario raised before its verdict: the board raised
-    (it carries .summary), hung or reset (with .where it went quiet and .recovery, what got
-    it back; a recovery that found the port gone makes it the bench's), a bench fault, or a
-    harness bug."""
+    (it carries .summary), hung or reset (with .where it went quiet, .raised_first what it
+    raised before, which then leads, and .recovery, what got it back; a recovery that found
+    the port gone makes it the bench's), a bench fault, or a harness bug."""
     what = str(exc) if exc is not None else ""
     recovery = getattr(exc, "recovery", None)
     if isinstance(exc, FirmwareFault):
@@ -90,6 +90,11 @@ def evidence_from(exc: BaseException | None) -> Evidence:
                             f"bench stalled, not the firmware ({what}{getattr(exc, 'where', '')}"
                             f"; {stalled}); free the bench host's CPU or restart the bench")
         said = f"; {recovery.says()}" if recovery is not None else ""
+        first = getattr(exc, "raised_first", "")
+        if first:  # it raised, then hung or crashed: the exception is the cause, it leads
+            then = getattr(exc, "then", what)
+            return Evidence(board_exception=f"{first}; then {then}{getattr(exc, 'where', '')}"
+                                            f"{said}")
         return Evidence(board_stopped=f"{what}{getattr(exc, 'where', '')}{said}")
     if isinstance(exc, BenchFault):
         step = getattr(recovery, "step", "")

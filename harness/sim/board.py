@@ -25,7 +25,9 @@ The bridge adds what a bare-metal board does and the unix port doesn't:
   own handle on each VM's pty, so they survive the VM) and bytes sent while the new VM
   boots reach the new VM once it is at its prompt. After a raw-REPL program's end markers
   the bridge waits for the VM's next prompt (or its exit) before passing input on, so a
-  Ctrl-C meant for the next command can't hit a VM that is exiting.
+  Ctrl-C meant for the next command can't hit a VM that is exiting. Likewise after a line
+  (or Ctrl-A) typed at the friendly prompt: the unix port flushes its tty's input as it
+  switches mode to run the line, and a board's UART loses nothing that way.
 - Ctrl-C while code runs reaches the VM as SIGINT -> KeyboardInterrupt because the VM's pty
   is its controlling terminal with ISIG on (the unix REPL turns ISIG off only while it
   reads a line).
@@ -62,6 +64,7 @@ RAW_PROMPT = RAW_BANNER + b">"
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 BOOT_TIMEOUT_S = 5.0  # start() gives up on a first boot this slow; a reboot this slow is noted
 END_HOLD_S = 0.5      # after a raw program's end markers, input waits this long for the prompt
+LINE_HOLD_S = 1.0     # after a line (or Ctrl-A) at the friendly prompt, input waits this long
 PORT_AWAY_S = 0.2     # a hard reset takes the port away at least this long (re-enumeration)
 PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
 SIGINT_FOLD_S = 0.05  # Ctrl-Cs this close together reach the VM as one SIGINT ...
@@ -221,6 +224,8 @@ class VirtualBoard:
         self._pasted_code_runs = False  # raw-paste code submitted, its output not ended
         self._eofs_due = 0         # \x04 end markers the running raw program has yet to print
         self._hold_until = 0.0     # > 0: input waits for the VM's next prompt until then
+        self._prompt_hold = False  # ... and only a prompt ends the wait (a line is running)
+        self._later = b""          # client bytes read, held back until that prompt
         self._verbatim = 0         # VM bytes to pass uncooked (the raw-paste header) ...
         self._paste_hdr = b""      # ... as far as seen
         self._paste_window = 0     # > 0: the VM streams a paste; the bridge credits the client
@@ -387,7 +392,7 @@ class VirtualBoard:
         self._raw = self._raw_empty = self._pasted_code_runs = False
         self._paste_state = self._eofs_due = self._verbatim = self._paste_window = 0
         self._nl_prev = 0
-        self._hold_until = 0.0
+        self._hold_until, self._prompt_hold = 0.0, False
         self._tail = b""
         self._boot_wait, self._boot_raw, self._boot_seen = b">>> ", raw, b""
         self._boot_deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -435,7 +440,7 @@ class VirtualBoard:
     def _kill_vm(self) -> None:
         """The VM is gone with its boot and any input meant for it (bridge thread, or stop())."""
         self._ready.clear()
-        self._boot_wait, self._held = None, b""
+        self._boot_wait, self._held, self._later = None, b"", b""
         self._to_vm.clear()
         vm, self._vm = self._vm, None
         if vm is not None:
@@ -453,7 +458,7 @@ class VirtualBoard:
                 self._boot_seen = (self._boot_seen + last)[-4096:]
             else:
                 self._from_vm(last)
-        unread = vm.unread_input() + bytes(self._to_vm)
+        unread = vm.unread_input() + bytes(self._to_vm) + self._later
         self._vm = None
         rc = vm.kill()
         if booting:
@@ -536,12 +541,16 @@ class VirtualBoard:
     def _takes_input(self, now: float) -> bool:
         if self._hold_until and now >= self._hold_until:
             self._hold_until = 0.0  # no prompt came: the program's own \x04s, pass input on
+            self._prompt_hold = False
         return self._vm is None or (self._boot_wait is None and not self._hold_until)
 
     def _bridge(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
             self._sigint_again(now)
+            if self._later and self._vm is not None and self._takes_input(now):
+                later, self._later = self._later, b""
+                self._from_client(later)
             vm = self._vm
             rd, wr = [self._wake_r], []
             if vm is not None:
@@ -681,7 +690,7 @@ class VirtualBoard:
         return lead + data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     def _from_vm(self, data: bytes) -> None:
-        if self._hold_until:
+        if self._hold_until and not self._prompt_hold:
             self._hold_until = 0.0  # the VM spoke again: its prompt or more output
         head = b""
         if self._verbatim:  # the raw-paste header: binary, passed as it is
@@ -715,9 +724,13 @@ class VirtualBoard:
             self._raw, self._raw_empty = True, True
             self._pasted_code_runs = False
             self._eofs_due = 0
+            self._hold_until, self._prompt_hold = 0.0, False
         elif self._tail.endswith(b">>> "):
             self._raw = self._raw_empty = self._pasted_code_runs = False
             self._eofs_due = 0
+            self._hold_until, self._prompt_hold = 0.0, False
+        elif self._prompt_hold and self._tail.endswith(b"... "):  # the line goes on
+            self._hold_until, self._prompt_hold = 0.0, False
         elif ended_here:  # the program ended: its prompt, or its exit, comes next
             self._hold_until = time.monotonic() + END_HOLD_S
 
@@ -789,6 +802,13 @@ class VirtualBoard:
                 elif b != 0x01:
                     self._raw_empty = False
             out.append(b)
+            if line_editing and b in (0x01, 0x0A, 0x0D):
+                # The unix port flushes its tty's input (TCSAFLUSH) as it switches mode to run
+                # a line or enter the raw REPL, which a board's UART never does: the rest
+                # waits for its next prompt (else a Ctrl-A typed after a line is lost).
+                self._later = data[i + 1:] + self._later
+                self._hold_until, self._prompt_hold = time.monotonic() + LINE_HOLD_S, True
+                break
         self._to_vm += out
         self._flush_to_vm()
 
