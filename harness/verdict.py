@@ -11,6 +11,7 @@ observed, and every artefact (results.json, junit.xml, index.html, the exit code
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,21 +20,27 @@ PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
 
 class Fault(Exception):
     """A fault of the bench or the board, with what a scenario learnt of it on the way up,
-    given to the constructor: where the board went quiet, what got it back (a
-    harness.board.recovery.Recovery) and whether the Pi went silent too, or nothing when no
-    scenario was running."""
+    given to the constructor: where the board went quiet, what it raised before, whether the
+    Pi went silent too, and what got it back (a harness.board.recovery.Recovery); nothing
+    when no scenario was running."""
 
-    def __init__(self, *args: object, where: str = "", recovery: Any = None,
-                 bench_stalled: str = "") -> None:
+    def __init__(self, *args: object, where: str = "", raised_first: str = "",
+                 bench_stalled: str = "", recovery: Any = None) -> None:
         super().__init__(*args)
         self.where = where
-        self.recovery = recovery
+        self.raised_first = raised_first  # the board's exception before it hung or crashed
         self.bench_stalled = bench_stalled  # the Pi went silent with the board: how
+        self.recovery = recovery
 
-    def recovered(self, where: str, recovery: Any, bench_stalled: str = "") -> Fault:
-        """This fault again, saying where it happened and what recovery found."""
-        return type(self)(*self.args, where=where, recovery=recovery,
-                          bench_stalled=bench_stalled)
+    def recovered(self, **context: Any) -> Fault:
+        """This fault again (a copy, its own fields kept), with what the scenario learnt:
+        where, raised_first, bench_stalled, recovery."""
+        again = copy.copy(self)
+        Fault.__init__(again, *self.args, **{"where": self.where, "raised_first":
+                                             self.raised_first, "bench_stalled":
+                                             self.bench_stalled, "recovery": self.recovery,
+                                             **context})
+        return again
 
 
 class BenchFault(Fault):
@@ -46,6 +53,7 @@ class FirmwareFault(Fault):
     reset. Only a verdict once the board had come up healthy (after bring-up)."""
 
     summary = ""  # the board's exception, one line, when it raised one
+    then = ""  # the fault as the second half of a verdict led by what the board raised
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,9 @@ def classify(ev: Evidence) -> Verdict:
 
 def evidence_from(exc: BaseException | None) -> Evidence:
     """The evidence in an exception a scenario raised before its verdict: the board raised
-    (its summary), hung or reset (where it went quiet and what got it back; a recovery that
-    found the port gone makes it the bench's), a bench fault, or a harness bug."""
+    (its summary), hung or reset (where it went quiet, what it raised before, which then
+    leads, and what got it back; a recovery that found the port gone makes it the bench's),
+    a bench fault, or a harness bug."""
     what = str(exc) if exc is not None else ""
     recovery = exc.recovery if isinstance(exc, Fault) else None
     if isinstance(exc, FirmwareFault):
@@ -111,6 +120,9 @@ def evidence_from(exc: BaseException | None) -> Evidence:
                             f"; {exc.bench_stalled}); free the bench host's CPU or restart "
                             "the bench")
         said = f"; {recovery.says()}" if recovery is not None else ""
+        if exc.raised_first:  # it raised, then hung or crashed: the exception is the cause
+            then = exc.then or what
+            return Evidence(board_exception=f"{exc.raised_first}; then {then}{exc.where}{said}")
         return Evidence(board_stopped=f"{what}{exc.where}{said}")
     if isinstance(exc, BenchFault):
         step = recovery.step if recovery is not None else ""

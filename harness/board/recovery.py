@@ -25,14 +25,18 @@ def power_step(power: PowerSwitch) -> str:
     return f"{POWER} ({power.describe()})"
 
 
-def recover(target: BoardSession, pi: GpioRig | None, power: PowerSwitch | None = None) -> str:
+def recover(target: BoardSession, pi: GpioRig | None, power: PowerSwitch | None = None,
+            soft_s: float | None = None) -> str:
     """Bring the board back to the raw REPL; return the step that did it. Raises
     TargetError when the serial link itself is gone (a bench fault) and BoardStopped when
     the port is there but the board stays mute, each saying what was tried; PowerError when
-    the last step, the power switch, itself fails."""
+    the last step, the power switch, itself fails. soft_s (fail fast, for a build that
+    already hung or crashed this run): the soft reset's deadline when a RUN pin or power
+    switch can take over; a board that answers at all answers one in well under a second."""
     log.info("recovering the board on %s: %s", target.port, SOFT)
+    can_escalate = (pi is not None and pi.reset_gpio is not None) or power is not None
     try:
-        target.recover()
+        target.recover(soft_s if can_escalate else None)
         return SOFT
     except (BoardStopped, TargetError) as e:
         error: BoardStopped | TargetError = e
@@ -87,12 +91,13 @@ class Recovery:
 
 
 def recover_after_fault(target: BoardSession, pi: GpioRig | None,
-                        power: PowerSwitch | None = None) -> Recovery:
+                        power: PowerSwitch | None = None,
+                        soft_s: float | None = None) -> Recovery:
     """recover(), reporting instead of raising: a GPIO link that is out of step is not used
     for the RUN-pin reset."""
     try:
         return Recovery(step=recover(target, pi if pi is not None and not pi.broken else None,
-                                     power))
+                                     power, soft_s))
     except TargetError as e:
         return Recovery(failure=str(e), link_lost=True)
     except (BoardStopped, GpioError, PowerError) as e:

@@ -10,9 +10,11 @@ raised (BoardRaised) and the board stopped answering or reset while its port sta
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -27,7 +29,15 @@ from harness.verdict import BenchFault, FirmwareFault, board_exception_summary
 
 log = logging.getLogger(__name__)
 # What a board prints when it (re)boots: seen mid-scenario, the board crashed or reset.
+POLL_S = 0.05  # a read of the port returns after this long with what came: reads keep deadlines
+# mpremote's raw-paste and exec code reads as if every read blocked until its bytes came: a
+# header or flow-control credit later than POLL_S (a loaded host) broke a start or an upload
+MPREMOTE_READ_S = 1.0
 RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
+# What a board (or the virtual board's bridge) prints when it crashes, before it reboots: the
+# line is quoted in the verdict, the signal or fault named first.
+CRASH_LINE = re.compile(r"crashed|Guru Meditation|Fatal|panic|HardFault|abort", re.I)
+SIGNAL_NAME = re.compile(r"\b(SIG[A-Z]+)\b")
 
 
 class TargetError(BenchFault):
@@ -44,7 +54,26 @@ class BoardRaised(FirmwareFault):
 
 
 class BoardStopped(FirmwareFault):
-    """The board stopped answering, or reset, while its serial port stayed up."""
+    """The board stopped answering, or reset, while its serial port stayed up. `then` says
+    it as the second half of a verdict whose first half is what the board raised before."""
+
+    def __init__(self, message: str, then: str = "") -> None:
+        super().__init__(message)
+        self.then = then or message
+
+
+def crash_report(lines: list[str], banner: str) -> BoardStopped:
+    """The board rebooted mid-scenario (it printed `banner`): what it said as it crashed
+    leads ("crashed: SIGSEGV ('virtual board: the MicroPython VM crashed (SIGSEGV); ...')")."""
+    said = next((ln.strip() for ln in reversed(lines)
+                 if CRASH_LINE.search(ln) and not ln.startswith("@TSF")), "")
+    if not said:
+        return BoardStopped(f"board crashed or reset during the scenario (it printed its "
+                            f"boot banner: {banner!r})",
+                            then=f"it crashed or reset (it printed its boot banner: {banner!r})")
+    sig = SIGNAL_NAME.search(said)
+    what = f"crashed: {sig.group(1) if sig else 'a fault'} ({said!r})"
+    return BoardStopped(f"board {what} and rebooted during the scenario", then=f"it {what}")
 
 
 def find_port(vid: int | None, pid: int | None, serial_number: str | None) -> str:
@@ -79,12 +108,14 @@ class BoardSession:
 
     def _open(self) -> None:
         try:
-            self.transport = SerialTransport(self.port, self.baudrate, timeout=0.05)
+            self.transport = SerialTransport(self.port, self.baudrate, timeout=POLL_S)
         except (TransportError, serial.SerialException, OSError) as e:
             raise TargetError(f"serial port {self.port} can't be opened ({e}): check the cable, "
                               "the port name, and that no other program holds it") from None
         self.serial = self.transport.serial
         self._pending = b""
+        self._reset: BoardStopped | None = None  # seen by _poll, raised once its lines are fed
+        self._recent: collections.deque[str] = collections.deque(maxlen=8)  # a crash's last words
 
     def reopen(self, timeout_s: float) -> None:
         """Close and open the port again, waiting for it to come back: a USB board's port
@@ -101,27 +132,29 @@ class BoardSession:
             time.sleep(0.1)  # polling for a device node that is not there yet
 
     # ---- session control -------------------------------------------------------------
-    def soft_reset(self) -> None:
-        """Interrupt whatever runs, soft-reboot, and leave the board in the raw REPL."""
+    def soft_reset(self, timeout_s: float | None = None) -> None:
+        """Interrupt whatever runs, soft-reboot, and leave the board in the raw REPL (within
+        timeout_s, default the target's)."""
         t0 = time.monotonic()
         with self._link("soft-reset the board"):
             try:
-                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+                self.transport.enter_raw_repl(soft_reset=True,
+                                              timeout_overall=timeout_s or self.timeout_s)
             except TransportError as e:
                 raise BoardStopped(f"board on {self.port} does not answer a soft reset ({e}): "
                                    "power-cycle it or check the firmware boots") from None
         self._pending = b""
         log.debug("soft reset of %s: %.0f ms", self.port, (time.monotonic() - t0) * 1000)
 
-    def recover(self) -> None:
+    def recover(self, timeout_s: float | None = None) -> None:
         """Ctrl-C twice, then a soft reset; raises BoardStopped if the board stays mute."""
         self.send(b"\r\x03\x03")
-        self.soft_reset()
+        self.soft_reset(timeout_s)
 
     def exec(self, code: str) -> str:
         """Run code to completion and return its output (for setup, not timed work)."""
         log.debug("exec on %s: %s", self.port, code.splitlines()[0][:80] if code else "")
-        with self._link("run code"):
+        with self._link("run code"), self._mpremote_reads():
             try:
                 out, err = self.transport.exec_raw(code, timeout=self.timeout_s)
             except TransportError as e:
@@ -138,12 +171,14 @@ class BoardSession:
         for f in files:
             data = f.read_bytes()
             try:
-                have = self.transport.fs_hashfile(f.name, "sha256")
+                with self._mpremote_reads():
+                    have = self.transport.fs_hashfile(f.name, "sha256")
             except (OSError, TransportError, serial.SerialException):
                 have = b""
             if have != hashlib.sha256(data).digest():
                 try:
-                    self.transport.fs_writefile(f.name, data)
+                    with self._mpremote_reads():
+                        self.transport.fs_writefile(f.name, data)
                 except (OSError, TransportError, serial.SerialException) as e:
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
                 sent.append(f.name)
@@ -153,7 +188,7 @@ class BoardSession:
     def start(self, code: str) -> None:
         """Start code without waiting for it to finish (scenarios talk back over the log)."""
         log.debug("start on %s: %s", self.port, code.splitlines()[-1][:120])
-        with self._link("start the scenario"):
+        with self._link("start the scenario"), self._mpremote_reads():
             try:
                 self.transport.exec_raw_no_follow(code)
             except TransportError as e:
@@ -165,6 +200,17 @@ class BoardSession:
         log.debug("to board: %r", cmd)
         with self._link("send a command"):
             self.serial.write(cmd)
+
+    @contextlib.contextmanager
+    def _mpremote_reads(self):
+        """While mpremote runs code or moves files: its reads wait up to MPREMOTE_READ_S for
+        their bytes (not soft_reset: on a pty mpremote polls with single-byte reads)."""
+        self.serial.timeout = MPREMOTE_READ_S
+        try:
+            yield
+        finally:
+            with contextlib.suppress(serial.SerialException, OSError):  # the port went away
+                self.serial.timeout = POLL_S
 
     @contextlib.contextmanager
     def _link(self, what: str):
@@ -183,11 +229,7 @@ class BoardSession:
         deadline = time.monotonic() + timeout_s
         while True:
             lines, finished = self._poll(deadline)
-            found = None
-            for line in lines:  # every line of the batch is fed: none may be dropped
-                rec = parser.feed(line)
-                if rec is not None and rec.type == record_type and found is None:
-                    found = rec
+            found = self._fed(parser, lines, record_type)
             if found is not None:
                 log.debug("board sent %s (%d lines so far)", record_type, len(parser.log.lines))
                 if finished:  # the program also ended: keep its end for the next read
@@ -208,8 +250,7 @@ class BoardSession:
         deadline = time.monotonic() + timeout_s
         while True:
             lines, finished = self._poll(deadline)
-            for line in lines:
-                parser.feed(line)
+            self._fed(parser, lines)
             if finished:
                 err = self._read_error_output(deadline)
                 log.debug("scenario ended: %d lines%s", len(parser.log.lines),
@@ -232,19 +273,37 @@ class BoardSession:
             *lines, self._pending = self._pending.split(b"\n")
             finished = False
         text = [ln.decode(errors="replace").rstrip("\r") for ln in lines]
-        self._check_reset(text)
-        return text, finished
+        return self._check_reset(text, finished)
 
     def _read_some(self) -> bytes:
         with self._link("read from the board"):
             return self.serial.read(max(1, self.serial.in_waiting))
 
-    def _check_reset(self, lines: list[str]) -> None:
-        """A boot banner mid-scenario: the board crashed or reset and came back."""
-        for line in lines:
+    def _check_reset(self, lines: list[str], finished: bool) -> tuple[list[str], bool]:
+        """A boot banner mid-scenario: the board crashed or reset and came back. What it said
+        before (a traceback, a WAITER_EXIT, its crash line) still reaches the parser: the
+        reset is raised by _fed() once those lines are in."""
+        for i, line in enumerate(lines):
             if line.strip().startswith(RESET_MARKERS):
-                raise BoardStopped(f"board crashed or reset during the scenario (it printed "
-                                   f"its boot banner: {line.strip()!r})")
+                self._reset = crash_report([*self._recent, *lines[:i]], line.strip())
+                self._recent.clear()
+                self._pending = b""  # the rebooted board's banner and prompt: not the scenario's
+                return lines[:i], False
+        self._recent.extend(lines)
+        return lines, finished
+
+    def _fed(self, parser: LogParser, lines: list[str], record_type: str = "") -> Record | None:
+        """Feed every line of a batch to the parser (none may be dropped); the first record of
+        `record_type` in it, if any. A reset seen in the batch is raised after."""
+        found = None
+        for line in lines:
+            rec = parser.feed(line)
+            if rec is not None and rec.type == record_type and found is None:
+                found = rec
+        if self._reset is not None:
+            reset, self._reset = self._reset, None
+            raise reset
+        return found
 
     def poll_record(self, parser: LogParser, record_type: str) -> Record | None:
         """Without waiting: feed what the board has already sent; a record of `record_type` if one
@@ -255,11 +314,7 @@ class BoardSession:
         if b"\n" not in self._pending and b"\x04" not in self._pending:
             return None
         lines, finished = self._poll(time.monotonic())
-        found = None
-        for line in lines:
-            rec = parser.feed(line)
-            if rec is not None and rec.type == record_type and found is None:
-                found = rec
+        found = self._fed(parser, lines, record_type)
         if finished:
             err = self._read_error_output(time.monotonic() + 1.0)
             if err:

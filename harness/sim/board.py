@@ -75,6 +75,8 @@ class VirtualBoard(ClientPort):
         self._pasted_code_runs = False  # raw-paste code submitted, its output not ended
         self._eofs_due = 0         # \x04 end markers the running raw program has yet to print
         self._hold_until = 0.0     # > 0: input waits for the VM's next prompt until then
+        self._prompt_hold = False  # ... and only a prompt ends the wait (a line is running)
+        self._later = b""          # client bytes read, held back until that prompt
         self._verbatim = 0         # VM bytes to pass uncooked (the raw-paste header) ...
         self._paste_hdr = b""      # ... as far as seen
         self._paste_window = 0     # > 0: the VM streams a paste; the bridge credits the client
@@ -201,7 +203,7 @@ class VirtualBoard(ClientPort):
         self._raw = self._raw_empty = self._pasted_code_runs = False
         self._paste_state = self._eofs_due = self._verbatim = self._paste_window = 0
         self._nl_prev = 0
-        self._hold_until = 0.0
+        self._hold_until, self._prompt_hold = 0.0, False
         self._tail = b""
         self._boot_wait, self._boot_raw, self._boot_seen = b">>> ", raw, b""
         self._boot_deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -249,7 +251,7 @@ class VirtualBoard(ClientPort):
     def _kill_vm(self) -> None:
         """The VM is gone with its boot and any input meant for it (bridge thread, or stop())."""
         self._ready.clear()
-        self._boot_wait, self._held = None, b""
+        self._boot_wait, self._held, self._later = None, b"", b""
         self._to_vm.clear()
         vm, self._vm = self._vm, None
         if vm is not None:
@@ -267,7 +269,7 @@ class VirtualBoard(ClientPort):
                 self._boot_seen = (self._boot_seen + last)[-4096:]
             else:
                 self._from_vm(last)
-        unread = vm.unread_input() + bytes(self._to_vm)
+        unread = vm.unread_input() + bytes(self._to_vm) + self._later
         self._vm = None
         rc = vm.kill()
         if booting:
@@ -321,6 +323,9 @@ class VirtualBoard(ClientPort):
         while not self._stop.is_set():
             now = time.monotonic()
             self._sigint_again(now)
+            if self._later and self._vm is not None and self._takes_input(now):
+                later, self._later = self._later, b""
+                self._from_client(later)
             vm = self._vm
             rd, wr = [self._wake_r], []
             if vm is not None:

@@ -8,7 +8,9 @@ back with resets as a USB board's does, and the bytes through it both ways.
   own handle on each VM's pty, so they survive the VM) and bytes sent while the new VM
   boots reach the new VM once it is at its prompt. After a raw-REPL program's end markers
   the bridge waits for the VM's next prompt (or its exit) before passing input on, so a
-  Ctrl-C meant for the next command can't hit a VM that is exiting.
+  Ctrl-C meant for the next command can't hit a VM that is exiting. Likewise after a line
+  (or Ctrl-A) typed at the friendly prompt: the unix port flushes its tty's input as it
+  switches mode to run the line, and a board's UART loses nothing that way.
 - Ctrl-C while code runs reaches the VM as SIGINT -> KeyboardInterrupt because the VM's pty
   is its controlling terminal with ISIG on (the unix REPL turns ISIG off only while it
   reads a line).
@@ -29,6 +31,7 @@ from harness.sim.tempdirs import owned_temp_dir
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
 END_HOLD_S = 0.5      # after a raw program's end markers, input waits this long for the prompt
+LINE_HOLD_S = 1.0     # after a line (or Ctrl-A) at the friendly prompt, input waits this long
 PORT_RECLAIM_S = 3.0  # a hard reset brings the port back under its old name if free by then
 SIGINT_FOLD_S = 0.05  # Ctrl-Cs this close together reach the VM as one SIGINT ...
 SIGINT_RETRY_S = 0.3  # ... unless its program still runs this long after: then a second
@@ -115,6 +118,7 @@ class ClientPort:
     def _takes_input(self, now: float) -> bool:
         if self._hold_until and now >= self._hold_until:
             self._hold_until = 0.0  # no prompt came: the program's own \x04s, pass input on
+            self._prompt_hold = False
         return self._vm is None or (self._boot_wait is None and not self._hold_until)
 
     # ---- output: VM -> client ----------------------------------------------------------------
@@ -147,7 +151,7 @@ class ClientPort:
         return lead + data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     def _from_vm(self, data: bytes) -> None:
-        if self._hold_until:
+        if self._hold_until and not self._prompt_hold:
             self._hold_until = 0.0  # the VM spoke again: its prompt or more output
         head = b""
         if self._verbatim:  # the raw-paste header: binary, passed as it is
@@ -181,9 +185,13 @@ class ClientPort:
             self._raw, self._raw_empty = True, True
             self._pasted_code_runs = False
             self._eofs_due = 0
+            self._hold_until, self._prompt_hold = 0.0, False
         elif self._tail.endswith(b">>> "):
             self._raw = self._raw_empty = self._pasted_code_runs = False
             self._eofs_due = 0
+            self._hold_until, self._prompt_hold = 0.0, False
+        elif self._prompt_hold and self._tail.endswith(b"... "):  # the line goes on
+            self._hold_until, self._prompt_hold = 0.0, False
         elif ended_here:  # the program ended: its prompt, or its exit, comes next
             self._hold_until = time.monotonic() + END_HOLD_S
 
@@ -255,6 +263,13 @@ class ClientPort:
                 elif b != 0x01:
                     self._raw_empty = False
             out.append(b)
+            if line_editing and b in (0x01, 0x0A, 0x0D):
+                # The unix port flushes its tty's input (TCSAFLUSH) as it switches mode to run
+                # a line or enter the raw REPL, which a board's UART never does: the rest
+                # waits for its next prompt (else a Ctrl-A typed after a line is lost).
+                self._later = data[i + 1:] + self._later
+                self._hold_until, self._prompt_hold = time.monotonic() + LINE_HOLD_S, True
+                break
         self._to_vm += out
         self._flush_to_vm()
 

@@ -115,11 +115,18 @@ def board_exception(obs: Observation) -> str:
     own report of why it died; the exception leads, the last frames follow."""
     if obs.error_output:
         return board_exception_summary(obs.error_output)
-    counts = obs.log.first("COUNT") or {}
-    printed = printed_traceback(obs.log.lines)
-    if printed and not obs.log.first("WAITER_EXIT"):  # a task died: asyncio printed it
+    return logged_exception(obs.log)
+
+
+def logged_exception(log: DeviceLog) -> str:
+    """What the board's log says it raised: a traceback it printed (a task died) or the
+    waiter's own report of why it died; "" if nothing. Also for a scenario cut short by a
+    crash: what went wrong first leads the verdict."""
+    counts = log.first("COUNT") or {}
+    printed = printed_traceback(log.lines)
+    if printed and not log.first("WAITER_EXIT"):  # a task died: asyncio printed it
         return f"{board_exception_summary(printed)} in a task (asyncio printed it)"
-    died = obs.log.first("WAITER_EXIT")
+    died = log.first("WAITER_EXIT")
     exit_why = (died or {}).get("exc") or counts.get("waiter_exit")
     if exit_why and exit_why != "cap":
         tb = (died or {}).get("traceback", "")

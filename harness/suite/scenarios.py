@@ -20,7 +20,7 @@ from harness.board.session import BoardSession, BoardStopped, TargetError
 from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.power import PowerSwitch
-from harness.suite.analysis import Observation
+from harness.suite.analysis import Observation, logged_exception
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class BenchHandle:
     second_waiter: str = "second-wins"
     latency_us: dict[str, float] | None = None
     sched_depth: int = 4  # micropython.schedule's queue on this board
-    # fail fast: once this build has hung or lost its waiter in an earlier scenario, a
-    # scenario stops at the first unanswered pulse and waits less for the board's readout
+    # fail fast: once this build has hung, crashed or lost its waiter in an earlier scenario,
+    # a scenario stops at the first unanswered pulse and waits less for the board's readout
+    # and for recovery's soft reset
     suspect: bool = False
     started_at: float = 0.0
     ready_s: float = 0.0
@@ -82,6 +83,12 @@ class BenchHandle:
     @property
     def max_misses(self) -> int:
         return 1 if self.suspect else MAX_MISSES
+
+    @property
+    def recovery_soft_s(self) -> float | None:
+        """Fail fast: on a build that already hung or crashed, recovery's soft reset gets the
+        suspect deadline before the RUN pin (or power) takes over."""
+        return SUSPECT_READOUT_S if self.suspect else None
 
     @property
     def readout_timeout_s(self) -> float:
@@ -111,7 +118,7 @@ class BenchHandle:
 def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
     """A scenario whose board hangs, resets or loses its link tries to get it back before
     the fault goes up (Ctrl-C and a soft reset, the RUN pin, power): the fault raised again
-    says where the board went quiet and what got it back."""
+    says where the board went quiet, what it raised before and what got it back."""
     @functools.wraps(run)
     def wrapper(b: BenchHandle, *args, **kwargs) -> Observation:
         try:
@@ -121,8 +128,12 @@ def recovering(run: Callable[..., Observation]) -> Callable[..., Observation]:
             where = b.where_stopped() if isinstance(e, BoardStopped) else ""
             # the Pi silent at the same moment: the bench's host stalled, not the board
             stalled = b.pi.stalled() if isinstance(e, BoardStopped) else ""
-            raise e.recovered(where, recover_after_fault(b.target, b.pi, b.power),
-                              bench_stalled=stalled) from e
+            # what the board raised before it hung or crashed is the cause: it leads
+            first = logged_exception(b.parser.log) \
+                if isinstance(e, BoardStopped) and b.parser is not None else ""
+            raise e.recovered(where=where, bench_stalled=stalled, raised_first=first,
+                              recovery=recover_after_fault(b.target, b.pi, b.power,
+                                                           b.recovery_soft_s)) from e
     return wrapper
 
 
@@ -198,8 +209,8 @@ def _asked(obs: Observation, asked: int, stopped_early: str) -> Observation:
 
 def _quiet_window(b: BenchHandle) -> None:
     """After the last pulse, give a spurious wake the chance to show (returns early if one does;
-    skipped when the waiter is known to be dead: nothing can wake)."""
-    if b.waiter_exit is None:
+    skipped when the board has said its waiter died, or crashed: nothing can wake)."""
+    if not b.waiter_died():
         b.pi.ack.wait_for(b.pi.ack.count() + 1, b.wake_timeout_ms / 1000)
 
 

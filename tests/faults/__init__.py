@@ -53,6 +53,16 @@ class ThreadSafeFlag(_Base):
     def ioctl(self, req, flags):
         raise TypeError("can't convert NoneType to int")
 ''',
+    # upstream fix cfe6a11e39 reverted (as on v1.27.0 with it reverted): ioctl() answers None to
+    # every request but MP_STREAM_POLL, so wait() raises TypeError as it registers the flag with
+    # the poller, and the poller, left holding a half-registered object, segfaults the unix VM
+    # at its next poll: a real SIGSEGV, moments after the board reported the waiter's death
+    "ioctl_none_segfaults": '''
+class ThreadSafeFlag(_Base):
+    def ioctl(self, req, flags):
+        if req == 3:  # MP_STREAM_POLL
+            return self.state * flags
+''',
     "wait_busy_loops": '''
 class ThreadSafeFlag(_Base):
     async def wait(self):

@@ -379,6 +379,9 @@ class Expect:
     passed_after: bool = False  # some test after the faulted one still passed
     swept: bool = False  # the fault leaves temp files no process can remove: the next run does
     wrong: str = ""  # regex of a cause or fix that would point the wrong way: must not appear
+    # seconds to verdict it must stay under: only bounds far above the measured time, that
+    # catch a regression in kind (a recovery timeout per test) and not a slow machine
+    within_s: float | None = None
 
 
 FIRMWARE_K = "hard and (test_wake or test_auto_reset)"
@@ -410,6 +413,19 @@ for _name, _message in {
     case(_firmware_case(_name, _message))
 
 
+@case
+def firmware_raises_then_segfaults(tmp: Path) -> tuple[Outcome, Expect]:
+    """The whole suite on a build whose every wait() raises and whose VM then segfaults
+    (cfe6a11e39 reverted): each result leads with the TypeError and names the crash, and
+    the verdict comes fast (fail fast; a soft reset right after the crash-reboot works)."""
+    bench, _ = sim_bench(tmp, "ioctl_none_segfaults",
+                         **{"device_timeout_s: 10": "device_timeout_s: 10"})
+    return run_faulted(tmp, bench, "test_"), Expect(
+        "fail", 1, r"^board raised TypeError: can't convert NoneType to int .*; then it "
+                   r"crashed: SIGSEGV \('virtual board: the MicroPython VM crashed \(SIGSEGV\)",
+        within_s=120)
+
+
 def _kill_vm(tag: str) -> None:
     for pid in vm_pids(tag):
         _signal(pid, signal.SIGKILL)
@@ -432,7 +448,7 @@ def vm_killed_mid_scenario(tmp: Path) -> tuple[Outcome, Expect]:
     bench, mark = sim_bench(tmp, "marks_wait", marker=True)
     bench.on_start = when_marked(mark, _kill_vm)
     return run_faulted(tmp, bench, "hard and (test_wake or test_latency)"), \
-        Expect("fail", 1, r"board crashed or reset during the scenario.*got it back",
+        Expect("fail", 1, r"board crashed: SIGKILL \('virtual board: .*got it back",
                passed_after=True)
 
 

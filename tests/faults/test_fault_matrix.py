@@ -33,6 +33,8 @@ def test_fault(name, tmp_path):
     if out.fallback is not None:  # the run dir could not take the results: kept elsewhere
         _kept_elsewhere(out, want)
         return
+    if want.within_s is not None:
+        assert out.seconds < want.within_s, f"{name}: {out.seconds:.0f} s to verdict"
     if out.doc is None:  # nothing could be written (full disk): the one line said why
         assert want.verdict == "error"
         return

@@ -193,6 +193,19 @@ def test_crlf_typed_at_the_friendly_prompt_is_one_enter(client):
     assert client.read_until(b">>> ").endswith(b"'abc'\r\n>>> ")
 
 
+def test_input_typed_behind_a_line_survives_the_vm_flushing_its_tty(client):
+    """The unix port flushes its tty's input (TCSAFLUSH) as it switches mode to run a line;
+    a board's UART keeps what was typed. Here the line flushes it itself (termios.setraw
+    does it the same way) and the Ctrl-C, Ctrl-A typed right behind it must still reach the
+    REPL: after a crash-reboot the host's stale end command ran as such a line and took
+    recovery's Ctrl-A with it, so every soft reset timed out."""
+    client.s.write(b"\r")
+    client.read_until(b">>> ")
+    client.s.write(b"import termios; termios.setraw(0)\r\x03\r\x01")
+    client.read_until(RAW_PROMPT, timeout=5)
+    assert client.exec_raw(b"print(6*7)") == (b"42\r\n", b"")
+
+
 # ---- 2. lifecycle ------------------------------------------------------------------------------
 
 def test_run_tests_sequence_survives_systemexit(board, client):
@@ -330,8 +343,31 @@ def test_the_harness_sees_a_crash_as_a_board_reset(board):
         t.soft_reset()
         t.start("print('@')\nwhile True:\n    pass\n")
         os.kill(board.vm_pid, signal.SIGSEGV)
-        with pytest.raises(BoardStopped, match="crashed or reset"):
+        with pytest.raises(BoardStopped, match=r"crashed: SIGSEGV \('virtual board: the "
+                                               r"MicroPython VM crashed \(SIGSEGV\)"):
             t.read_until_record(LogParser(), "READY", 5)
+    finally:
+        t.close()
+
+
+def test_what_the_board_said_before_a_crash_reaches_the_parser(board):
+    """Read only once the board is back: its last words, the crash line and the banner come
+    in one batch, and the words before the banner are still fed (they name the cause)."""
+    t = BoardSession(board.port, timeout_s=5)
+    try:
+        t.soft_reset()
+        reboots = board.reboots
+        t.start("print('last words')\nimport uctypes\nuctypes.bytes_at(16, 64)\n")
+        deadline = time.monotonic() + 5
+        while board.reboots == reboots:  # the bridge has no event for "crashed"
+            assert time.monotonic() < deadline, "the VM did not crash"
+            time.sleep(0.01)
+        assert board.wait_ready(5)
+        parser = LogParser()
+        with pytest.raises(BoardStopped, match=r"crashed: SIGSEGV"):
+            t.read_until_record(parser, "READY", 5)
+        assert "last words" in parser.log.lines
+        assert board.resets[-1] == ("crash", "SIGSEGV")
     finally:
         t.close()
 
