@@ -24,7 +24,7 @@ from harness.benches import BenchAddress, BenchProvider
 from harness.board.log_protocol import LogParser
 from harness.board.wiring import LATE_GRACE_S, WiringError
 from harness.config import ConfigError, RigConfig, TargetConfig, load_config
-from harness.config.registry import KIND, spec
+from harness.config.registry import GPIO, KIND, spec
 
 CLOCK_PULSES = 7
 CLOCK_GAP_S = 0.5  # pulses this far apart: a drift check over ~3 s
@@ -144,7 +144,8 @@ class Doctor:
         self.run("bench", self.check_bench, ("config",), 40, "see `tsfrig sim` for the error",
                  inline=True)
         self.run("GPIO daemon", self.check_gpio, ("bench",), 20,
-                 "start the GPIO daemon on the Pi (sudo pigpiod -s 1) or fix pigpio.host/port")
+                 f"start the GPIO daemon on the Pi ({spec(GPIO, t.gpio.backend).start}) or fix "
+                 "gpio.host/port")
         self.run("serial port", self.check_port, ("bench",), 10,
                  "plug the board in, or fix serial: in the rig config")
         self.run("raw REPL", self.check_repl, ("serial port",), 20,

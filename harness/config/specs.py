@@ -100,6 +100,7 @@ class GpioSpec:
     rig: Callable[..., Any]  # (host, port, wiring, **options) -> GpioRig
     daemon: str  # what it talks to, for messages: "pigpiod on a Pi 1-4"
     client: str  # the Python distribution of its client library (results.json's host)
+    start: str  # how its daemon is started on the Pi, for a fix line
     default_port: int
     gpios: tuple[int, int]  # the Pi GPIO numbers it can watch and drive
     gpios_why: str  # why the range: the fix's reason in the error

@@ -299,6 +299,6 @@ def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
 
 SPEC = GpioSpec(
     rig=PigpioRig, daemon="pigpiod on a Pi 1-4 (or the simulated Pi)", client="pigpio",
-    default_port=8888,
+    start="sudo pigpiod -s 1", default_port=8888,
     gpios=(0, 31), gpios_why="pigpio callbacks and notifications only cover bank 1",
     pis=(1, 2, 3, 4), address_key="pigpio")

@@ -318,6 +318,6 @@ def _options(section: Section) -> dict[str, Any]:
 
 SPEC = GpioSpec(
     rig=RgpioRig, daemon="rgpiod (lg) on a Pi 5 or any Linux SBC", client="rgpio",
-    default_port=8889,
+    start="rgpiod -n <this host>", default_port=8889,
     gpios=(0, 53), gpios_why="a gpiochip's line offsets (the Pi 5's RP1 has lines 0-53)",
     pis=(5,), stimulus_sense=True, option_keys=frozenset({"chip"}), options=_options)

@@ -24,9 +24,9 @@ def _options(section: Section) -> dict[str, Any]:
     return {"speed": section.integer("speed", 1, 9)} if "speed" in section else {}
 
 
-SPEC = GpioSpec(rig=ToyRig, daemon="toyd", client="pytest", default_port=7777, gpios=(0, 99),
-                gpios_why="toyd has 100 lines", pis=(9,), option_keys=frozenset({"speed"}),
-                options=_options)
+SPEC = GpioSpec(rig=ToyRig, daemon="toyd", client="pytest", start="toyd", default_port=7777,
+                gpios=(0, 99), gpios_why="toyd has 100 lines", pis=(9,),
+                option_keys=frozenset({"speed"}), options=_options)
 
 RIG = """\
 version: 1
