@@ -16,7 +16,7 @@ from harness.cli.bisect import add_bisect_parser
 from harness.cli.doctor import add_doctor_parser
 from harness.cli.init import add_init_parser
 from harness.cli.reports import add_report_parsers
-from harness.config import ConfigError, RigConfig, load_config, with_firmware, with_overlay
+from harness.config import ConfigError, load_with
 from harness.reports.trend import add_trend_parser
 from harness.shipped import SUITE
 from harness.sim.command import add_sim_parser
@@ -39,13 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.verdict import NO_TESTS
 
     try:
-        cfg = load_config(args.config)
-        if args.overlay:
-            cfg = with_overlay(cfg, args.overlay)
-        if args.firmware:
-            cfg = with_firmware(cfg, args.firmware)
-        if args.target:
-            cfg = RigConfig(cfg.path, [cfg.target(args.target)], cfg.compare)
+        cfg = load_with(args.config, args.overlay, args.firmware, args.target)
         if args.lg_place or args.lg_wait is not None:
             from harness.benches.labgrid import with_place
 

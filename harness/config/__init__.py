@@ -8,7 +8,7 @@ is its own spec, found through registry.py: this package imports no backend.
 """
 
 from harness.config.loader import load_config
-from harness.config.overrides import with_firmware, with_overlay
+from harness.config.overrides import load_with, with_firmware, with_overlay
 from harness.config.schema import (
     Budgets,
     CompareConfig,
@@ -26,4 +26,4 @@ from harness.config.schema import (
 
 __all__ = ["Budgets", "CompareConfig", "ConfigError", "FirmwareConfig", "FlashConfig",
            "GpioConfig", "PowerConfig", "RigConfig", "SerialConfig", "TargetConfig", "Wire",
-           "Wiring", "load_config", "with_firmware", "with_overlay"]
+           "Wiring", "load_config", "load_with", "with_firmware", "with_overlay"]

@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from harness.config.loader import load_config
 from harness.config.registry import KIND, spec
 from harness.config.schema import ConfigError, RigConfig
 
@@ -38,3 +39,17 @@ def with_firmware(cfg: RigConfig, executable: str | Path) -> RigConfig:
                dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, image=p))
                if t.flash is not None else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)
+
+
+def load_with(path: str | Path, overlay: str | Path | None = None,
+              firmware: str | Path | None = None, target: str | None = None) -> RigConfig:
+    """The rig config with the command line applied: --overlay, --firmware, and --target (the
+    run's only target); every problem a ConfigError as load_config's."""
+    cfg = load_config(path)
+    if overlay:
+        cfg = with_overlay(cfg, overlay)
+    if firmware:
+        cfg = with_firmware(cfg, firmware)
+    if target:
+        cfg = RigConfig(cfg.path, [cfg.target(target)], cfg.compare)
+    return cfg

@@ -8,7 +8,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from harness.config import ConfigError, load_config, with_firmware, with_overlay
+from harness.config import ConfigError, load_with
 
 
 def _die(msg: str) -> int:
@@ -26,12 +26,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if args.given_target:  # started by the harness (benches/sim.py): the target it loaded
             target = pickle.load(sys.stdin.buffer)
         else:
-            cfg = load_config(args.config)
-            if args.overlay:
-                cfg = with_overlay(cfg, args.overlay)
-            if args.firmware:
-                cfg = with_firmware(cfg, args.firmware)
-            target = cfg.target(args.target) if args.target else cfg.targets[0]
+            target = load_with(args.config, args.overlay, args.firmware, args.target).targets[0]
             if not spec(KIND, target.kind).simulated:
                 return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated "
                             "bench: pick a sim target with --target")
