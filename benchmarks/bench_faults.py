@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.matrix import CASES, finished_tests, run_faulted, sim_bench  # noqa: E402
+from tests.faults.cases import CASES  # noqa: E402
+from tests.faults.matrix import finished_tests, run_faulted, sim_bench  # noqa: E402
 
 
 def data_lost(out) -> int:

@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.interrupts import STEP_VAR  # noqa: E402
-from tests.faults.matrix import WRITE_STEPS, on_progress, run_faulted, sim_bench  # noqa: E402
+from tests.faults.cases import WRITE_STEPS  # noqa: E402
+from tests.faults.matrix import on_progress, run_faulted, sim_bench  # noqa: E402
 
 DELAYS_S = (0.0, 0.03, 0.06, 0.09, 0.12, 0.15, 0.2, 0.25)
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.test_bisect import USAGE_ERRORS  # noqa: E402
 
-from tests.faults.matrix import CASES  # noqa: E402
+from tests.faults.cases import CASES  # noqa: E402
 
 
 def listing(d: Path | str) -> list[str]:

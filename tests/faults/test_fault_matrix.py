@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.faults.matrix import CASES, JUNIT, Outcome, finished_tests
+from tests.faults.cases import CASES
+from tests.faults.matrix import JUNIT, Outcome, finished_tests
 
 EXIT = {"pass": 0, "fail": 1, "error": 2}
 
