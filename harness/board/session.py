@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import serial
 import serial.tools.list_ports
@@ -57,8 +58,8 @@ class BoardStopped(FirmwareFault):
     """The board stopped answering, or reset, while its serial port stayed up. `then` says
     it as the second half of a verdict whose first half is what the board raised before."""
 
-    def __init__(self, message: str, then: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, then: str = "", **context: Any) -> None:
+        super().__init__(message, **context)  # where, raised_first, bench_stalled, recovery
         self.then = then or message
 
 

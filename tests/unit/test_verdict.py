@@ -109,3 +109,16 @@ def test_evidence_from_what_a_scenario_raised():
     assert classify(v.evidence_from(v.BenchFault("pigpiod gone"))).outcome == v.ERROR
     assert "harness error" in classify(v.evidence_from(KeyError("x"))).cause
     assert classify(v.evidence_from(None)).outcome == v.PASSED
+
+
+def test_a_fault_gets_what_the_scenario_learnt_through_its_constructor():
+    from harness.board.session import BoardStopped
+
+    hung = BoardStopped("board crashed", then="it crashed")
+    again = hung.recovered(where=" (at pulse 3)", raised_first="ValueError: x",
+                           recovery=Recovery(step="Ctrl-C + soft reset"))
+    assert type(again) is BoardStopped and again.then == "it crashed"
+    assert (hung.where, hung.recovery) == ("", None)  # the original is left as it was
+    assert classify(v.evidence_from(again)).cause == (
+        "board raised ValueError: x; then it crashed (at pulse 3); Ctrl-C + soft reset got it "
+        "back")
