@@ -9,9 +9,10 @@ harness/config/registry.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.config.registry import KIND, spec
+from harness.config.registry import KIND, spec, specs
+from harness.config.specs import RunOption
 
 if TYPE_CHECKING:
     from harness.config import RigConfig, TargetConfig
@@ -42,3 +43,18 @@ class BenchProvider(Protocol):
 def bench_for(target: TargetConfig, rig: RigConfig) -> BenchProvider:
     """The provider for this target's kind (harness/config/registry.py)."""
     return spec(KIND, target.kind).provider(target, rig)
+
+
+def run_options() -> list[RunOption]:
+    """The options of `tsfrig run` that bench kinds own (e.g. labgrid's place)."""
+    return [o for kind in specs(KIND).values() for o in kind.run_options]
+
+
+def with_run_options(rig: RigConfig, given: dict[str, Any], target: str | None) -> RigConfig:
+    """The rig with each kind's options applied, for those given (`given`: flag -> value or
+    None); a kind whose options are all absent leaves the rig as it is."""
+    for kind in specs(KIND).values():
+        mine = {o.flag: given.get(o.flag) for o in kind.run_options}
+        if kind.apply_options is not None and any(v is not None for v in mine.values()):
+            rig = kind.apply_options(rig, mine, target)
+    return rig

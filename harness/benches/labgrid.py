@@ -14,6 +14,7 @@ lives in its own environment; every call has a deadline; and the holder process
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import dataclasses
 import logging
@@ -30,7 +31,7 @@ import yaml
 from harness.benches import BenchAddress
 from harness.benches.labgrid_hold import CALL_TIMEOUT_S, client, last_line
 from harness.config import ConfigError, RigConfig, TargetConfig
-from harness.config.specs import KindSpec, Section
+from harness.config.specs import KindSpec, RunOption, Section
 from harness.verdict import BenchFault
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,27 @@ def _place(section: Section) -> dict[str, Any]:
     return {"place": section.string("place")}
 
 
+def _seconds(text: str) -> float:
+    """A duration for argparse: a bad one is a one-line usage error."""
+    try:
+        s = float(text)
+    except ValueError:
+        s = -1.0
+    if not 0 <= s < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return s
+
+
+def _apply(cfg: RigConfig, given: dict[str, Any], target: str | None) -> RigConfig:
+    return with_place(cfg, given["--lg-place"], given["--lg-wait"], target)
+
+
 SPEC = KindSpec(
     provider=LabgridProvider, only_keys=frozenset({"place"}), required_keys=frozenset({"place"}),
-    gpio_address="its place's NetworkService (README, A shared lab)", check=_place)
+    gpio_address="its place's NetworkService (README, A shared lab)", check=_place,
+    run_options=(
+        RunOption("--lg-place", "labgrid place for the config's kind: labgrid target "
+                  "(coordinator: LG_COORDINATOR)", "PLACE"),
+        RunOption("--lg-wait", "wait this long for a labgrid place someone else holds, then "
+                  "exit 2 (default 0)", "SECONDS", _seconds)),
+    apply_options=_apply)

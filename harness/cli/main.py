@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import harness
+from harness.benches import run_options, with_run_options
 from harness.cli.bisect import add_bisect_parser
 from harness.cli.doctor import add_doctor_parser
 from harness.cli.init import add_init_parser
@@ -40,10 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_with(args.config, args.overlay, args.firmware, args.target)
-        if args.lg_place or args.lg_wait is not None:
-            from harness.benches.labgrid import with_place
-
-            cfg = with_place(cfg, args.lg_place, args.lg_wait, args.target)
+        cfg = with_run_options(cfg, {o.flag: getattr(args, o.dest) for o in run_options()},
+                               args.target)
     except ConfigError as e:
         return _die(str(e))
     base = Path(args.report_dir) if args.report_dir else Path.cwd() / "reports"
@@ -79,10 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--firmware={args.firmware}")
     if args.k:
         pytest_args += ["-k", args.k]
-    if args.lg_place:
-        pytest_args.append(f"--lg-place={args.lg_place}")
-    if args.lg_wait is not None:
-        pytest_args.append(f"--lg-wait={args.lg_wait}")
+    pytest_args += [f"{o.flag}={getattr(args, o.dest)}" for o in run_options()
+                    if getattr(args, o.dest) is not None]
     pytest_args.append(f"--tsfrig-log-level={args.log_level}")
     pytest_args += _parallel_args(args, len([args.target] if args.target else cfg.targets))
     try:
@@ -161,17 +158,6 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-def _seconds(text: str) -> float:
-    """A duration for argparse: a bad one is a one-line usage error."""
-    try:
-        s = float(text)
-    except ValueError:
-        s = -1.0
-    if not 0 <= s < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return s
-
-
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line naming the problem (`tsfrig run: error: ...`), exit 2."""
 
@@ -202,12 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="harness log lines shown on the console (trace.log in the run "
                           "directory always has DEBUG)")
-    run.add_argument("--lg-place", metavar="PLACE",
-                     help="labgrid place for the config's kind: labgrid target (coordinator: "
-                          "LG_COORDINATOR)")
-    run.add_argument("--lg-wait", metavar="SECONDS", type=_seconds,
-                     help="wait this long for a labgrid place someone else holds, then exit 2 "
-                          "(default 0)")
+    for o in run_options():  # the bench kinds' own (labgrid's place)
+        run.add_argument(o.flag, metavar=o.metavar, type=o.type, help=o.help)
     run.set_defaults(func=cmd_run)
 
     add_sim_parser(sub, DEFAULT_CONFIG)

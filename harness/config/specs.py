@@ -80,6 +80,20 @@ Check = Callable[[Section], dict[str, Any]]  # a section's keys -> the config's 
 
 
 @dataclass(frozen=True)
+class RunOption:
+    """An option of `tsfrig run` (and of the pytest plugin) that a bench kind owns."""
+
+    flag: str  # e.g. "--lg-place"
+    help: str
+    metavar: str | None = None
+    type: Callable[[str], Any] | None = None  # parses and checks the text (argparse's type)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
 class KindSpec:
     """A bench kind: where its bench comes from and which target keys only it takes."""
 
@@ -90,6 +104,9 @@ class KindSpec:
     default_power: str | None = None  # the power method when the target names none
     gpio_address: str = ""  # where its GPIO daemon is when not in the config (then refused)
     check: Check | None = None  # rules of its own over the whole target section
+    run_options: tuple[RunOption, ...] = ()
+    # (rig, {flag: value given or None}, --target) -> the rig with them applied
+    apply_options: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
