@@ -1,0 +1,127 @@
+"""One virtual-Pico bench: the simulated Pi (pigpiod's and rgpiod's protocols, harness/sim)
+wired to a virtual Pico (rp2040js running the real rp2 firmware, board.py/board.mjs).
+
+The Pi is the sim's own SimPi: the same protocol code, the same board wire (wire.py). Only
+the far end of the wire differs: the Node board applies each edge when its emulated clock
+reaches the edge's tick and stamps the board's own edges in emulated time. Both clocks count
+CLOCK_MONOTONIC microseconds and the emulator never runs ahead of the host (board.mjs), so an
+edge's tick is the emulated instant it happened on either side.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from harness.config import TargetConfig
+from harness.sim import clock, wire
+from harness.sim.bench import board_pin_number
+from harness.sim.launch import announce
+from harness.sim.pigpiod import SimPi
+from harness.sim.rgpiod import SimRgpiod
+from harness.vpico.board import BOOT_TIMEOUT_S, NodeBoard, VPicoError
+
+RUN_PIN = 255  # the wire's pin number for the RUN line (board.mjs)
+ENV_UF2 = "TSFRIG_VPICO_UF2"  # the image when the target names none (tests, people)
+
+
+def image_for(target: TargetConfig) -> Path:
+    """The UF2 to run: firmware.image, else $TSFRIG_VPICO_UF2."""
+    import os
+
+    if target.firmware.image is not None:
+        return Path(target.firmware.image)
+    env = os.environ.get(ENV_UF2)
+    if env:
+        return Path(env)
+    raise VPicoError(f"target {target.name}: a vpico needs an RPI_PICO .uf2: set "
+                     f"firmware.image, pass --firmware IMAGE.uf2 or set {ENV_UF2}")
+
+
+class VPicoBench:
+    """Starts and stops the simulated Pi and the virtual Pico as one unit."""
+
+    def __init__(self, target: TargetConfig, pigpio_port: int = 0, rgpio_port: int = 0,
+                 drop_dir: Path | None = None) -> None:
+        w = target.wiring
+        self.target = target
+        self.image = image_for(target)
+        wiring = [(w.stimulus.pi_gpio, board_pin_number(w.stimulus.board_pin), "to_board"),
+                  (w.ack.pi_gpio, board_pin_number(w.ack.board_pin), "from_board")]
+        if w.reset is not None:
+            wiring.append((w.reset.pi_gpio, -1, "reset"))
+        if w.stimulus_sense is not None:
+            wiring.append((w.stimulus_sense, w.stimulus.pi_gpio, "sense"))
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-"))
+        self.drop_dir = drop_dir or self._tmp / "RPI-RP2"
+        self.pi = SimPi(wiring=wiring, port=pigpio_port, on_reset_line=self._run_pin)
+        self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
+        self.board: NodeBoard | None = None
+        self.boot_s = 0.0  # wall time from starting the board process to its USB serial
+
+    def start(self) -> VPicoBench:
+        self.pi.start()
+        try:
+            self.rgpiod.start()
+            self.board = NodeBoard(self.image, self.pi.wire_port, self.drop_dir).start()
+            if self.board.wait_event("usb connected", BOOT_TIMEOUT_S) is None:
+                raise VPicoError(f"the virtual Pico did not bring up its USB serial within "
+                                 f"{BOOT_TIMEOUT_S:g} s: {self.board.last_error()}")
+            self.boot_s = time.monotonic() - self.board.started_at
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run_pin(self, level: int) -> None:
+        """The Pi drove the RUN line: the board.mjs end holds or releases the chip at the
+        edge's tick, like any other edge."""
+        self.pi._send_board(wire.encode(wire.EDGE, RUN_PIN, level, clock.tick()))
+
+    @property
+    def serial_port(self) -> str:
+        assert self.board is not None
+        return self.board.port
+
+    @property
+    def gpio_addresses(self) -> dict[str, tuple[str, int]]:
+        return {"pigpio": ("127.0.0.1", self.pi.port), "rgpio": ("127.0.0.1", self.rgpiod.port)}
+
+    def stop(self) -> None:
+        if self.board is not None:
+            self.board.stop()
+            self.board = None
+        self.rgpiod.stop()
+        self.pi.stop()
+        import shutil
+
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> VPicoBench:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(target: TargetConfig, pigpio_port: int = 0, rgpio_port: int = 0) -> int:
+    """Run one vpico bench until Ctrl-C or SIGTERM; print where to connect (as `tsfrig sim`)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with VPicoBench(target, pigpio_port=pigpio_port, rgpio_port=rgpio_port) as bench:
+        announce(bench.serial_port, bench.gpio_addresses, f"{bench.image} (rp2040js)",
+                 sys.stdout)
+        print(f"uf2-drop: {bench.drop_dir}", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            if bench.board is None or bench.board.proc is None or \
+                    bench.board.proc.poll() is not None:
+                print(f"the virtual Pico's board process exited: "
+                      f"{bench.board.last_error() if bench.board else ''}", file=sys.stderr)
+                return 2
+    print("stopped", file=sys.stderr, flush=True)
+    return 0

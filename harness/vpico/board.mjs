@@ -1,0 +1,447 @@
+// The virtual Pico's board process: rp2040js running an RPI_PICO UF2 image.
+//
+// stdin/stdout carry the USB-CDC serial bytes (the Python side bridges them to a pty);
+// stderr carries one-line events for people and for the bench ("vpico: ..."); the GPIO
+// link is the simulated Pi's board wire (harness/sim/wire.py: 8-byte frames over TCP).
+//
+// Time: the emulator's clock counts CLOCK_MONOTONIC nanoseconds, the same clock the Pi's
+// ticks are read from, and it never runs closer than GUARD to the host's present. Busy
+// code runs slower than real time (the clock falls behind); idle time is skipped only up
+// to that cap. So an edge the Pi stamps at tick T is always in the emulator's future when
+// it arrives and is applied exactly at T, a pulse gap is emulated time, and a board-side
+// timeout can never fire before the host has had that long to act.
+//
+// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR] [--guard-ms N]
+
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { RP2040, USBCDC, ConsoleLogger, LogLevel } from 'rp2040js';
+import { parseUF2, writeUF2 } from './uf2.mjs';
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 18) {
+  process.stderr.write(`vpico: Node ${process.versions.node} is too old; install Node 18 or newer\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const out = { 'guard-ms': '20' };
+  for (let i = 0; i < argv.length; i += 2) {
+    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
+      throw new Error(`bad argument ${argv[i]}`);
+    }
+    out[argv[i].slice(2)] = argv[i + 1];
+  }
+  for (const key of ['uf2', 'bootrom', 'wire']) {
+    if (!out[key]) throw new Error(`--${key} is required`);
+  }
+  return out;
+}
+
+function log(line) {
+  process.stderr.write(`vpico: ${line}\n`);
+}
+
+function die(line) {
+  log(line);
+  process.exit(2);
+}
+
+let args;
+try {
+  args = parseArgs(process.argv.slice(2));
+} catch (e) {
+  die(e.message);
+}
+
+const GUARD_NS = Number(args['guard-ms']) * 1e6;
+const RUN_PIN = 255; // the wire's pin number for the RUN line (harness/vpico/bench.py)
+const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16 (the image's littlefs sits at its end)
+// rp2040js exports no clock class; a chip built with the default clock names it
+const SimulationClock = new RP2040().clock.constructor;
+const hostNanos = () => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, as Python's
+
+// ---- persistent state: what survives a reset (flash) ---------------------------------------
+const flash = new Uint8Array(16 * 1024 * 1024).fill(0xff);
+let image;
+try {
+  image = fs.readFileSync(args.uf2);
+  writeUF2(parseUF2(image), flash);
+} catch (e) {
+  die(`firmware image ${args.uf2}: ${e.message}`);
+}
+let bootrom;
+try {
+  const raw = fs.readFileSync(args.bootrom);
+  if (raw.length !== 16384) throw new Error(`${raw.length} bytes, an RP2040 bootrom has 16384`);
+  bootrom = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+} catch (e) {
+  die(`bootrom ${args.bootrom}: ${e.message}`);
+}
+
+// ---- the chip -------------------------------------------------------------------------------
+let clock = new SimulationClock();
+clock.nanosCounter = hostNanos() - GUARD_NS;
+let mcu = null; // null while RUN is low, in the bootloader, or powered off
+let state = 'off'; // 'running' | 'reset' (RUN low) | 'bootloader'
+let cdc = null;
+const pins = { levels: new Map(), outputs: new Map() }; // pin -> level from the Pi; board outputs
+
+// ROM functions the emulator can't run (rp2040js has no SPI flash behind its SSI): each is
+// replaced by a BKPT whose number says which; the host does the work and returns to LR.
+const ROM_HOOKS = ['RE', 'RP', 'IF', 'EX', 'FC', 'CX', 'UB'];
+
+function romTable(rom16) {
+  const table = new Map();
+  let at = rom16[0x14 / 2] / 2;
+  for (; rom16[at] !== 0; at += 2) {
+    const code = String.fromCharCode(rom16[at] & 0xff, rom16[at] >> 8);
+    table.set(code, rom16[at + 1] & ~1);
+  }
+  return table;
+}
+
+const patchedRom = (() => {
+  const rom = bootrom.slice();
+  const rom16 = new Uint16Array(rom.buffer);
+  const table = romTable(rom16);
+  ROM_HOOKS.forEach((code, n) => {
+    const addr = table.get(code);
+    if (addr === undefined) die(`bootrom has no ${code} function; give an RP2040 B1/B2 bootrom`);
+    rom16[addr / 2] = 0xbe00 | n; // BKPT #n
+  });
+  return rom;
+})();
+
+function readRam(mcuNow, addr, count) {
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = mcuNow.readUint8(addr + i);
+  return out;
+}
+
+function onRomCall(n) {
+  const core = mcu.core;
+  const [r0, r1, r2] = [core.registers[0] >>> 0, core.registers[1] >>> 0, core.registers[2] >>> 0];
+  switch (ROM_HOOKS[n]) {
+    case 'RE': // flash_range_erase(offset, count, block_size, block_cmd)
+      flash.fill(0xff, r0, Math.min(r0 + r1, flash.length));
+      break;
+    case 'RP': { // flash_range_program(offset, data, count): NOR flash only clears bits
+      const data = readRam(mcu, r1, r2);
+      for (let i = 0; i < r2; i++) flash[r0 + i] &= data[i];
+      break;
+    }
+    case 'UB': // reset_to_usb_boot(gpio_mask, disable_interface_mask)
+      setImmediate(() => enterBootloader());
+      mcu.core.waiting = true;
+      stopChip();
+      return;
+    default: // connect/exit-xip/flush-cache/enter-xip: nothing to do without a real SSI
+      break;
+  }
+  core.PC = core.LR & ~1;
+}
+
+function stopChip() {
+  mcu = null;
+  cdc = null;
+  pendingRead = 0;
+}
+
+function bootChip(why) {
+  const now = clock.nanos;
+  clock = new SimulationClock(); // a fresh chip: none of the old chip's alarms survive
+  clock.nanosCounter = now;
+  mcu = new RP2040(clock);
+  mcu.logger = new ConsoleLogger(LogLevel.Error);
+  mcu.loadBootrom(patchedRom);
+  mcu.flash = flash;
+  mcu.flash16 = new Uint16Array(flash.buffer);
+  mcu.flashView = new DataView(flash.buffer);
+  mcu.onBreak = (n) => {
+    if (n < ROM_HOOKS.length && mcu.core.PC - 2 < 0x4000) onRomCall(n);
+    else log(`breakpoint ${n} at ${(mcu.core.PC - 2).toString(16)}`);
+  };
+  mcu.peripherals[0x40058].onWatchdogTrigger = () => setImmediate(() => reboot('machine.reset()'));
+  for (const [pin, level] of pins.levels) mcu.gpio[pin].setInputValue(!!level);
+  watchPins();
+  attachUsb();
+  edgeAlarm = clock.createAlarm(applyDueEdges);
+  scheduleEdgeAlarm();
+  mcu.core.PC = 0x10000000; // boot2 at the start of flash, as the bootrom would run it
+  state = 'running';
+  log(`boot (${why})`);
+  kick();
+}
+
+function reboot(why) {
+  stopChip();
+  bootChip(why);
+}
+
+// ---- USB CDC: serial bytes, paced by the board's own reads ----------------------------------
+const input = []; // Buffers from the host not yet read by the board
+let pendingRead = 0; // bytes the board's OUT endpoint asked for and has not been given
+
+function attachUsb() {
+  cdc = new USBCDC(mcu.usbCtrl);
+  const usb = mcu.usbCtrl;
+  const cdcRead = usb.onEndpointRead;
+  usb.onEndpointRead = (endpoint, size) => {
+    if (endpoint !== cdc.outEndpoint) return cdcRead(endpoint, size);
+    pendingRead = size; // held until the host has data: the CPU may sleep meanwhile
+    feedUsb();
+  };
+  cdc.onSerialData = (data) => process.stdout.write(Buffer.from(data));
+  cdc.onDeviceConnected = () => log('usb connected');
+}
+
+function feedUsb() {
+  if (!cdc || !pendingRead || !input.length) return;
+  const chunk = Buffer.alloc(Math.min(pendingRead, input.reduce((n, b) => n + b.length, 0)));
+  let filled = 0;
+  while (filled < chunk.length) {
+    const head = input[0];
+    const take = Math.min(head.length, chunk.length - filled);
+    head.copy(chunk, filled, 0, take);
+    filled += take;
+    if (take === head.length) input.shift();
+    else input[0] = head.subarray(take);
+  }
+  pendingRead = 0;
+  mcu.usbCtrl.endpointReadDone(cdc.outEndpoint, new Uint8Array(chunk));
+  kick();
+}
+
+process.stdin.on('data', (chunk) => {
+  input.push(chunk);
+  feedUsb();
+});
+process.stdin.on('end', () => shutdown('stdin closed'));
+
+// ---- GPIO: the Pi's wire --------------------------------------------------------------------
+const WIRE_EDGE = 0x45; // 'E'
+const WIRE_MODE = 0x4d; // 'M'
+const WIRE_HELLO = 0x48; // 'H'
+const edges = []; // [emulated ns, pin, level], sorted by time
+let edgeAlarm = null;
+let lateEdges = 0;
+let wire = null;
+
+function frame(type, pin, value, tickUs, pull = 0) {
+  const b = Buffer.alloc(8);
+  b.writeUInt8(type, 0);
+  b.writeUInt8(pin, 1);
+  b.writeUInt8(value, 2);
+  b.writeUInt8(pull, 3);
+  b.writeUInt32LE(Math.floor(tickUs) % 2 ** 32, 4);
+  return b;
+}
+
+function unwrapTick(tick) {
+  // the Pi's tick is µs of CLOCK_MONOTONIC mod 2^32: the emulated µs nearest to it
+  const nowUs = Math.floor(clock.nanos / 1000);
+  const diff = ((tick - (nowUs % 2 ** 32)) << 0) | 0; // signed 32-bit
+  return (nowUs + diff) * 1000;
+}
+
+function onWireEdge(pin, level, tick) {
+  const at = unwrapTick(tick);
+  let i = edges.length;
+  while (i > 0 && edges[i - 1][0] > at) i--;
+  edges.splice(i, 0, [at, pin, level]);
+  scheduleEdgeAlarm();
+  kick();
+}
+
+function scheduleEdgeAlarm() {
+  if (!edgeAlarm) return;
+  edgeAlarm.cancel();
+  if (edges.length) edgeAlarm.schedule(Math.max(0, edges[0][0] - clock.nanos));
+}
+
+function applyDueEdges() {
+  while (edges.length && edges[0][0] <= clock.nanos) {
+    const [at, pin, level] = edges.shift();
+    if (clock.nanos - at > 1000) lateEdges++;
+    applyEdge(pin, level);
+  }
+  scheduleEdgeAlarm();
+}
+
+function applyEdge(pin, level) {
+  if (pin === RUN_PIN) {
+    if (!level && state !== 'off') {
+      stopChip();
+      state = 'reset';
+      log('held in reset (RUN low)');
+    } else if (level && state === 'reset') {
+      bootChip('RUN pin');
+    }
+    return;
+  }
+  if (pins.levels.get(pin) === level) return;
+  pins.levels.set(pin, level);
+  if (mcu && pin < 30) mcu.gpio[pin].setInputValue(!!level);
+}
+
+function watchPins() {
+  for (const pin of mcu.gpio) {
+    pin.addListener((value) => {
+      const idx = pin.index;
+      if (value === 0 || value === 1) { // GPIOPinState Low/High: the board drives it
+        if (pins.outputs.get(idx) === undefined) sendWire(frame(WIRE_MODE, idx, 1, 0));
+        // the pad's input buffer sees what the pin drives, as on silicon
+        pin.setInputValue(!!value);
+        if (pins.outputs.get(idx) !== value) {
+          pins.outputs.set(idx, value);
+          sendWire(frame(WIRE_EDGE, idx, value, clock.nanos / 1000));
+        }
+      } else if (pins.outputs.has(idx)) { // back to an input
+        pins.outputs.delete(idx);
+        const pull = value === 3 ? 1 : value === 4 ? 2 : 0;
+        sendWire(frame(WIRE_MODE, idx, 0, 0, pull));
+        const level = pins.levels.get(idx);
+        pin.setInputValue(level !== undefined ? !!level : value === 3);
+      }
+    });
+  }
+}
+
+function sendWire(buf) {
+  if (wire && !wire.destroyed) wire.write(buf);
+}
+
+function connectWire(port) {
+  wire = net.connect({ host: '127.0.0.1', port: Number(port) });
+  wire.setNoDelay(true);
+  let buf = Buffer.alloc(0);
+  wire.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (; buf.length >= 8; buf = buf.subarray(8)) {
+      const type = buf[0];
+      if (type === WIRE_EDGE) onWireEdge(buf[1], buf[2], buf.readUInt32LE(4));
+      else if (type === WIRE_HELLO && state === 'off') bootChip('power on');
+    }
+  });
+  wire.on('error', (e) => shutdown(`GPIO wire: ${e.message}`));
+  wire.on('close', () => shutdown('GPIO wire closed'));
+}
+
+// ---- the bootloader's UF2 volume -------------------------------------------------------------
+let dropTimer = null;
+
+function enterBootloader() {
+  state = 'bootloader';
+  log('bootloader (UF2 drop)');
+  if (!args.drop) return;
+  fs.rmSync(args.drop, { recursive: true, force: true });
+  fs.mkdirSync(args.drop, { recursive: true });
+  fs.writeFileSync(path.join(args.drop, 'INFO_UF2.TXT'),
+    'UF2 Bootloader v3.0\r\nModel: Raspberry Pi RP2\r\nBoard-ID: RPI-RP2 (tsfrig vpico)\r\n');
+  let seen = '';
+  dropTimer = setInterval(() => {
+    let files;
+    try {
+      files = fs.readdirSync(args.drop).filter((f) => f.toLowerCase().endsWith('.uf2'));
+    } catch {
+      return;
+    }
+    if (!files.length) return;
+    const file = path.join(args.drop, files[0]);
+    const st = fs.statSync(file);
+    const sig = `${file}:${st.size}:${st.mtimeMs}`;
+    if (sig !== seen || st.size === 0 || st.size % 512) { // still being copied
+      seen = sig;
+      return;
+    }
+    clearInterval(dropTimer);
+    dropTimer = null;
+    try {
+      const data = fs.readFileSync(file);
+      writeUF2(parseUF2(data), flash);
+      log(`flashed ${path.basename(file)} (${data.length} bytes)`);
+    } catch (e) {
+      log(`rejected ${path.basename(file)}: ${e.message}`);
+    }
+    fs.rmSync(args.drop, { recursive: true, force: true }); // the volume unmounts
+    bootChip('UF2 drop');
+  }, 200);
+}
+
+// ---- the run loop: emulate, never ahead of the host's present less GUARD ---------------------
+let timer = null;
+let slice = 0;
+
+function kick() {
+  if (timer) {
+    clearTimeout(timer);
+    timer = null;
+  }
+  if (!slice) slice = setImmediate(run);
+}
+
+function sleepUntil(ns) {
+  const ms = Math.max(0, Math.min(20, (ns - (hostNanos() - GUARD_NS)) / 1e6));
+  timer = setTimeout(() => {
+    timer = null;
+    kick();
+  }, ms);
+}
+
+function run() {
+  slice = 0;
+  const wallEnd = hostNanos() + 10e6; // give I/O a turn every 10 ms of wall time
+  for (;;) {
+    const host = hostNanos();
+    const limit = host - GUARD_NS;
+    if (host > wallEnd) {
+      slice = setImmediate(run);
+      return;
+    }
+    if (!mcu) { // no chip running: only the Pi's edges (e.g. RUN) move the clock
+      const next = clock.nextAlarm ? clock.nextAlarm.nanos : Infinity;
+      if (next <= limit) clock.tick(next - clock.nanos);
+      else {
+        if (limit > clock.nanos) clock.tick(limit - clock.nanos);
+        if (!mcu) return sleepUntil(Math.min(next, limit + 20e6));
+      }
+      continue;
+    }
+    const core = mcu.core;
+    const cycleNanos = 1e9 / mcu.clkSys;
+    if (core.waiting) {
+      const next = clock.nextAlarm ? clock.nextAlarm.nanos : Infinity;
+      if (next <= limit) {
+        clock.tick(next - clock.nanos);
+        continue;
+      }
+      if (limit > clock.nanos) clock.tick(limit - clock.nanos);
+      return sleepUntil(Math.min(next, limit + 20e6));
+    }
+    if (clock.nanos >= limit) return sleepUntil(clock.nanos + 1e6);
+    for (let i = 0; i < 20000 && mcu && !mcu.core.waiting; i++) {
+      const cycles = mcu.core.executeInstruction();
+      clock.tick(cycles * cycleNanos);
+    }
+  }
+}
+
+// ---- lifetime -------------------------------------------------------------------------------
+let stopping = false;
+
+function shutdown(why) {
+  if (stopping) return;
+  stopping = true;
+  log(`stopped: ${why}; ${lateEdges} edge(s) applied late`);
+  if (args.drop) fs.rmSync(args.drop, { recursive: true, force: true });
+  process.exit(0);
+}
+
+process.on('uncaughtException', (e) => die(`internal error: ${e.stack.split('\n').slice(0, 2).join(' ')}`));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('disconnect', () => shutdown('parent gone'));
+connectWire(args.wire);
+log(`image ${path.basename(args.uf2)} (${image.length} bytes), flash ${FLASH_SIZE} bytes`);
