@@ -459,7 +459,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             raise L.fail(fm["image"].line, f"{key}.firmware.image",
                          f"{image} does not exist; give the firmware image to flash (.uf2, "
                          ".bin, .dfu) or remove the key")
-        if image is not None and "flash" not in m:
+        if image is not None and "flash" not in m and kind != "vpico":
             raise L.fail(fm["image"].line, f"{key}.firmware.image",
                          "needs flash: {method: ...} to say how to put it on the board")
         kw["firmware"] = FirmwareConfig(exe, ov, image)
@@ -886,5 +886,5 @@ def with_firmware(cfg: RigConfig, executable: str | Path) -> RigConfig:
     targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, executable=p))
                if BENCH_KINDS[t.kind].simulated else
                dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, image=p))
-               if t.flash is not None else t for t in cfg.targets]
+               if t.flash is not None or t.kind == "vpico" else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)

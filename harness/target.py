@@ -66,6 +66,7 @@ def find_port(vid: int | None, pid: int | None, serial_number: str | None) -> st
         raise TargetError(f"{len(matches)} devices match {want} ({', '.join(matches)}): "
                           "add serial.serial_number to pick one")
     return matches[0]
+TRANSPORT_READ_S = 2.0  # one read inside an mpremote raw-REPL exchange (see _patient_reads)
 
 
 class Target:
@@ -135,6 +136,12 @@ class Target:
         """Send the device scripts whose hash differs from the board's copy; return their names."""
         files = files or sorted(DEVICE_SCRIPTS.glob("*.py"))
         sent = []
+        with self._patient_reads():
+            self._upload(files, sent)
+        log.info("uploaded to %s: %s", self.port, ", ".join(sent) or "nothing changed")
+        return sent
+
+    def _upload(self, files: list[Path], sent: list[str]) -> None:
         for f in files:
             data = f.read_bytes()
             try:
@@ -147,8 +154,6 @@ class Target:
                 except (OSError, TransportError, serial.SerialException) as e:
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
                 sent.append(f.name)
-        log.info("uploaded to %s: %s", self.port, ", ".join(sent) or "nothing changed")
-        return sent
 
     def start(self, code: str) -> None:
         """Start code without waiting for it to finish (scenarios talk back over the log)."""
@@ -167,11 +172,24 @@ class Target:
             self.serial.write(cmd)
 
     @contextlib.contextmanager
+    def _patient_reads(self):
+        """mpremote's raw REPL reads (a raw-paste window grant, say) give up after one serial
+        read timeout: give a board slower than a Pico's silicon (an emulated one, one under
+        load) TRANSPORT_READ_S for them; the harness's own polling keeps its short timeout."""
+        old = self.serial.timeout
+        self.serial.timeout = TRANSPORT_READ_S
+        try:
+            yield
+        finally:
+            self.serial.timeout = old
+
+    @contextlib.contextmanager
     def _link(self, what: str):
         """Serial-level failures (EIO, port closed or unplugged) are the link's, not the
         board's: a bench fault."""
         try:
-            yield
+            with self._patient_reads():
+                yield
         except (serial.SerialException, OSError) as e:
             raise TargetError(f"serial link to the board lost on {self.port} while trying to "
                               f"{what} ({e}): check the USB cable and that the port still "

@@ -125,3 +125,16 @@ def serve(target: TargetConfig, pigpio_port: int = 0, rgpio_port: int = 0) -> in
                 return 2
     print("stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def serve_or_die(target: TargetConfig, pigpio_port: int = 0, rgpio_port: int = 0) -> int:
+    """`tsfrig sim` for a vpico target: a bench that can't start is one line and exit 2."""
+    try:
+        return serve(target, pigpio_port=pigpio_port, rgpio_port=rgpio_port)
+    except VPicoError as e:
+        print(f"tsfrig: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"tsfrig: cannot start the vpico bench: {e} (is the port busy? try "
+              "--pigpio-port 0 --rgpio-port 0)", file=sys.stderr)
+        return 2

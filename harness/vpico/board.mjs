@@ -8,8 +8,11 @@
 // ticks are read from, and it never runs closer than GUARD to the host's present. Busy
 // code runs slower than real time (the clock falls behind); idle time is skipped only up
 // to that cap. So an edge the Pi stamps at tick T is always in the emulator's future when
-// it arrives and is applied exactly at T, a pulse gap is emulated time, and a board-side
-// timeout can never fire before the host has had that long to act.
+// it arrives and is applied exactly at T, and serial bytes reach the board when its clock
+// reaches the moment they arrived. Every message from the host is thus applied at its own
+// host time, after everything the host did before it, so the Pi's ticks and the board's
+// ticks_us are one timeline. A pulse gap is emulated time, and a board-side timeout can
+// never fire before the host has had that long to act.
 //
 // Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR] [--guard-ms N]
 
@@ -168,6 +171,7 @@ function bootChip(why) {
   watchPins();
   attachUsb();
   edgeAlarm = clock.createAlarm(applyDueEdges);
+  inputAlarm = clock.createAlarm(feedUsb);
   scheduleEdgeAlarm();
   mcu.core.PC = 0x10000000; // boot2 at the start of flash, as the bootrom would run it
   state = 'running';
@@ -181,7 +185,8 @@ function reboot(why) {
 }
 
 // ---- USB CDC: serial bytes, paced by the board's own reads ----------------------------------
-const input = []; // Buffers from the host not yet read by the board
+const input = []; // [host ns when it arrived, Buffer] not yet read by the board
+let inputAlarm = null;
 let pendingRead = 0; // bytes the board's OUT endpoint asked for and has not been given
 
 function attachUsb() {
@@ -198,25 +203,32 @@ function attachUsb() {
 }
 
 function feedUsb() {
+  // bytes go to the board once its clock has reached the moment they arrived: the host
+  // wrote them after everything it did before, so the board sees them after it too
   if (!cdc || !pendingRead || !input.length) return;
-  const chunk = Buffer.alloc(Math.min(pendingRead, input.reduce((n, b) => n + b.length, 0)));
+  if (input[0][0] > clock.nanos) {
+    inputAlarm.schedule(input[0][0] - clock.nanos);
+    return;
+  }
+  const chunk = Buffer.alloc(pendingRead);
   let filled = 0;
-  while (filled < chunk.length) {
-    const head = input[0];
+  while (filled < chunk.length && input.length && input[0][0] <= clock.nanos) {
+    const [at, head] = input[0];
     const take = Math.min(head.length, chunk.length - filled);
     head.copy(chunk, filled, 0, take);
     filled += take;
     if (take === head.length) input.shift();
-    else input[0] = head.subarray(take);
+    else input[0] = [at, head.subarray(take)];
   }
   pendingRead = 0;
-  mcu.usbCtrl.endpointReadDone(cdc.outEndpoint, new Uint8Array(chunk));
+  mcu.usbCtrl.endpointReadDone(cdc.outEndpoint, new Uint8Array(chunk.subarray(0, filled)));
   kick();
 }
 
 process.stdin.on('data', (chunk) => {
-  input.push(chunk);
+  input.push([hostNanos(), chunk]);
   feedUsb();
+  kick();
 });
 process.stdin.on('end', () => shutdown('stdin closed'));
 
