@@ -11,6 +11,7 @@ edge's tick is the emulated instant it happened on either side.
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -18,12 +19,13 @@ import time
 from pathlib import Path
 
 from harness.config import TargetConfig
-from harness.sim import clock, wire
+from harness.sim import pigpiod, rgpiod, wire
 from harness.sim.bench import board_pin_number
 from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
 from harness.sim.rgpiod import SimRgpiod
 from harness.vpico.board import BOOT_TIMEOUT_S, NodeBoard, VPicoError
+from harness.vpico.clock import CTRL, REPORT, EmulatedClock, unpack
 
 RUN_PIN = 255  # the wire's pin number for the RUN line (board.mjs)
 ENV_UF2 = "TSFRIG_VPICO_UF2"  # the image when the target names none (tests, people)
@@ -58,6 +60,10 @@ class VPicoBench:
             wiring.append((w.stimulus_sense, w.stimulus.pi_gpio, "sense"))
         self._tmp = Path(tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-"))
         self.drop_dir = drop_dir or self._tmp / "RPI-RP2"
+        self._ctrl, self._board_ctrl = socket.socketpair()
+        self.clock = EmulatedClock(time.monotonic_ns() // 1000, self._ctrl.sendall)
+        self._clocks = (pigpiod.clock, rgpiod.clock)
+        pigpiod.clock = rgpiod.clock = self.clock  # the Pi's time is the emulator's
         self.pi = SimPi(wiring=wiring, port=pigpio_port, on_reset_line=self._run_pin)
         self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
         self.board: NodeBoard | None = None
@@ -67,7 +73,11 @@ class VPicoBench:
         self.pi.start()
         try:
             self.rgpiod.start()
-            self.board = NodeBoard(self.image, self.pi.wire_port, self.drop_dir).start()
+            self.board = NodeBoard(self.image, self.pi.wire_port, self.drop_dir,
+                                   self._board_ctrl).start()
+            self.clock.start()
+            threading.Thread(target=self._read_reports, daemon=True,
+                             name="vpico-reports").start()
             if self.board.wait_event("usb connected", BOOT_TIMEOUT_S) is None:
                 raise VPicoError(f"the virtual Pico did not bring up its USB serial within "
                                  f"{BOOT_TIMEOUT_S:g} s: {self.board.last_error()}")
@@ -77,10 +87,27 @@ class VPicoBench:
             raise
         return self
 
+    def _read_reports(self) -> None:
+        """The emulator's clock as board.mjs reports it: the horizon may follow."""
+        buf = b""
+        while True:
+            try:
+                data = self._ctrl.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while len(buf) >= CTRL.size:
+                kind, us = unpack(buf[:CTRL.size])
+                buf = buf[CTRL.size:]
+                if kind == REPORT:
+                    self.clock.board_reported(us)
+
     def _run_pin(self, level: int) -> None:
         """The Pi drove the RUN line: the board.mjs end holds or releases the chip at the
         edge's tick, like any other edge."""
-        self.pi._send_board(wire.encode(wire.EDGE, RUN_PIN, level, clock.tick()))
+        self.pi._send_board(wire.encode(wire.EDGE, RUN_PIN, level, self.clock.tick()))
 
     @property
     def serial_port(self) -> str:
@@ -97,6 +124,10 @@ class VPicoBench:
             self.board = None
         self.rgpiod.stop()
         self.pi.stop()
+        self.clock.stop()
+        self._ctrl.close()
+        self._board_ctrl.close()
+        pigpiod.clock, rgpiod.clock = self._clocks
         import shutil
 
         shutil.rmtree(self._tmp, ignore_errors=True)

@@ -4,17 +4,13 @@
 // stderr carries one-line events for people and for the bench ("vpico: ..."); the GPIO
 // link is the simulated Pi's board wire (harness/sim/wire.py: 8-byte frames over TCP).
 //
-// Time: the emulator's clock counts CLOCK_MONOTONIC nanoseconds, the same clock the Pi's
-// ticks are read from, and it never runs closer than GUARD to the host's present. Busy
-// code runs slower than real time (the clock falls behind); idle time is skipped only up
-// to that cap. So an edge the Pi stamps at tick T is always in the emulator's future when
-// it arrives and is applied exactly at T, and serial bytes reach the board when its clock
-// reaches the moment they arrived. Every message from the host is thus applied at its own
-// host time, after everything the host did before it, so the Pi's ticks and the board's
-// ticks_us are one timeline. A pulse gap is emulated time, and a board-side timeout can
-// never fire before the host has had that long to act.
+// Time: the emulator's clock counts CLOCK_MONOTONIC-based nanoseconds and runs up to the
+// horizon the bench grants (control frames on fd 3, harness/vpico/clock.py) and no further.
+// Edges from the Pi carry their tick and are applied exactly then; serial bytes reach the
+// board at the horizon they arrived under. The board's clock is reported back so the
+// bench's horizon (the Pi's clock) never runs far ahead of it.
 //
-// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR] [--guard-ms N]
+// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR]   (fd 3: control)
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -29,7 +25,7 @@ if (major < 18) {
 }
 
 function parseArgs(argv) {
-  const out = { 'guard-ms': '20' };
+  const out = {};
   for (let i = 0; i < argv.length; i += 2) {
     if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
       throw new Error(`bad argument ${argv[i]}`);
@@ -58,12 +54,11 @@ try {
   die(e.message);
 }
 
-const GUARD_NS = Number(args['guard-ms']) * 1e6;
 const RUN_PIN = 255; // the wire's pin number for the RUN line (harness/vpico/bench.py)
 const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16 (the image's littlefs sits at its end)
 // rp2040js exports no clock class; a chip built with the default clock names it
 const SimulationClock = new RP2040().clock.constructor;
-const hostNanos = () => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, as Python's
+const hostNanos = () => Number(process.hrtime.bigint()); // wall time, for slicing only
 
 // ---- persistent state: what survives a reset (flash) ---------------------------------------
 const flash = new Uint8Array(16 * 1024 * 1024).fill(0xff);
@@ -84,8 +79,9 @@ try {
 }
 
 // ---- the chip -------------------------------------------------------------------------------
-let clock = new SimulationClock();
-clock.nanosCounter = hostNanos() - GUARD_NS;
+const clock = new SimulationClock(); // set to the first grant before the chip boots
+let grantNs = -1; // the horizon: emulated time may not pass it
+let helloSeen = false;
 let mcu = null; // null while RUN is low, in the bootloader, or powered off
 let state = 'off'; // 'running' | 'reset' (RUN low) | 'bootloader'
 let cdc = null;
@@ -150,12 +146,15 @@ function stopChip() {
   mcu = null;
   cdc = null;
   pendingRead = 0;
+  clock.nextAlarm = null; // the stopped chip's timers and USB transfers die with it
+  if (edgeAlarm) {
+    edgeAlarm.scheduled = false;
+    scheduleEdgeAlarm();
+  }
 }
 
 function bootChip(why) {
-  const now = clock.nanos;
-  clock = new SimulationClock(); // a fresh chip: none of the old chip's alarms survive
-  clock.nanosCounter = now;
+  clock.nextAlarm = null; // a fresh chip: none of the old chip's alarms survive (ours re-made)
   mcu = new RP2040(clock);
   mcu.logger = new ConsoleLogger(LogLevel.Error);
   mcu.loadBootrom(patchedRom);
@@ -226,7 +225,8 @@ function feedUsb() {
 }
 
 process.stdin.on('data', (chunk) => {
-  input.push([hostNanos(), chunk]);
+  // stamped just past the horizon: the host wrote it after every tick it had been told
+  input.push([Math.max(grantNs, clock.nanos) + 1e6, chunk]);
   feedUsb();
   kick();
 });
@@ -325,17 +325,26 @@ function sendWire(buf) {
   if (wire && !wire.destroyed) wire.write(buf);
 }
 
+let wireBuf = Buffer.alloc(0);
+
+function readWire() {
+  if (grantNs < 0) return; // ticks mean nothing until the clock is set by the first grant
+  for (; wireBuf.length >= 8; wireBuf = wireBuf.subarray(8)) {
+    const type = wireBuf[0];
+    if (type === WIRE_EDGE) onWireEdge(wireBuf[1], wireBuf[2], wireBuf.readUInt32LE(4));
+    else if (type === WIRE_HELLO) {
+      helloSeen = true;
+      powerOn();
+    }
+  }
+}
+
 function connectWire(port) {
   wire = net.connect({ host: '127.0.0.1', port: Number(port) });
   wire.setNoDelay(true);
-  let buf = Buffer.alloc(0);
   wire.on('data', (chunk) => {
-    buf = Buffer.concat([buf, chunk]);
-    for (; buf.length >= 8; buf = buf.subarray(8)) {
-      const type = buf[0];
-      if (type === WIRE_EDGE) onWireEdge(buf[1], buf[2], buf.readUInt32LE(4));
-      else if (type === WIRE_HELLO && state === 'off') bootChip('power on');
-    }
+    wireBuf = Buffer.concat([wireBuf, chunk]);
+    readWire();
   });
   wire.on('error', (e) => shutdown(`GPIO wire: ${e.message}`));
   wire.on('close', () => shutdown('GPIO wire closed'));
@@ -382,58 +391,72 @@ function enterBootloader() {
   }, 200);
 }
 
-// ---- the run loop: emulate, never ahead of the host's present less GUARD ---------------------
-let timer = null;
+// ---- the run loop: emulate up to the granted horizon --------------------------------------
 let slice = 0;
+let reportedUs = -1;
+const control = new net.Socket({ fd: 3, readable: true, writable: true });
 
-function kick() {
-  if (timer) {
-    clearTimeout(timer);
-    timer = null;
-  }
-  if (!slice) slice = setImmediate(run);
+function powerOn() {
+  if (state === 'off' && helloSeen && grantNs >= 0) bootChip('power on');
 }
 
-function sleepUntil(ns) {
-  const ms = Math.max(0, Math.min(20, (ns - (hostNanos() - GUARD_NS)) / 1e6));
-  timer = setTimeout(() => {
-    timer = null;
+function report() {
+  const us = Math.floor(clock.nanos / 1000);
+  if (us === reportedUs) return;
+  reportedUs = us;
+  const b = Buffer.alloc(8);
+  b.write('T', 0);
+  b.writeUInt16LE(Math.floor(us / 2 ** 32) & 0xffff, 2);
+  b.writeUInt32LE(us % 2 ** 32, 4);
+  control.write(b);
+}
+
+let ctrlBuf = Buffer.alloc(0);
+control.on('data', (chunk) => {
+  ctrlBuf = Buffer.concat([ctrlBuf, chunk]);
+  for (; ctrlBuf.length >= 8; ctrlBuf = ctrlBuf.subarray(8)) {
+    if (ctrlBuf[0] !== 0x47) continue; // 'G': a new horizon
+    const ns = (ctrlBuf.readUInt16LE(2) * 2 ** 32 + ctrlBuf.readUInt32LE(4)) * 1000;
+    if (grantNs < 0) clock.nanosCounter = ns;
+    grantNs = Math.max(grantNs, ns);
+    readWire();
+    powerOn();
     kick();
-  }, ms);
+  }
+});
+control.on('error', (e) => shutdown(`control: ${e.message}`));
+control.on('close', () => shutdown('control closed'));
+
+function kick() {
+  if (!slice) slice = setImmediate(run);
 }
 
 function run() {
   slice = 0;
   const wallEnd = hostNanos() + 10e6; // give I/O a turn every 10 ms of wall time
   for (;;) {
-    const host = hostNanos();
-    const limit = host - GUARD_NS;
-    if (host > wallEnd) {
+    if (hostNanos() > wallEnd) {
+      report();
       slice = setImmediate(run);
       return;
     }
-    if (!mcu) { // no chip running: only the Pi's edges (e.g. RUN) move the clock
-      const next = clock.nextAlarm ? clock.nextAlarm.nanos : Infinity;
-      if (next <= limit) clock.tick(next - clock.nanos);
-      else {
-        if (limit > clock.nanos) clock.tick(limit - clock.nanos);
-        if (!mcu) return sleepUntil(Math.min(next, limit + 20e6));
-      }
-      continue;
-    }
-    const core = mcu.core;
-    const cycleNanos = 1e9 / mcu.clkSys;
-    if (core.waiting) {
+    const limit = grantNs;
+    if (!mcu || mcu.core.waiting) { // asleep (WFE/WFI) or no chip: skip to the next event
       const next = clock.nextAlarm ? clock.nextAlarm.nanos : Infinity;
       if (next <= limit) {
         clock.tick(next - clock.nanos);
         continue;
       }
       if (limit > clock.nanos) clock.tick(limit - clock.nanos);
-      return sleepUntil(Math.min(next, limit + 20e6));
+      report();
+      return; // at the horizon: a grant, serial input or an edge kicks us
     }
-    if (clock.nanos >= limit) return sleepUntil(clock.nanos + 1e6);
-    for (let i = 0; i < 20000 && mcu && !mcu.core.waiting; i++) {
+    if (clock.nanos >= limit) {
+      report();
+      return;
+    }
+    const cycleNanos = 1e9 / mcu.clkSys;
+    for (let i = 0; i < 5000 && mcu && !mcu.core.waiting && clock.nanos < limit; i++) {
       const cycles = mcu.core.executeInstruction();
       clock.tick(cycles * cycleNanos);
     }

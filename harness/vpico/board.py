@@ -14,6 +14,7 @@ import os
 import re
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -72,9 +73,10 @@ class NodeBoard:
     """Runs board.mjs and bridges its serial bytes to a pty."""
 
     def __init__(self, image: Path, wire_port: int, drop_dir: Path,
-                 guard_ms: float = 20.0) -> None:
+                 control: socket.socket) -> None:
+        """control: the board's end of the clock's socket pair (fd 3 in board.mjs)."""
         self.image, self.wire_port, self.drop_dir = image, wire_port, drop_dir
-        self.guard_ms = guard_ms
+        self.control = control
         self.proc: subprocess.Popen | None = None
         self.port = ""
         self.events: list[tuple[float, str]] = []  # (monotonic s, event line) from board.mjs
@@ -95,15 +97,20 @@ class NodeBoard:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [node, str(HERE / "board.mjs"), "--uf2", str(self.image), "--bootrom", str(rom),
-             "--wire", str(self.wire_port), "--drop", str(self.drop_dir),
-             "--guard-ms", str(self.guard_ms)],
+             "--wire", str(self.wire_port), "--drop", str(self.drop_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent, cwd=HERE)
+            preexec_fn=self._in_child, pass_fds=(self.control.fileno(), 3), cwd=HERE)
+        self.control.close()  # the child has it
         for fn in (self._bridge, self._read_events):
             t = threading.Thread(target=fn, daemon=True, name=f"vpico-{fn.__name__}")
             t.start()
             self._threads.append(t)
         return self
+
+    def _in_child(self) -> None:
+        """In the board process before exec: die with us, the control socket on fd 3."""
+        die_with_parent()
+        os.dup2(self.control.fileno(), 3)
 
     def wait_event(self, pattern: str, timeout_s: float, since: int = 0) -> str | None:
         """The first event line from index `since` on that contains pattern; None if the board
