@@ -66,6 +66,7 @@ class VPicoBench:
         pigpiod.clock = rgpiod.clock = self.clock  # the Pi's time is the emulator's
         self.pi = SimPi(wiring=wiring, port=pigpio_port, on_reset_line=self._run_pin)
         self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
+        self.clock.hold = self._next_wave_edge
         self.board: NodeBoard | None = None
         self.boot_s = 0.0  # wall time from starting the board process to its USB serial
 
@@ -86,6 +87,11 @@ class VPicoBench:
             self.stop()
             raise
         return self
+
+    def _next_wave_edge(self) -> int | None:
+        """While the Pi plays a waveform, the µs of its next edge: time waits for it."""
+        w = self.pi._wave_thread
+        return self.pi._wave_due if w is not None and w.is_alive() else None
 
     def _read_reports(self) -> None:
         """The emulator's clock as board.mjs reports it: the horizon may follow."""

@@ -276,7 +276,10 @@ function scheduleEdgeAlarm() {
 function applyDueEdges() {
   while (edges.length && edges[0][0] <= clock.nanos) {
     const [at, pin, level] = edges.shift();
-    if (clock.nanos - at > 1000) lateEdges++;
+    if (clock.nanos - at > 1000 && (++lateEdges & (lateEdges - 1)) === 0) {
+      log(`edge on pin ${pin} applied ${Math.round((clock.nanos - at) / 1000)} us late ` +
+        `(${lateEdges} so far): its timing is off by that much`);
+    }
     applyEdge(pin, level);
   }
   scheduleEdgeAlarm();

@@ -9,9 +9,10 @@ LOOKAHEAD_US past the emulated time the board last reported. So
   real time; when the board is busy (rp2040js runs busy code at ~1/4 of real time) the Pi's
   clock slows down with it, so a host that waits on wall time never races ahead of a
   board that can't keep up, and the board never falls more than LOOKAHEAD_US behind;
-- every edge the Pi makes is stamped with H or later (a waveform's next step), which the
-  emulator has not passed yet: it is applied at exactly its stamp, so a pulse gap is
-  emulated time and stimulus -> ISR is measured without error;
+- every edge the Pi makes is stamped with H or later (a waveform's next step, which H does
+  not pass until the edge is sent), which the emulator has not passed yet: it is applied at
+  exactly its stamp, so a pulse gap is emulated time and stimulus -> ISR is measured
+  without error;
 - a board-side timeout that waits for the host can't fire early: the board's time only
   passes as fast as the host's.
 
@@ -56,6 +57,8 @@ class EmulatedClock:
         self._board = start_us
         self._wall = time.monotonic_ns() // 1000
         self._granted = -1
+        # the earliest µs the horizon must not pass yet (a waveform's next edge, not yet sent)
+        self.hold: Callable[[], int | None] = lambda: None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._grant_loop, daemon=True,
                                         name="vpico-clock")
@@ -73,8 +76,9 @@ class EmulatedClock:
         """The Pi's present: H, advanced by the wall time since, within the lookahead."""
         with self._lock:
             wall = time.monotonic_ns() // 1000
-            self._h = max(self._h, min(self._h + wall - self._wall,
-                                       self._board + self.lookahead_us))
+            h = min(self._h + wall - self._wall, self._board + self.lookahead_us)
+            held = self.hold()
+            self._h = max(self._h, h if held is None else min(h, held))
             self._wall = wall
             return self._h
 
