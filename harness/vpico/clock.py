@@ -70,7 +70,8 @@ class EmulatedClock:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
 
     def now_us(self) -> int:
         """The Pi's present: H, advanced by the wall time since, within the lookahead."""
