@@ -56,7 +56,8 @@ BENCH_KINDS: dict[str, BenchKind] = {
                         frozenset({"serial", "flash", "firmware.image"}),
                         frozenset({"serial"}), simulated=False),
     "vpico": BenchKind("vpico", "harness.vpico.launch:VPicoProvider",
-                       frozenset({"firmware.image"}), frozenset(), simulated=False),
+                       frozenset({"firmware.image", "firmware.overlay"}), frozenset(),
+                       simulated=False),
     "labgrid": BenchKind("labgrid", "harness.lab:LabgridProvider", frozenset({"place"}),
                          frozenset({"place"}), simulated=False),
 }

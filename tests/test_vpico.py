@@ -192,3 +192,24 @@ def test_a_missing_bootrom_or_image_is_one_line_naming_the_setting(monkeypatch, 
     monkeypatch.delenv(ENV_UF2)
     with pytest.raises(VPicoError, match="firmware.image"):
         VPicoBench(target())
+
+
+@needs_vpico
+def test_an_overlay_mutant_fails_on_the_real_rp2_firmware(tmp_path):
+    """--overlay on a vpico: the mutant's asyncio goes in the board's filesystem root, ahead
+    of the frozen one, and the suite calls the build broken (exit 1), naming the overlay."""
+    import json
+
+    from tests.mutants import write_overlay
+
+    overlay = write_overlay("no_wake", tmp_path / "overlay")
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config",
+                        str(REPO / "harness/vpico/rig_vpico.yaml"), "--target", "vpico",
+                        "--overlay", str(overlay), "--report-dir", str(tmp_path / "r"),
+                        "-k", "test_wake and hard"], capture_output=True, text=True,
+                       timeout=300, cwd=REPO)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "no wake within" in r.stdout
+    doc = json.loads(next((tmp_path / "r").glob("*/results.json")).read_text())
+    assert doc["targets"][0]["firmware"]["overlay"] == str(overlay.resolve())
+    assert "v1." in doc["targets"][0]["firmware"]["version"]

@@ -83,6 +83,8 @@ class VPicoBench:
                 raise VPicoError(f"the virtual Pico did not bring up its USB serial within "
                                  f"{BOOT_TIMEOUT_S:g} s: {self.board.last_error()}")
             self.boot_s = time.monotonic() - self.board.started_at
+            if self.target.firmware.overlay:
+                install_overlay(self.board.port, Path(self.target.firmware.overlay))
         except BaseException:
             self.stop()
             raise
@@ -145,14 +147,49 @@ class VPicoBench:
         self.stop()
 
 
+def install_overlay(port: str, overlay: Path) -> list[str]:
+    """Put the overlay's modules in the board's filesystem root, ahead of the frozen ones on
+    rp2 (sys.path is ['', '.frozen', '/lib']); they stay there for the bench's life, as in
+    flash. Returns the paths written."""
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    files = sorted(f for f in overlay.rglob("*") if f.is_file() and f.suffix in (".py", ".mpy"))
+    if not files:
+        raise VPicoError(f"overlay {overlay} has no .py or .mpy modules; give the directory "
+                         "that holds the replacement modules (e.g. an asyncio/ package)")
+    t = SerialTransport(port, 115200, timeout=2.0)
+    written = []
+    try:
+        t.enter_raw_repl(soft_reset=True, timeout_overall=20)
+        for d in sorted({f.parent.relative_to(overlay) for f in files} - {Path(".")}):
+            for part in [*reversed(d.parents[:-1]), d]:
+                try:
+                    t.fs_mkdir(part.as_posix())
+                except TransportError:
+                    pass  # already there
+        for f in files:
+            dest = f.relative_to(overlay).as_posix()
+            t.fs_writefile(dest, f.read_bytes())
+            written.append(dest)
+        t.exit_raw_repl()
+    except TransportError as e:
+        raise VPicoError(f"could not put the overlay {overlay} on the virtual Pico: {e}") \
+            from None
+    finally:
+        t.close()
+    return written
+
+
 def serve(target: TargetConfig, pigpio_port: int = 0, rgpio_port: int = 0) -> int:
     """Run one vpico bench until Ctrl-C or SIGTERM; print where to connect (as `tsfrig sim`)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with VPicoBench(target, pigpio_port=pigpio_port, rgpio_port=rgpio_port) as bench:
-        announce(bench.serial_port, bench.gpio_addresses, f"{bench.image} (rp2040js)",
-                 sys.stdout)
+        ov = target.firmware.overlay
+        announce(bench.serial_port, bench.gpio_addresses, f"{bench.image} (rp2040js)"
+                 + (f" + overlay {ov}" if ov else ""), sys.stdout)
         print(f"uf2-drop: {bench.drop_dir}", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             if bench.board is None or bench.board.proc is None or \

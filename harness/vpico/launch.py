@@ -29,6 +29,8 @@ class VPicoProvider:
         image = image_for(self.target)
         cmd = [sys.executable, "-m", "harness.cli", "sim", "--config", str(self.rig.path),
                "--target", self.target.name, "--firmware", str(image)]
+        if self.target.firmware.overlay:
+            cmd += ["--overlay", str(self.target.firmware.overlay)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      preexec_fn=die_with_parent)
         try:
@@ -51,7 +53,8 @@ class VPicoProvider:
                 f.close()
 
     def identity(self) -> dict:
-        return {"executable": None, "overlay": None, "build_hash": None,
+        ov = self.target.firmware.overlay
+        return {"executable": None, "overlay": str(ov) if ov else None, "build_hash": None,
                 "irq_wake_model": "wfe (rp2 port, emulated by rp2040js)",
                 "image": str(getattr(self, "image", "")) or None,
                 "image_sha256": self.image_sha256}
