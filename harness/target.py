@@ -298,3 +298,8 @@ class Target:
             self.transport.close()
         except OSError:
             pass
+        finally:  # mpremote skips this when clearing RTS fails (EIO on a vanished port):
+            # a handle left open keeps the device's name busy, so a board that comes back
+            # after a reset would get another name
+            with contextlib.suppress(OSError, serial.SerialException):
+                self.serial.close()

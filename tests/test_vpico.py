@@ -60,6 +60,8 @@ def mpremote(port: str, *args: str, timeout: float = 60) -> str:
 
 def wait_for(bench: VPicoBench, event: str, since: int) -> None:
     assert bench.board.wait_event(event, 20, since) is not None, bench.board.events[since:]
+    if event == "usb connected":
+        assert bench.board.wait_ready(10), "the port did not come back"
 
 
 @needs_vpico

@@ -4,8 +4,9 @@ and the pty that mpremote, pyserial and the harness open like a USB Pico's port.
 The Node process's stdin/stdout are the USB-CDC bytes, its stderr one-line events
 ("vpico: boot (RUN pin)"). A bridge thread copies pty <-> Node without blocking either way:
 what one side has not read yet waits in memory, so no byte is lost in either direction (the
-board's own USB reads pace its input, board.mjs). The port keeps its name for the bench's life,
-also across resets (a USB Pico re-enumerates; a client reopens it).
+board's own USB reads pace its input, board.mjs). When the chip resets (machine.reset(), the
+RUN pin, the bootloader) the port goes away, as a USB Pico's does, and comes back under its old
+name (unless a client still holds that) once the new chip's USB is up.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ MIN_NODE = 18
 ENV_NODE = "TSFRIG_NODE"  # the node executable (default: `node` on PATH)
 ENV_BOOTROM = "TSFRIG_VPICO_BOOTROM"  # the RP2040 bootrom (16 KiB) the emulator runs
 BOOT_TIMEOUT_S = 20.0
+PORT_AWAY_S = 0.2  # a reset takes the port away at least this long (re-enumeration)
+PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
+# board.mjs events that take the USB device away, and the one that brings it back
+GONE = ("held in reset", "boot (machine.reset())", "bootloader (")
+BACK = "usb connected"
 
 
 class VPicoError(Exception):
@@ -84,6 +90,9 @@ class NodeBoard:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._master = self._slave = -1
+        self._drop_requested = False
+        self._away_since = 0.0  # the port is gone since (monotonic s); 0: it is there
+        self._usb_up = False
         self.started_at = 0.0
 
     def start(self) -> NodeBoard:
@@ -126,6 +135,15 @@ class NodeBoard:
                     return None
                 self._event.wait(min(left, 0.2))
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the board's USB is up and its port is there (after a reset, say)."""
+        deadline = time.monotonic() + timeout_s
+        while not (self._usb_up and not self._away_since and not self._drop_requested):
+            if time.monotonic() >= deadline or self.proc is None or self.proc.poll() is not None:
+                return False
+            time.sleep(0.02)  # polling two flags the bridge and event threads set
+        return True
+
     def last_error(self) -> str:
         return self.events[-1][1] if self.events else "no output"
 
@@ -141,7 +159,7 @@ class NodeBoard:
                     f.close()
                 except OSError:
                     pass
-        for fd in (self._master, self._slave):
+        for fd in (self._master, self._slave):  # the bridge thread has stopped
             if fd >= 0:
                 os.close(fd)
         self._master = self._slave = -1
@@ -154,42 +172,101 @@ class NodeBoard:
             line = raw.decode(errors="replace").rstrip()
             if os.environ.get("TSFRIG_VPICO_LOG"):
                 print(line, file=sys.stderr, flush=True)
+            if any(g in line for g in GONE):
+                self._usb_up = False
+                self._drop_port()
+            elif BACK in line:
+                self._usb_up = True
             with self._event:
                 self.events.append((time.monotonic(), line))
                 self._event.notify_all()
         with self._event:
             self._event.notify_all()
 
+    def _drop_port(self) -> None:
+        """The USB device vanishes (any thread): the bridge closes the port, so clients'
+        handles on it fail from then on (the bridge thread alone owns its fds)."""
+        self._drop_requested = True
+
+    def _close_port(self) -> None:
+        """Closing the master hangs up every client; our own handle on the slave keeps the
+        pty's number from being taken by another program until the port comes back."""
+        if self._master >= 0:
+            os.close(self._master)
+        self._master = -1
+        self._away_since = time.monotonic()
+
+    def _port_back(self) -> None:
+        """Once the new chip's USB is up: the port under its old name as soon as that is free
+        (a client still holding the old device keeps it busy), past PORT_RECLAIM_S any name."""
+        away = time.monotonic() - self._away_since
+        if not self._usb_up or away < PORT_AWAY_S:
+            return
+        give_up = away >= PORT_RECLAIM_S
+        tried, found = [], None
+        if self._slave >= 0:  # free the old number just before taking it again
+            os.close(self._slave)
+            self._slave = -1
+        walk = int(self.port.rsplit("/", 1)[-1]) + 2 if self.port[-1:].isdigit() else 64
+        try:
+            for _ in range(min(walk, 4096)):  # ptys take the lowest free number: walk up
+                m, sl = os.openpty()
+                if os.ttyname(sl) == self.port or give_up:
+                    found = (m, sl)
+                    break
+                tried.append((m, sl))
+        except OSError:
+            pass
+        for m, sl in tried:
+            os.close(m)
+            os.close(sl)
+        if found is not None:
+            self._master, self._slave = found
+            tty.setraw(self._slave)
+            os.set_blocking(self._master, False)
+            self.port = os.ttyname(self._slave)
+            self._away_since = 0.0
+
     def _bridge(self) -> None:
-        """pty -> Node stdin and Node stdout -> pty, each side's backlog kept in memory."""
+        """pty -> Node stdin and Node stdout -> pty, each side's backlog kept in memory
+        (output made while the port is away is lost, as a USB device's is)."""
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
         to_node, to_client = bytearray(), bytearray()
         node_in, node_out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         os.set_blocking(node_in, False)
         os.set_blocking(self._master, False)
         while not self._stop.is_set():
-            rd = [self._master, node_out]
-            wr = ([node_in] if to_node else []) + ([self._master] if to_client else [])
+            if self._drop_requested:
+                self._drop_requested = False
+                self._close_port()
+            if self._away_since:
+                self._port_back()
+                to_client.clear()
+            master = self._master
+            rd = [node_out] + ([master] if master >= 0 else [])
+            wr = ([node_in] if to_node else []) + \
+                ([master] if to_client and master >= 0 else [])
             try:
-                r, w, _ = select.select(rd, wr, [], 0.2)
-                if self._master in r:
+                r, w, _ = select.select(rd, wr, [], 0.05)
+                if master in r:
                     try:
-                        to_node += os.read(self._master, 65536)
+                        to_node += os.read(master, 65536)
                     except BlockingIOError:
                         pass
                 if node_out in r:
                     data = os.read(node_out, 65536)
                     if not data:
                         return  # the board process is gone
-                    to_client += data
+                    if not self._away_since:
+                        to_client += data
                 if node_in in w and to_node:
                     del to_node[: os.write(node_in, to_node)]
-                if self._master in w and to_client:
+                if master in w and to_client:
                     try:
-                        del to_client[: os.write(self._master, to_client)]
+                        del to_client[: os.write(master, to_client)]
                     except BlockingIOError:
                         pass
             except (OSError, ValueError):
                 if self._stop.is_set():
                     return
-                time.sleep(0.05)  # e.g. EIO while no client has the pty open
+                time.sleep(0.05)  # EIO from a port no client holds: try again
