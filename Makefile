@@ -48,6 +48,7 @@ bench: $(STAMP) labgrid
 	$(BIN)/python benchmarks/bench_doctor.py
 	$(BIN)/python benchmarks/bench_backends.py
 	$(BIN)/python benchmarks/bench_labgrid.py
+	$(BIN)/python benchmarks/bench_vpico.py
 
 # The virtual Pico's emulator (rp2040js, pinned by harness/vpico/package-lock.json). Needs
 # Node >= 18 and npm; the RPI_PICO image and the RP2040 bootrom come from the user
