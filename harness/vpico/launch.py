@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from harness.benches import BenchAddress
 from harness.children import die_with_parent, stop_child
@@ -21,6 +22,7 @@ class VPicoProvider:
         self.target, self.rig = target, rig
         self.proc: subprocess.Popen | None = None
         self.image_sha256: str | None = None
+        self.image: Path | None = None
 
     def start(self) -> BenchAddress:
         from harness.flash import sha256
@@ -53,8 +55,12 @@ class VPicoProvider:
                 f.close()
 
     def identity(self) -> dict:
+        from harness.sim.firmware import build_hash
+
         ov = self.target.firmware.overlay
-        return {"executable": None, "overlay": str(ov) if ov else None, "build_hash": None,
+        image = self.image
+        return {"executable": None, "overlay": str(ov) if ov else None,
+                "build_hash": build_hash(image, ov) if image else None,  # image + overlay
                 "irq_wake_model": "wfe (rp2 port, emulated by rp2040js)",
-                "image": str(getattr(self, "image", "")) or None,
+                "image": str(image) if image else None,
                 "image_sha256": self.image_sha256}
