@@ -709,7 +709,7 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
     gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}
     for i, t in enumerate(targets):
-        if BENCH_KINDS[t.kind].simulated:
+        if BENCH_KINDS[t.kind].simulated or t.kind == "vpico":  # each has its own Pi
             continue
         node = tn.value[i]
         for role in ("stimulus", "ack", "reset", "stimulus_sense"):
