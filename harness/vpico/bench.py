@@ -44,6 +44,29 @@ def image_for(target: TargetConfig) -> Path:
                      f"firmware.image, pass --firmware IMAGE.uf2 or set {ENV_UF2}")
 
 
+class VPi(SimPi):
+    """The simulated Pi with a waveform engine for a board on stamped time: a waveform's edges
+    all go down the wire at once, stamped (under the GPIO lock, so no grant of the horizon can
+    come between them), and the board applies each at its tick. Playing them out in wall time
+    instead would cost a host round trip per edge. The wave stays busy until the board's time
+    has reached its end, as pigpio's does until the last edge is out. (A halted wave has
+    already reached the board in full.)"""
+
+    def _play(self, pulses: list[tuple[int, int, int]]) -> None:
+        with self.lock:
+            due = pigpiod.clock.now_us() + 50
+            for on, off, delay in pulses:
+                for g in range(32):
+                    if on & (1 << g):
+                        self._set_level(g, 1, due)
+                    elif off & (1 << g):
+                        self._set_level(g, 0, due)
+                due += delay
+            self._wave_due = due
+        while pigpiod.clock.now_us() < due and not self._wave_stop.wait(0.001):
+            pass
+
+
 class VPicoBench:
     """Starts and stops the simulated Pi and the virtual Pico as one unit."""
 
@@ -60,13 +83,13 @@ class VPicoBench:
             wiring.append((w.stimulus_sense, w.stimulus.pi_gpio, "sense"))
         self._tmp = Path(tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-"))
         self.drop_dir = drop_dir or self._tmp / "RPI-RP2"
-        self._ctrl, self._board_ctrl = socket.socketpair()
-        self.clock = EmulatedClock(time.monotonic_ns() // 1000, self._ctrl.sendall)
+        self._ctrl, self._board_ctrl = socket.socketpair()  # board.mjs's clock reports
+        self.pi = VPi(wiring=wiring, port=pigpio_port, on_reset_line=self._run_pin)
+        self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
+        self.clock = EmulatedClock(time.monotonic_ns() // 1000, self.pi._send_board,
+                                   self.pi.lock)
         self._clocks = (pigpiod.clock, rgpiod.clock)
         pigpiod.clock = rgpiod.clock = self.clock  # the Pi's time is the emulator's
-        self.pi = SimPi(wiring=wiring, port=pigpio_port, on_reset_line=self._run_pin)
-        self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
-        self.clock.hold = self._next_wave_edge
         self.board: NodeBoard | None = None
         self.boot_s = 0.0  # wall time from starting the board process to its USB serial
 
@@ -90,11 +113,6 @@ class VPicoBench:
             raise
         return self
 
-    def _next_wave_edge(self) -> int | None:
-        """While the Pi plays a waveform, the µs of its next edge: time waits for it."""
-        w = self.pi._wave_thread
-        return self.pi._wave_due if w is not None and w.is_alive() else None
-
     def _read_reports(self) -> None:
         """The emulator's clock as board.mjs reports it: the horizon may follow."""
         buf = b""
@@ -111,6 +129,7 @@ class VPicoBench:
                 buf = buf[CTRL.size:]
                 if kind == REPORT:
                     self.clock.board_reported(us)
+                    self.clock.grant()  # at once: a busy board waits for no timer
 
     def _run_pin(self, level: int) -> None:
         """The Pi drove the RUN line: the board.mjs end holds or releases the chip at the

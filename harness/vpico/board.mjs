@@ -5,12 +5,13 @@
 // link is the simulated Pi's board wire (harness/sim/wire.py: 8-byte frames over TCP).
 //
 // Time: the emulator's clock counts CLOCK_MONOTONIC-based nanoseconds and runs up to the
-// horizon the bench grants (control frames on fd 3, harness/vpico/clock.py) and no further.
+// horizon the bench grants (grant frames on the wire, in order with the edges, see
+// harness/vpico/clock.py) and no further; it reports its clock back on fd 3.
 // Edges from the Pi carry their tick and are applied exactly then; serial bytes reach the
 // board at the horizon they arrived under. The board's clock is reported back so the
 // bench's horizon (the Pi's clock) never runs far ahead of it.
 //
-// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR]   (fd 3: control)
+// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR]   (fd 3: clock reports)
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -236,6 +237,7 @@ process.stdin.on('end', () => shutdown('stdin closed'));
 const WIRE_EDGE = 0x45; // 'E'
 const WIRE_MODE = 0x4d; // 'M'
 const WIRE_HELLO = 0x48; // 'H'
+const WIRE_GRANT = 0x47; // 'G': the horizon, µs in 48 bits (harness/vpico/clock.py)
 const edges = []; // [emulated ns, pin, level], sorted by time
 let edgeAlarm = null;
 let lateEdges = 0;
@@ -277,7 +279,7 @@ function applyDueEdges() {
   while (edges.length && edges[0][0] <= clock.nanos) {
     const [at, pin, level] = edges.shift();
     if (clock.nanos - at > 1000 && (++lateEdges & (lateEdges - 1)) === 0) {
-      log(`edge on pin ${pin} applied ${Math.round((clock.nanos - at) / 1000)} us late ` +
+      log(`edge on pin ${pin} level ${level} at ${at / 1000} applied ${Math.round((clock.nanos - at) / 1000)} us late, grant ${grantNs / 1000} ` +
         `(${lateEdges} so far): its timing is off by that much`);
     }
     applyEdge(pin, level);
@@ -331,10 +333,19 @@ function sendWire(buf) {
 let wireBuf = Buffer.alloc(0);
 
 function readWire() {
-  if (grantNs < 0) return; // ticks mean nothing until the clock is set by the first grant
+  // frames in the order the Pi sent them: a grant never overtakes an edge it covers
   for (; wireBuf.length >= 8; wireBuf = wireBuf.subarray(8)) {
     const type = wireBuf[0];
-    if (type === WIRE_EDGE) onWireEdge(wireBuf[1], wireBuf[2], wireBuf.readUInt32LE(4));
+    if (type === WIRE_GRANT) {
+      const ns = (wireBuf.readUInt16LE(2) * 2 ** 32 + wireBuf.readUInt32LE(4)) * 1000;
+      if (grantNs < 0) clock.nanosCounter = ns;
+      grantNs = Math.max(grantNs, ns);
+      powerOn();
+      kick();
+    } else if (grantNs < 0) { // before the first grant (which sets the clock): the hello and
+      if (type === WIRE_EDGE) pins.levels.set(wireBuf[1], wireBuf[2]); // the levels at power-on
+      else if (type === WIRE_HELLO) helloSeen = true;
+    } else if (type === WIRE_EDGE) onWireEdge(wireBuf[1], wireBuf[2], wireBuf.readUInt32LE(4));
     else if (type === WIRE_HELLO) {
       helloSeen = true;
       powerOn();
@@ -414,19 +425,6 @@ function report() {
   control.write(b);
 }
 
-let ctrlBuf = Buffer.alloc(0);
-control.on('data', (chunk) => {
-  ctrlBuf = Buffer.concat([ctrlBuf, chunk]);
-  for (; ctrlBuf.length >= 8; ctrlBuf = ctrlBuf.subarray(8)) {
-    if (ctrlBuf[0] !== 0x47) continue; // 'G': a new horizon
-    const ns = (ctrlBuf.readUInt16LE(2) * 2 ** 32 + ctrlBuf.readUInt32LE(4)) * 1000;
-    if (grantNs < 0) clock.nanosCounter = ns;
-    grantNs = Math.max(grantNs, ns);
-    readWire();
-    powerOn();
-    kick();
-  }
-});
 control.on('error', (e) => shutdown(`control: ${e.message}`));
 control.on('close', () => shutdown('control closed'));
 
