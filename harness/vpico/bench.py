@@ -10,6 +10,7 @@ edge's tick is the emulated instant it happened on either side.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from harness.config import TargetConfig
 from harness.sim import pigpiod, rgpiod, wire
-from harness.sim.bench import board_pin_number
+from harness.sim.bench import ENV_DROP_DIR, board_pin_number
 from harness.sim.launch import announce
 from harness.sim.pigpiod import SimPi
 from harness.sim.rgpiod import SimRgpiod
@@ -33,8 +34,6 @@ ENV_UF2 = "TSFRIG_VPICO_UF2"  # the image when the target names none (tests, peo
 
 def image_for(target: TargetConfig) -> Path:
     """The UF2 to run: firmware.image, else $TSFRIG_VPICO_UF2."""
-    import os
-
     if target.firmware.image is not None:
         return Path(target.firmware.image)
     env = os.environ.get(ENV_UF2)
@@ -74,6 +73,10 @@ class VPicoBench:
                  drop_dir: Path | None = None) -> None:
         w = target.wiring
         self.target = target
+        if target.gpio_backend != "pigpio":  # rgpio's client maps kernel timestamps to host
+            # wall time, which the emulated clock does not follow (it slows with a busy board)
+            raise VPicoError(f"target {target.name}: a vpico is driven through gpio.backend "
+                             f"pigpio only, not {target.gpio_backend}; remove gpio.backend")
         self.image = image_for(target)
         wiring = [(w.stimulus.pi_gpio, board_pin_number(w.stimulus.board_pin), "to_board"),
                   (w.ack.pi_gpio, board_pin_number(w.ack.board_pin), "from_board")]
@@ -82,7 +85,8 @@ class VPicoBench:
         if w.stimulus_sense is not None:
             wiring.append((w.stimulus_sense, w.stimulus.pi_gpio, "sense"))
         self._tmp = Path(tempfile.mkdtemp(prefix=f"tsfrig-{target.name}-"))
-        self.drop_dir = drop_dir or self._tmp / "RPI-RP2"
+        env_drop = os.environ.get(ENV_DROP_DIR)  # as the sim board's: a volume flash.volume finds
+        self.drop_dir = drop_dir or (Path(env_drop) if env_drop else self._tmp / "RPI-RP2")
         self._ctrl, self._board_ctrl = socket.socketpair()  # board.mjs's clock reports
         self.pi = VPi(wiring=wiring, port=pigpio_port, on_reset_line=self._run_pin)
         self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
