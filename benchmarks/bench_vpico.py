@@ -6,6 +6,10 @@ TSFRIG_VPICO_BOOTROM (harness/vpico/README.md); says so and exits 0 without them
 - the suite's wall time on the vpico and on the sim (`tsfrig run`, one target each)
 - the vpico's latencies from that run, in emulated µs on the Pi's clock: stimulus -> ISR
   (the handler's ticks_us), stimulus -> wake, IRQ -> wake, edge -> ack
+- the harness against the emulator's ground truth (board.mjs's TSFRIG_VPICO_TRUTH: when each
+  edge was applied, when the IO_BANK0 interrupt was entered, when the ack pin moved): the
+  error of the stimulus and ack stamps the harness reports, and edge -> IRQ entry next to the
+  harness's edge -> handler
 
     .venv/bin/python benchmarks/bench_vpico.py
 """
@@ -31,9 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "harness/vpico/rig_vpico.yaml"
 
 
-def fmt(values: list[float]) -> str:
+def fmt(values: list[float], digits: int = 0) -> str:
     s = summary(values)
-    return ", ".join(f"{q} {s[q]:.0f}" for q in QUANTILE_NAMES)
+    return ", ".join(f"{q} {s[q]:.{digits}f}" for q in QUANTILE_NAMES)
 
 
 def repl(port: str, timeout_s: float = 20) -> serial.Serial:
@@ -73,12 +77,13 @@ def speed(target) -> None:
     print(f"emulated / wall: idle {idle:.2f}, busy {busy:.2f}")
 
 
-def suite(config: Path, target: str, extra: list[str]) -> tuple[float, dict]:
+def suite(config: Path, target: str, extra: list[str], env: dict | None = None
+          ) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as d:
         t0 = time.monotonic()
         subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(config),
                         "--target", target, "--report-dir", d, *extra], cwd=REPO,
-                       capture_output=True, timeout=1800)
+                       capture_output=True, timeout=1800, env={**os.environ, **(env or {})})
         wall = time.monotonic() - t0
         doc = json.loads(next(Path(d).glob("*/results.json")).read_text())
     return wall, doc
@@ -101,6 +106,39 @@ def latencies(doc: dict) -> None:
             print(f"  {t['irq_kind']:5} {name:17} µs: {fmt(values)}")
 
 
+def ground_truth(kind: str) -> None:
+    """One latency scenario with the emulator's truth written down, matched pulse by pulse."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "truth.txt"
+        _, doc = suite(CONFIG, "vpico", ["-k", f"test_latency and {kind}"],
+                       {"TSFRIG_VPICO_TRUTH": str(path)})
+        lines = [x.split() for x in path.read_text().splitlines()]
+    wiring = load_config(CONFIG).target("vpico").wiring
+    stim, ack = int(wiring.stimulus.board_pin), int(wiring.ack.board_pin)
+    test = next(t for t in doc["tests"] if t.get("scenario") == "latency")
+    tl = sorted(test["timeline"], key=lambda x: x["seq"])
+    rising = [(int(x[3]), int(x[4])) for x in lines if x[0] == "E" and x[1:3] == [str(stim), "1"]]
+    rising = rising[-len(tl):]
+    entries = [int(x[1]) for x in lines if x[0] == "I"]
+    acks = [int(x[3]) for x in lines if x[0] == "O" and x[1] == str(ack)]
+    t0 = rising[0][0]
+    stim_err, ack_err, entry, handler = [], [], [], []
+    for rec, (stamped, applied) in zip(tl, rising, strict=True):
+        late = (applied - stamped) / 1000  # the edge reached the board after its stamp
+        stim_err.append(abs(rec["stimulus_us"] - (stamped - t0) / 1000) + late)
+        first_entry = next(n for n in entries if n >= applied)
+        entry.append((first_entry - applied) / 1000)
+        if rec.get("irq_us") is not None:
+            handler.append(rec["irq_us"] - rec["stimulus_us"])
+        if rec.get("ack_us") is not None:
+            first_ack = next(n for n in acks if n >= applied)
+            ack_err.append(abs((rec["ack_us"] - rec["stimulus_us"]) - (first_ack - applied) / 1000))
+    print(f"  {kind:5} stimulus stamp error µs: {fmt(stim_err, 1)}")
+    print(f"  {kind:5} edge -> ack error µs:    {fmt(ack_err, 1)}")
+    print(f"  {kind:5} edge -> IRQ entry µs (truth):   {fmt(entry, 2)}")
+    print(f"  {kind:5} edge -> handler µs (harness):   {fmt(handler)}")
+
+
 def main() -> int:
     for env in (ENV_UF2, ENV_BOOTROM):
         if not os.environ.get(env):
@@ -117,6 +155,9 @@ def main() -> int:
               + ", ".join(f"{outcomes.count(o)} {o}" for o in sorted(set(outcomes))))
     print("vpico latencies (emulated µs, Pi clock):")
     latencies(vdoc)
+    print("the harness against the emulator's ground truth (emulated µs):")
+    for kind in ("hard", "soft"):
+        ground_truth(kind)
     return 0
 
 

@@ -39,6 +39,16 @@ function parseArgs(argv) {
   return out;
 }
 
+// Ground truth for benchmarks (TSFRIG_VPICO_TRUTH=FILE): every Pi edge as applied (E pin
+// level stamped_ns applied_ns), every IO_BANK0 interrupt entry (I ns), every board output
+// edge (O pin level ns), in emulated ns.
+const truthFd = process.env.TSFRIG_VPICO_TRUTH ? fs.openSync(process.env.TSFRIG_VPICO_TRUTH, 'a') : -1;
+const IO_IRQ_BANK0 = 16 + 13; // its exception number
+
+function truth(line) {
+  if (truthFd >= 0) fs.writeSync(truthFd, `${line}\n`);
+}
+
 function log(line) {
   process.stderr.write(`vpico: ${line}\n`);
 }
@@ -169,6 +179,13 @@ function bootChip(why) {
   mcu.peripherals[0x40058].onWatchdogTrigger = () => setImmediate(() => reboot('machine.reset()'));
   for (const [pin, level] of pins.levels) mcu.gpio[pin].setInputValue(!!level);
   watchPins();
+  if (truthFd >= 0) {
+    const entry = mcu.core.exceptionEntry.bind(mcu.core);
+    mcu.core.exceptionEntry = (n) => {
+      if (n === IO_IRQ_BANK0) truth(`I ${clock.nanos}`);
+      entry(n);
+    };
+  }
   attachUsb();
   edgeAlarm = clock.createAlarm(applyDueEdges);
   inputAlarm = clock.createAlarm(feedUsb);
@@ -278,6 +295,7 @@ function scheduleEdgeAlarm() {
 function applyDueEdges() {
   while (edges.length && edges[0][0] <= clock.nanos) {
     const [at, pin, level] = edges.shift();
+    truth(`E ${pin} ${level} ${at} ${clock.nanos}`);
     if (clock.nanos - at > 1000 && (++lateEdges & (lateEdges - 1)) === 0) {
       log(`edge on pin ${pin} level ${level} at ${at / 1000} applied ${Math.round((clock.nanos - at) / 1000)} us late, grant ${grantNs / 1000} ` +
         `(${lateEdges} so far): its timing is off by that much`);
@@ -314,6 +332,7 @@ function watchPins() {
         if (pins.outputs.get(idx) !== value) {
           pins.outputs.set(idx, value);
           sendWire(frame(WIRE_EDGE, idx, value, clock.nanos / 1000));
+          truth(`O ${idx} ${value} ${clock.nanos}`);
         }
       } else if (pins.outputs.has(idx)) { // back to an input
         pins.outputs.delete(idx);
