@@ -102,7 +102,7 @@ class VPicoBench:
         try:
             self.rgpiod.start()
             self.board = NodeBoard(self.image, self.pi.wire_port, self.drop_dir,
-                                   self._board_ctrl).start()
+                                   self._board_ctrl, self.clock.grant).start()
             self.clock.start()
             threading.Thread(target=self._read_reports, daemon=True,
                              name="vpico-reports").start()

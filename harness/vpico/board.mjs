@@ -66,13 +66,12 @@ try {
 }
 
 const RUN_PIN = 255; // the wire's pin number for the RUN line (harness/vpico/bench.py)
-const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16 (the image's littlefs sits at its end)
 // rp2040js exports no clock class; a chip built with the default clock names it
 const SimulationClock = new RP2040().clock.constructor;
 const hostNanos = () => Number(process.hrtime.bigint()); // wall time, for slicing only
 
 // ---- persistent state: what survives a reset (flash) ---------------------------------------
-const flash = new Uint8Array(16 * 1024 * 1024).fill(0xff);
+const flash = new Uint8Array(16 * 1024 * 1024).fill(0xff); // the XIP window; a Pico has 2 MiB
 let image;
 try {
   image = fs.readFileSync(args.uf2);
@@ -242,9 +241,19 @@ function feedUsb() {
   kick();
 }
 
+// stdin: frames of serial bytes, each stamped with the Pi's clock when the bridge read them
+// (harness/vpico/board.py SERIAL_HEADER): 'S', pad, µs high 16 / low 32 bits, length u32
+let stdinBuf = Buffer.alloc(0);
 process.stdin.on('data', (chunk) => {
-  // stamped just past the horizon: the host wrote it after every tick it had been told
-  input.push([Math.max(grantNs, clock.nanos) + 1e6, chunk]);
+  stdinBuf = Buffer.concat([stdinBuf, chunk]);
+  while (stdinBuf.length >= 12) {
+    const len = stdinBuf.readUInt32LE(8);
+    if (stdinBuf.length < 12 + len) break;
+    if (stdinBuf[0] !== 0x53) die('serial frames out of step on stdin');
+    const ns = (stdinBuf.readUInt16LE(2) * 2 ** 32 + stdinBuf.readUInt32LE(4)) * 1000;
+    input.push([ns, Buffer.from(stdinBuf.subarray(12, 12 + len))]);
+    stdinBuf = stdinBuf.subarray(12 + len);
+  }
   feedUsb();
   kick();
 });
@@ -499,4 +508,4 @@ process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('disconnect', () => shutdown('parent gone'));
 connectWire(args.wire);
-log(`image ${path.basename(args.uf2)} (${image.length} bytes), flash ${FLASH_SIZE} bytes`);
+log(`image ${path.basename(args.uf2)} (${image.length} bytes)`);

@@ -1,7 +1,10 @@
 """The virtual Pico's serial side: the Node board process (board.mjs, rp2040js running a UF2)
 and the pty that mpremote, pyserial and the harness open like a USB Pico's port.
 
-The Node process's stdin/stdout are the USB-CDC bytes, its stderr one-line events
+The Node process's stdin carries the host's serial bytes in frames stamped with the Pi's
+clock when the bridge read them (SERIAL_HEADER), so the board reads them no earlier than
+that: after every edge and tick the host had seen before writing them. Its stdout is the
+board's serial bytes as they come, its stderr one-line events
 ("vpico: boot (RUN pin)"). A bridge thread copies pty <-> Node without blocking either way:
 what one side has not read yet waits in memory, so no byte is lost in either direction (the
 board's own USB reads pace its input, board.mjs). When the chip resets (machine.reset(), the
@@ -16,11 +19,13 @@ import re
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.children import die_with_parent, stop_child
@@ -30,6 +35,7 @@ MIN_NODE = 18
 ENV_NODE = "TSFRIG_NODE"  # the node executable (default: `node` on PATH)
 ENV_BOOTROM = "TSFRIG_VPICO_BOOTROM"  # the RP2040 bootrom (16 KiB) the emulator runs
 BOOT_TIMEOUT_S = 20.0
+SERIAL_HEADER = struct.Struct("<cxHII")  # b"S", stamp µs (high 16, low 32 bits), length
 PORT_AWAY_S = 0.2  # a reset takes the port away at least this long (re-enumeration)
 PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is free by then
 # board.mjs events that take the USB device away, and the one that brings it back
@@ -79,10 +85,11 @@ class NodeBoard:
     """Runs board.mjs and bridges its serial bytes to a pty."""
 
     def __init__(self, image: Path, wire_port: int, drop_dir: Path,
-                 control: socket.socket) -> None:
-        """control: the board's end of the clock's socket pair (fd 3 in board.mjs)."""
+                 control: socket.socket, stamp: Callable[[], int]) -> None:
+        """control: the board's end of the clock's socket pair (fd 3 in board.mjs); stamp:
+        the Pi's clock in µs (the horizon), for the serial bytes the host writes."""
         self.image, self.wire_port, self.drop_dir = image, wire_port, drop_dir
-        self.control = control
+        self.control, self.stamp = control, stamp
         self.proc: subprocess.Popen | None = None
         self.port = ""
         self.events: list[tuple[float, str]] = []  # (monotonic s, event line) from board.mjs
@@ -250,9 +257,13 @@ class NodeBoard:
                 r, w, _ = select.select(rd, wr, [], 0.05)
                 if master in r:
                     try:
-                        to_node += os.read(master, 65536)
+                        data = os.read(master, 65536)
                     except BlockingIOError:
-                        pass
+                        data = b""
+                    if data:
+                        us = self.stamp()
+                        to_node += SERIAL_HEADER.pack(b"S", us >> 32, us & 0xFFFFFFFF,
+                                                      len(data)) + data
                 if node_out in r:
                     data = os.read(node_out, 65536)
                     if not data:
