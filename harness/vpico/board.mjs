@@ -8,8 +8,8 @@
 // horizon the bench grants (grant frames on the wire, in order with the edges, see
 // harness/vpico/clock.py) and no further; it reports its clock back on fd 3.
 // Edges from the Pi carry their tick and are applied exactly then; serial bytes carry the
-// Pi's clock when the bridge read them and reach the board no earlier. The board's clock is reported back so the
-// bench's horizon (the Pi's clock) never runs far ahead of it.
+// Pi's clock when the bridge read them and reach the board no earlier. The board's clock is
+// reported back so the bench's horizon (the Pi's clock) never runs far ahead of it.
 //
 // Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR]   (fd 3: clock reports)
 
