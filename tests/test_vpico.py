@@ -66,8 +66,12 @@ def wait_for(bench: VPicoBench, event: str, since: int) -> None:
 
 @needs_vpico
 def test_mpremote_runs_code_and_files_persist_across_resets(bench, tmp_path):
+    import hashlib
+
     port = bench.serial_port
     assert mpremote(port, "exec", "import sys; print(sys.platform)").strip() == "rp2"
+    uid = mpremote(port, "exec", "import machine; print(machine.unique_id().hex())").strip()
+    assert uid == hashlib.sha256(b"vpico").hexdigest()[:16]  # the target's own, every run
     big = tmp_path / "big.py"
     big.write_text(f"x = {'A' * 5000!r}\nprint(len(x))\n")  # past the 512-byte CDC buffer
     mpremote(port, "fs", "cp", str(big), ":big.py")

@@ -10,6 +10,7 @@ edge's tick is the emulated instant it happened on either side.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -102,7 +103,10 @@ class VPicoBench:
         try:
             self.rgpiod.start()
             self.board = NodeBoard(self.image, self.pi.wire_port, self.drop_dir,
-                                   self._board_ctrl, self.clock.grant).start()
+                                   self._board_ctrl, self.clock.grant)
+            # a board's own ID, the same for the target every run (several vpicos differ)
+            self.board.uid = hashlib.sha256(self.target.name.encode()).hexdigest()[:16]
+            self.board.start()
             self.clock.start()
             threading.Thread(target=self._read_reports, daemon=True,
                              name="vpico-reports").start()

@@ -11,7 +11,8 @@
 // Pi's clock when the bridge read them and reach the board no earlier. The board's clock is
 // reported back so the bench's horizon (the Pi's clock) never runs far ahead of it.
 //
-// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR]   (fd 3: clock reports)
+// Usage: node board.mjs --uf2 IMAGE --bootrom ROM --wire PORT [--drop DIR] [--uid HEX16]
+//        (fd 3: clock reports)
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -129,6 +130,27 @@ function readRam(mcuNow, addr, count) {
   return out;
 }
 
+// The flash chip's unique ID (command 0x4B: 4 dummy bytes, then 8 ID bytes), which the SDK
+// reads at boot for machine.unique_id() and the USB serial number. rp2040js's SSI answers
+// every read with 0; a command starts after the SDK's connect/exit-XIP calls (hooked).
+const UID = Buffer.from((args.uid || '').padEnd(16, '0').slice(0, 16), 'hex');
+const ssiCmd = { tx: [], rx: 0 };
+
+function answerUniqueId(chip) {
+  const ssi = chip.peripherals[0x18000];
+  const [read, write] = [ssi.readUint32.bind(ssi), ssi.writeUint32.bind(ssi)];
+  const DR0 = 0x60;
+  ssi.writeUint32 = (offset, value) => {
+    if (offset === DR0) ssiCmd.tx.push(value & 0xff);
+    write(offset, value);
+  };
+  ssi.readUint32 = (offset) => {
+    if (offset !== DR0) return read(offset);
+    const i = ssiCmd.rx++;
+    return ssiCmd.tx[0] === 0x4b && i >= 5 && i < 13 ? UID[i - 5] : read(offset);
+  };
+}
+
 function onRomCall(n) {
   const core = mcu.core;
   const [r0, r1, r2] = [core.registers[0] >>> 0, core.registers[1] >>> 0, core.registers[2] >>> 0];
@@ -146,7 +168,12 @@ function onRomCall(n) {
       mcu.core.waiting = true;
       stopChip();
       return;
-    default: // connect/exit-xip/flush-cache/enter-xip: nothing to do without a real SSI
+    case 'IF': // connect_internal_flash / flash_exit_xip: a direct command may follow
+    case 'EX':
+      ssiCmd.tx = [];
+      ssiCmd.rx = 0;
+      break;
+    default: // flush-cache/enter-xip: nothing to do without a real SSI
       break;
   }
   core.PC = core.LR & ~1;
@@ -178,6 +205,7 @@ function bootChip(why) {
   mcu.peripherals[0x40058].onWatchdogTrigger = () => setImmediate(() => reboot('machine.reset()'));
   for (const [pin, level] of pins.levels) mcu.gpio[pin].setInputValue(!!level);
   watchPins();
+  answerUniqueId(mcu);
   if (truthFd >= 0) {
     const entry = mcu.core.exceptionEntry.bind(mcu.core);
     mcu.core.exceptionEntry = (n) => {

@@ -90,6 +90,7 @@ class NodeBoard:
         the Pi's clock in µs (the horizon), for the serial bytes the host writes."""
         self.image, self.wire_port, self.drop_dir = image, wire_port, drop_dir
         self.control, self.stamp = control, stamp
+        self.uid = "0" * 16  # the flash chip's unique ID, hex (machine.unique_id())
         self.proc: subprocess.Popen | None = None
         self.port = ""
         self.events: list[tuple[float, str]] = []  # (monotonic s, event line) from board.mjs
@@ -113,7 +114,8 @@ class NodeBoard:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [node, str(HERE / "board.mjs"), "--uf2", str(self.image), "--bootrom", str(rom),
-             "--wire", str(self.wire_port), "--drop", str(self.drop_dir)],
+             "--wire", str(self.wire_port), "--drop", str(self.drop_dir),
+             "--uid", self.uid],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=self._in_child, pass_fds=(self.control.fileno(), 3), cwd=HERE)
         self.control.close()  # the child has it
