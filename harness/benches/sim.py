@@ -99,4 +99,4 @@ SPEC = KindSpec(
     provider=SimProvider,
     only_keys=frozenset({"firmware.executable", "firmware.overlay", "irq_wake", "irq_latency_us",
                          "irq_jitter_us", "emulate"}),
-    simulated=True, default_power="sim")
+    simulated=True, takes_overlay=True, own_pi=True, default_power="sim")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from harness.board.ports import GENERIC, NO_THREAD, PROFILES, UNSUPPORTED, Profile
 from harness.board.sources import IRQ_SOURCES
+from harness.config.registry import KIND, spec
 
 if TYPE_CHECKING:
     from harness.board.session import BoardSession
@@ -157,6 +158,9 @@ def effective_target(target_cfg: TargetConfig, profile: Profile) -> TargetConfig
 def skip_reason(target_cfg: TargetConfig, profile: Profile | None, kind: str) -> str | None:
     """Why a set source does not run on this target, or None when it runs."""
     kinds = profile.irq_kinds if profile is not None else target_cfg.irq_kinds
+    why = spec(KIND, target_cfg.kind).skips.get(kind)
+    if why:  # a source the bench kind itself can't give
+        return why
     if kind not in IRQ_SOURCES or kind in kinds:
         return None
     if profile is not None and kind in profile.unsupported:

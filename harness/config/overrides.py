@@ -19,7 +19,7 @@ def with_overlay(cfg: RigConfig, overlay: str | Path) -> RigConfig:
         raise ConfigError(f"--overlay {overlay}: directory does not exist; give the directory "
                           "that holds the replacement modules (e.g. an asyncio/ package)")
     targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, overlay=p))
-               if spec(KIND, t.kind).simulated else t for t in cfg.targets]
+               if spec(KIND, t.kind).takes_overlay else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)
 
 
@@ -27,17 +27,20 @@ def with_firmware(cfg: RigConfig, executable: str | Path) -> RigConfig:
     """The --firmware option on a simulated bench: every sim target runs this MicroPython
     unix-port executable (the build under test) instead of its configured one."""
     p = Path(executable).expanduser().resolve()
-    sim = any(spec(KIND, t.kind).simulated for t in cfg.targets)
+    uf2 = p.suffix.lower() == ".uf2"  # an RP2 image: for targets that run or flash it, not sim
+    sim = not uf2 and any(spec(KIND, t.kind).simulated for t in cfg.targets)
     if not p.is_file() or sim and not os.access(p, os.X_OK):
         raise ConfigError(f"--firmware {executable}: not an executable file; give a MicroPython "
                           "unix-port build (e.g. ports/unix/build-standard/micropython)"
                           if sim else f"--firmware {executable}: no such file; give the "
                           "firmware image to flash")
     # a serial target with a flash method flashes it; other serial targets keep their board
-    targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, executable=p))
+    targets = [t if uf2 and spec(KIND, t.kind).simulated else
+               dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, executable=p))
                if spec(KIND, t.kind).simulated else
                dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, image=p))
-               if t.flash is not None else t for t in cfg.targets]
+               if t.flash is not None or spec(KIND, t.kind).runs_image else t
+               for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)
 
 

@@ -19,6 +19,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
     KIND: {
         "sim": "harness.benches.sim:SPEC",
         "serial": "harness.benches.serial:SPEC",
+        "vpico": "harness.vpico.launch:SPEC",
         "labgrid": "harness.benches.labgrid:SPEC",
     },
     GPIO: {

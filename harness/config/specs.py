@@ -101,6 +101,11 @@ class KindSpec:
     only_keys: frozenset[str]  # target keys no other kind takes ("firmware.x": a subkey)
     required_keys: frozenset[str] = frozenset()
     simulated: bool = False  # runs a firmware build here; --overlay and --firmware apply
+    runs_image: bool = False  # runs firmware.image itself (no flash method needed)
+    takes_overlay: bool = False  # --overlay puts modules ahead of the frozen ones
+    own_pi: bool = False  # each target has its own (simulated) Pi: no GPIO is shared
+    skips: dict[str, str] = field(default_factory=dict)  # set source -> why it can't run here
+    serve: Callable[..., int] | None = None  # `tsfrig sim` for this kind: (target, ports)
     default_power: str | None = None  # the power method when the target names none
     gpio_address: str = ""  # where its GPIO daemon is when not in the config (then refused)
     check: Check | None = None  # rules of its own over the whole target section

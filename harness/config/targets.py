@@ -116,7 +116,7 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
             raise L.fail(fm["image"].line, f"{key}.firmware.image",
                          f"{image} does not exist; give the firmware image to flash (.uf2, "
                          ".bin, .dfu) or remove the key")
-        if image is not None and "flash" not in m:
+        if image is not None and "flash" not in m and not bench.runs_image:
             raise L.fail(fm["image"].line, f"{key}.firmware.image",
                          "needs flash: {method: ...} to say how to put it on the board")
         kw["firmware"] = FirmwareConfig(exe, ov, image)
@@ -366,11 +366,11 @@ def _line_of(node: Node, *keys: str) -> int:
 
 def check_shared_wires(L: Loader, tn: Node, targets: list[TargetConfig]) -> None:
     """Real benches can share a pigpiod: a Pi GPIO or a serial port used by two targets is a
-    wire declared twice. (Each sim target has its own simulated Pi and board.)"""
+    wire declared twice. (A kind whose targets each have their own Pi is left out.)"""
     gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}
     for i, t in enumerate(targets):
-        if spec(KIND, t.kind).simulated:
+        if spec(KIND, t.kind).own_pi:  # each has its own simulated Pi
             continue
         node = tn.value[i]
         for role in ("stimulus", "ack", "reset", "stimulus_sense"):

@@ -27,7 +27,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
             target = pickle.load(sys.stdin.buffer)
         else:
             target = load_with(args.config, args.overlay, args.firmware, args.target).targets[0]
-            if not spec(KIND, target.kind).simulated:
+            kind = spec(KIND, target.kind)
+            if kind.serve is not None:  # a kind with a bench of its own (a virtual Pico)
+                return kind.serve(target, args.pigpio_port, args.rgpio_port)
+            if not kind.simulated:
                 return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated "
                             "bench: pick a sim target with --target")
         return serve(target, pigpio_port=args.pigpio_port,
