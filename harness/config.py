@@ -532,6 +532,10 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
                                                          "'test_name[kind]': reason")
         kw["known_issues"] = {
             k: L.string(v, f"{key}.known_issues.{k}") for k, v in km.value.items()}
+        for k, v in km.value.items():
+            wrong = _unknown_test(k)
+            if wrong:
+                raise L.fail(v.line, f"{key}.known_issues", wrong)
     for k in ("irq_wake", "second_waiter"):
         if k in m:
             kw[k] = L.enum(m[k], f"{key}.{k}", ENUMS[k])
@@ -736,6 +740,27 @@ def _power(L: _Loader, m: dict[str, _Node], key: str, simulated: bool) -> PowerC
     if method == "sim":
         got.setdefault("off_s", SIM_OFF_S)
     return PowerConfig(method, **got)
+
+
+def _unknown_test(key: str) -> str:
+    """Why a known_issues key names no test of the suite ("" if it names one): a key that
+    matches nothing would silently mark nothing."""
+    from harness.scenarios import SUITE  # (imports this module)
+    from harness.sources import IRQ_SOURCES, LOOP_SOURCES
+
+    m = re.fullmatch(r"(\w+)\[(\w+)\]", str(key))
+    if not m:
+        return f"{key!r} is not 'test_name[kind]' (e.g. 'test_wake[hard]')"
+    name, kind = m.groups()
+    if name not in SUITE:
+        near = difflib.get_close_matches(name, SUITE, n=1)
+        return (f"{key!r} names no test of the suite"
+                + (f" (did you mean {near[0]}?)" if near else f"; tests: {', '.join(SUITE)}"))
+    kinds = LOOP_SOURCES if name == "test_set_from_loop_and_schedule" else \
+        ("hard", "soft") if name == "test_second_waiter_behaviour" else IRQ_SOURCES
+    if kind not in kinds:
+        return f"{key!r}: {name} runs with {', '.join(kinds)}, not {kind!r}"
+    return ""
 
 
 def _line_of(node: _Node, *keys: str) -> int:
