@@ -285,8 +285,11 @@ def cmd_trend(args: argparse.Namespace) -> int:
         return _fail(str(e))
     if args.out:
         out = Path(args.out)
-    else:  # the reports directory given, else here
-        out = next((p for p in paths if not (p / "results.json").exists()), Path("."))
+    else:  # the reports directory given, else the one holding the runs: next to them
+        import os
+
+        out = next((p for p in paths if not (p / "results.json").exists()),
+                   Path(os.path.commonpath([p.absolute().parent for p in paths])))
     trend = build_trend(runs, cfg)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -304,7 +307,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="run directories (reports/<run-id>) or reports directories")
     p.add_argument("--out", metavar="DIR",
                    help="where trend.html and trend.json go (default: the reports directory "
-                        "given, or the current directory)")
+                        "given, or the directory holding the run directories given)")
     p.add_argument("--config", default="rig_config.yaml",
                    help="rig config whose compare: section sets the thresholds")
     p.set_defaults(func=cmd_trend)
