@@ -21,6 +21,7 @@ from harness.charts import trend_svg
 from harness.compare import CompareError, compare_runs, not_selected
 from harness.config import CompareConfig
 from harness.report import CSS, METRICS, ReportError, latency_groups, load_results
+from harness.results import firmware_label
 from harness.stats import summary
 
 QUANTILES = ("p50", "p99")
@@ -86,7 +87,8 @@ def _build(doc: dict, run_dir: Path) -> dict:
     targets = [{"name": t["name"],
                 "version": t["firmware"].get("version") or "unknown version",
                 "build_hash": t["firmware"].get("build_hash"),
-                "build_id": t["firmware"].get("build_id")} for t in doc["targets"]]
+                "build_id": t["firmware"].get("build_id"),
+                "label": firmware_label(t["firmware"])} for t in doc["targets"]]
     return {"run_id": doc["run_id"], "started": doc["started"], "verdict": doc["verdict"],
             "dir": str(run_dir), "targets": targets}
 
@@ -152,7 +154,8 @@ def _build_label(b: dict) -> str:
 def _head(trend: dict) -> str:
     cells = []
     for i, b in enumerate(trend["builds"]):
-        fw = "<br>".join(f"{escape(t['name'])}: {escape(t['version'])}" for t in b["targets"])
+        fw = "<br>".join(f"{escape(t['name'])}: {escape(t.get('label') or t['version'])}"
+                         for t in b["targets"])
         cells.append(f'<th class="build" data-build="{i + 1}"><b>#{i + 1} '
                      f'{escape(b["run_id"])}</b><br>{escape(b["started"])}<br>'
                      f'build {escape(_build_label(b))}<br>{fw}</th>')

@@ -464,3 +464,15 @@ def test_known_issue_keys_are_exactly_the_suites_tests(tmp_path):
     accepted = {f"{n}[{k}]" for n in SUITE for k in IRQ_SOURCES + LOOP_SOURCES
                 if not _unknown_test(f"{n}[{k}]")}
     assert collected == accepted
+
+
+def test_every_accepted_key_is_in_the_readme_config_reference():
+    from harness.config import SUBKEYS, TARGET_KEYS, TOP_KEYS
+
+    readme = (REPO / "README.md").read_text()
+    ref = readme.split("## Config reference")[1].split("\n## ")[0]
+    first_cells = [ln.split("|")[1] for ln in ref.splitlines() if ln.startswith("| `")]
+    named = " ".join(re.findall(r"`([^`]+)`", " ".join(first_cells)))  # the key column
+    keys = TOP_KEYS | TARGET_KEYS | {k for ks in SUBKEYS.values() for k in ks}
+    missing = sorted(k for k in keys if not re.search(rf"(^|[\s.{{]){k}\b", named))
+    assert not missing, f"not in README's config reference: {missing}"
