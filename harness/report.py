@@ -267,7 +267,7 @@ def _scenarios(doc: dict) -> str:
         rows.append(f'<tr data-nodeid="{escape(t["nodeid"])}"><td>{escape(t["scenario"])}</td>'
                     f'<td>{escape(t["target"])}</td><td>{escape(t["irq_kind"])}</td>'
                     f'<td class="outcome {t["outcome"]}">{t["outcome"]}</td>'
-                    f'<td class="counts">{escape(counts).replace(", ", "<br>")}</td>'
+                    f'<td class="counts">{escape(counts)}</td>'
                     f'<td class="terms">{msg}</td></tr>')
     return _table(["scenario", "target", "set source", "verdict", "counts", "in the flag's terms"],
                   rows)
