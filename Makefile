@@ -7,7 +7,7 @@ LABGRID_VERSION := 26.0.1
 LG_VENV := .venv-labgrid
 LG_STAMP := $(LG_VENV)/.installed-$(LABGRID_VERSION)
 
-.PHONY: run test lint bench clean browser labgrid
+.PHONY: run test lint bench clean browser labgrid vpico
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -48,6 +48,19 @@ bench: $(STAMP) labgrid
 	$(BIN)/python benchmarks/bench_doctor.py
 	$(BIN)/python benchmarks/bench_backends.py
 	$(BIN)/python benchmarks/bench_labgrid.py
+	$(BIN)/python benchmarks/bench_vpico.py
+
+# The virtual Pico's emulator (rp2040js, pinned by harness/vpico/package-lock.json). Needs
+# Node >= 18 and npm; the RPI_PICO image and the RP2040 bootrom come from the user
+# (firmware.image / TSFRIG_VPICO_UF2, TSFRIG_VPICO_BOOTROM).
+VPICO_STAMP := harness/vpico/node_modules/.installed
+
+$(VPICO_STAMP): harness/vpico/package-lock.json
+	@command -v node >/dev/null 2>&1 || { echo "make vpico: needs Node >= 18 (node not on PATH)"; exit 1; }
+	cd harness/vpico && npm ci --no-audit --no-fund --silent
+	touch $@
+
+vpico: $(VPICO_STAMP)
 
 clean:
 	rm -rf $(VENV) $(LG_VENV) reports/*/ reports/latest

@@ -55,6 +55,9 @@ BENCH_KINDS: dict[str, BenchKind] = {
     "serial": BenchKind("serial", "harness.benches:SerialProvider",
                         frozenset({"serial", "flash", "firmware.image"}),
                         frozenset({"serial"}), simulated=False),
+    "vpico": BenchKind("vpico", "harness.vpico.launch:VPicoProvider",
+                       frozenset({"firmware.image", "firmware.overlay"}), frozenset(),
+                       simulated=False),
     "labgrid": BenchKind("labgrid", "harness.lab:LabgridProvider", frozenset({"place"}),
                          frozenset({"place"}), simulated=False),
 }

@@ -39,6 +39,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if args.firmware:
             cfg = with_firmware(cfg, args.firmware)
         target = cfg.target(args.target) if args.target else cfg.targets[0]
+        if target.kind == "vpico":  # a virtual Pico: rp2040js running an RPI_PICO image
+            from harness.vpico.bench import serve_or_die
+
+            return serve_or_die(target, args.pigpio_port, args.rgpio_port)
         if not BENCH_KINDS[target.kind].simulated:
             return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated bench: "
                         "pick a sim target with --target")

@@ -497,7 +497,7 @@ def _target(L: _Loader, n: _Node, idx: int, defaults: _Node | None) -> TargetCon
             raise L.fail(fm["image"].line, f"{key}.firmware.image",
                          f"{image} does not exist; give the firmware image to flash (.uf2, "
                          ".bin, .dfu) or remove the key")
-        if image is not None and "flash" not in m:
+        if image is not None and "flash" not in m and kind != "vpico":
             raise L.fail(fm["image"].line, f"{key}.firmware.image",
                          "needs flash: {method: ...} to say how to put it on the board")
         kw["firmware"] = FirmwareConfig(exe, ov, image)
@@ -780,7 +780,7 @@ def _check_shared_wires(L: _Loader, tn: _Node, targets: list[TargetConfig]) -> N
     gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}
     for i, t in enumerate(targets):
-        if BENCH_KINDS[t.kind].simulated:
+        if BENCH_KINDS[t.kind].simulated or t.kind == "vpico":  # each has its own Pi
             continue
         node = tn.value[i]
         for role in ("stimulus", "ack", "reset", "stimulus_sense"):
@@ -939,7 +939,8 @@ def with_overlay(cfg: RigConfig, overlay: str | Path) -> RigConfig:
         raise ConfigError(f"--overlay {overlay}: directory does not exist; give the directory "
                           "that holds the replacement modules (e.g. an asyncio/ package)")
     targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, overlay=p))
-               if BENCH_KINDS[t.kind].simulated else t for t in cfg.targets]
+               if BENCH_KINDS[t.kind].simulated or t.kind == "vpico" else t
+               for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)
 
 
@@ -947,15 +948,17 @@ def with_firmware(cfg: RigConfig, executable: str | Path) -> RigConfig:
     """The --firmware option on a simulated bench: every sim target runs this MicroPython
     unix-port executable (the build under test) instead of its configured one."""
     p = Path(executable).expanduser().resolve()
-    sim = any(BENCH_KINDS[t.kind].simulated for t in cfg.targets)
+    uf2 = p.suffix.lower() == ".uf2"  # an RP2 image: for vpico and flashing targets, not sim
+    sim = not uf2 and any(BENCH_KINDS[t.kind].simulated for t in cfg.targets)
     if not p.is_file() or sim and not os.access(p, os.X_OK):
         raise ConfigError(f"--firmware {executable}: not an executable file; give a MicroPython "
                           "unix-port build (e.g. ports/unix/build-standard/micropython)"
                           if sim else f"--firmware {executable}: no such file; give the "
                           "firmware image to flash")
     # a serial target with a flash method flashes it; other serial targets keep their board
-    targets = [dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, executable=p))
+    targets = [t if uf2 and BENCH_KINDS[t.kind].simulated else
+               dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, executable=p))
                if BENCH_KINDS[t.kind].simulated else
                dataclasses.replace(t, firmware=dataclasses.replace(t.firmware, image=p))
-               if t.flash is not None else t for t in cfg.targets]
+               if t.flash is not None or t.kind == "vpico" else t for t in cfg.targets]
     return RigConfig(cfg.path, targets, cfg.compare)

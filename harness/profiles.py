@@ -249,6 +249,10 @@ def effective_target(target_cfg: TargetConfig, profile: Profile) -> TargetConfig
 def skip_reason(target_cfg: TargetConfig, profile: Profile | None, kind: str) -> str | None:
     """Why a set source does not run on this target, or None when it runs."""
     kinds = profile.irq_kinds if profile is not None else target_cfg.irq_kinds
+    if kind == "thread" and target_cfg.kind == "vpico":
+        from harness.vpico import NO_CORE1
+
+        return NO_CORE1
     if kind not in IRQ_SOURCES or kind in kinds:
         return None
     if profile is not None and kind in profile.unsupported:

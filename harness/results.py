@@ -3,6 +3,7 @@ nothing measured is lost when a later test or the bench fails."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -60,9 +61,18 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
+    except OSError as e:  # said of the file the caller asked for, not of the temp file
+        _discard(tmp)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temp file if there is one (on a read-only disk there is none to remove)."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def fallback_path(run_id: str) -> Path:

@@ -32,7 +32,7 @@ DEVICE_SCRIPTS = Path(__file__).resolve().parent.parent / "device_scripts"
 POLL_S = 0.05  # a read of the port returns after this long with what came: reads keep deadlines
 # mpremote's raw-paste and exec code reads as if every read blocked until its bytes came: a
 # header or flow-control credit later than POLL_S (a loaded host) broke a start or an upload
-MPREMOTE_READ_S = 1.0
+MPREMOTE_READ_S = 2.0  # (a raw-paste window grant from an emulated Pico took >1 s)
 RESET_MARKERS = ("MPY: soft reboot", 'Type "help()" for more information.')
 # What a board (or the virtual board's bridge) prints when it crashes, before it reboots: the
 # line is quoted in the verdict, the signal or fault named first.
@@ -168,6 +168,11 @@ class Target:
         """Send the device scripts whose hash differs from the board's copy; return their names."""
         files = files or sorted(DEVICE_SCRIPTS.glob("*.py"))
         sent = []
+        self._upload(files, sent)
+        log.info("uploaded to %s: %s", self.port, ", ".join(sent) or "nothing changed")
+        return sent
+
+    def _upload(self, files: list[Path], sent: list[str]) -> None:
         for f in files:
             data = f.read_bytes()
             try:
@@ -182,8 +187,6 @@ class Target:
                 except (OSError, TransportError, serial.SerialException) as e:
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
                 sent.append(f.name)
-        log.info("uploaded to %s: %s", self.port, ", ".join(sent) or "nothing changed")
-        return sent
 
     def start(self, code: str) -> None:
         """Start code without waiting for it to finish (scenarios talk back over the log)."""
@@ -335,3 +338,8 @@ class Target:
             self.transport.close()
         except OSError:
             pass
+        finally:  # mpremote skips this when clearing RTS fails (EIO on a vanished port):
+            # a handle left open keeps the device's name busy, so a board that comes back
+            # after a reset would get another name
+            with contextlib.suppress(OSError, serial.SerialException):
+                self.serial.close()

@@ -703,12 +703,12 @@ TEN_S = {"device_timeout_s: 10": "device_timeout_s: 10"}  # the board answers af
 @case
 def vm_stopped_8s_in_stress(tmp: Path) -> tuple[Outcome, Expect]:
     """The board stalls 8 s mid-stress but answers in the end: its wakes 8 s late are lost
-    wake-ups (wake_timeout_ms 200), never a pass."""
+    wake-ups (beyond wake_timeout_ms), never a pass."""
     bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
     bench.on_start = when_marked(mark, _stop_vm_for(8, bench))
     return run_faulted(tmp, bench, "test_stress and hard"), \
         Expect("fail", 1, r"^stress \[hard\] on sim: lost wake-up: \d+ pulse\(s\) woke the "
-               r"waiter later than wake_timeout_ms \(200 ms\); worst pulse \d+, woken \d{4} ms")
+               r"waiter later than wake_timeout_ms \(\d+ ms\); worst pulse \d+, woken \d{4} ms")
 
 
 @case
@@ -718,7 +718,9 @@ def vm_stopped_8s_in_wake(tmp: Path) -> tuple[Outcome, Expect]:
     bench, mark = sim_bench(tmp, "marks_wait", marker=True, **TEN_S)
     bench.on_start = when_marked(mark, _stop_vm_for(8, bench))
     return run_faulted(tmp, bench, "test_wake and hard"), \
-        Expect("fail", 1, r"^wake \[hard\] on sim: (lost wake-up|IRQ count)(.|\n)*the scenario "
+        Expect("fail", 1, r"^wake \[hard\] on sim: (lost wake-up|IRQ count|\d+ of \d+ pulses "
+               r"reached the IRQ handler only after the scenario had ended \(the board fell "
+               r"behind\))(.|\n)*the scenario "
                r"stopped after \d+ of its 20 pulses: 5 pulse\(s\) in a row got no wake")
 
 
@@ -753,7 +755,7 @@ def _absurd_setting(name: str, old: str, new: str, message: str) -> Case:
 
 
 for _name, _old, _new, _message in (
-    ("wake_timeout_sub_microsecond", "wake_timeout_ms: 200 ", "wake_timeout_ms: 0.000001 ",
+    ("wake_timeout_sub_microsecond", "wake_timeout_ms: 500", "wake_timeout_ms: 0.000001",
      r"^tsfrig: rig\.yaml:\d+: targets\[0\]\.budgets\.wake_timeout_ms: expected a number "
      r"from 1 to 60000 ms, got 1e-06$"),
     ("irq_latency_1e12", "irq_latency_us: 0 ", "irq_latency_us: 1000000000000 ",

@@ -1,0 +1,66 @@
+"""The provider the pytest plugin starts a vpico bench with: `tsfrig sim --target NAME` (which
+runs harness.vpico.bench.serve for a vpico target) as a child process that dies with us,
+reached like a real bench through the lines it prints (harness/sim/launch.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.benches import BenchAddress
+from harness.children import die_with_parent, stop_child
+from harness.config import RigConfig, TargetConfig
+from harness.sim.launch import read_announcement
+from harness.vpico.board import BOOT_TIMEOUT_S
+
+
+class VPicoProvider:
+    """One virtual Pico with its simulated Pi, in a child process."""
+
+    def __init__(self, target: TargetConfig, rig: RigConfig) -> None:
+        self.target, self.rig = target, rig
+        self.proc: subprocess.Popen | None = None
+        self.image_sha256: str | None = None
+        self.image: Path | None = None
+
+    def start(self) -> BenchAddress:
+        from harness.flash import sha256
+        from harness.vpico.bench import image_for
+
+        image = image_for(self.target)
+        cmd = [sys.executable, "-m", "harness.cli", "sim", "--config", str(self.rig.path),
+               "--target", self.target.name, "--firmware", str(image)]
+        if self.target.firmware.overlay:
+            cmd += ["--overlay", str(self.target.firmware.overlay)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=die_with_parent)
+        try:
+            address = read_announcement(self.proc, BOOT_TIMEOUT_S + 10,
+                                        self.target.gpio_backend)
+        except BaseException:  # also Ctrl-C while it starts: never leave the bench behind
+            self.stop()
+            raise
+        self.image_sha256 = sha256(image)
+        self.image = image
+        return address
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        stop_child(proc)
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+
+    def identity(self) -> dict:
+        from harness.sim.firmware import build_hash
+
+        ov = self.target.firmware.overlay
+        image = self.image
+        return {"executable": None, "overlay": str(ov) if ov else None,
+                "build_hash": build_hash(image, ov) if image else None,  # image + overlay
+                "irq_wake_model": "wfe (rp2 port, emulated by rp2040js)",
+                "image": str(image) if image else None,
+                "image_sha256": self.image_sha256}
