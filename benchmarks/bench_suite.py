@@ -27,7 +27,8 @@ from harness.gpio import connect_gpio
 from harness.gpio.ticks import TICK_MASK, tick_diff
 from harness.sim.bench import SimBench
 from harness.suite.analysis import Observation, timeline
-from harness.suite.scenarios import SUITE, BenchHandle, run_isolated
+from harness.suite.catalogue import SUITE
+from harness.suite.scenarios import BenchHandle, run_isolated
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTED_US = 1000

@@ -87,11 +87,12 @@ class SimProvider:
                 f.close()
 
     def identity(self) -> dict:
-        from harness.sim.firmware import build_hash, find_executable
+        from harness.sim.firmware import build_hash, find_executable, overlay_hash
 
         exe = find_executable(self.target.firmware.executable)
         ov = self.target.firmware.overlay
         return {"executable": str(exe), "overlay": str(ov) if ov else None,
+                "overlay_hash": overlay_hash(ov) if ov else None,
                 "build_hash": build_hash(exe, ov), "irq_wake_model": self.target.irq_wake}
 
 

@@ -65,10 +65,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"--report-dir={run_dir}",
         f"--junitxml={run_dir / 'junit.xml'}",
         "-p", "no:cacheprovider",
-        # installed, the plugin's distribution holds harness/ too, imported before pytest
-        # starts: its asserts are not the suite's, so not being rewritten costs nothing
-        "-W", "ignore::pytest.PytestAssertRewriteWarning",
-        "-q",
+        # the console is tsfrig's: a line per test and the verdict (fixtures/plugin.py); no
+        # dots, no [100%], no failure sections (the report and trace.log have them)
+        "-qq", "--tb=no", "-rN", "-o", "console_output_style=classic", "--tsfrig-console",
     ]
     if args.target:
         pytest_args.append(f"--target={args.target}")
@@ -136,6 +135,8 @@ def _finish_run_dir(run_dir: Path, code: int) -> int:
                 print(f"tsfrig: interrupted by {late} while the run's files were written, "
                       f"and {run_dir.name} could not be marked so ({e})", file=sys.stderr)
         print(f"report: {run_dir / 'index.html'}")
+        if code != 0 and (run_dir / "trace.log").exists():
+            print(f"trace:  {run_dir / 'trace.log'}")
     interrupts.block()
     return code if code in (0, 1, 2, 130, 143) else 2
 
@@ -166,6 +167,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+
     p = _Parser(prog="tsfrig", description=__doc__)
     p.add_argument("--version", action="version", version=f"tsfrig {harness.__version__}")
     sub = p.add_subparsers(dest="command", required=True)

@@ -4,11 +4,12 @@ is its own spec's (harness/config/registry.py), read here through a Section."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
 from harness.board.ports import EMULATED, PROFILES
-from harness.board.sources import IRQ_SOURCES
+from harness.board.sources import IRQ_SOURCES, LOOP_SOURCES
 from harness.config.registry import FLASH, GPIO, KIND, POWER, names, spec, specs
 from harness.config.schema import (
     Budgets,
@@ -23,6 +24,7 @@ from harness.config.schema import (
 )
 from harness.config.specs import Section
 from harness.config.yaml_lines import Loader, Node, show
+from harness.suite.catalogue import SUITE
 from harness.suite.stats import QUANTILE_NAMES
 
 ENUMS = {
@@ -132,6 +134,10 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
                                                          "'test_name[kind]': reason")
         kw["known_issues"] = {
             k: L.string(v, f"{key}.known_issues.{k}") for k, v in km.value.items()}
+        for k, v in km.value.items():
+            wrong = _unknown_test(k)
+            if wrong:
+                raise L.fail(v.line, f"{key}.known_issues", wrong)
     for k in ("irq_wake", "second_waiter"):
         if k in m:
             kw[k] = L.enum(m[k], f"{key}.{k}", ENUMS[k])
@@ -351,6 +357,24 @@ def _gpio(L: Loader, m: dict[str, Node], key: str) -> GpioConfig:
     if "port" in am:
         address["port"] = L.integer(am["port"], f"{key}.{where}.port", 1, 65535)
     return GpioConfig(backend, **address, options=got)
+
+
+def _unknown_test(key: str) -> str:
+    """Why a known_issues key names no test of the suite ("" if it names one): a key that
+    matches nothing would silently mark nothing."""
+    m = re.fullmatch(r"(\w+)\[(\w+)\]", str(key))
+    if not m:
+        return f"{key!r} is not 'test_name[kind]' (e.g. 'test_wake[hard]')"
+    name, kind = m.groups()
+    if name not in SUITE:
+        near = difflib.get_close_matches(name, SUITE, n=1)
+        return (f"{key!r} names no test of the suite"
+                + (f" (did you mean {near[0]}?)" if near else f"; tests: {', '.join(SUITE)}"))
+    kinds = LOOP_SOURCES if name == "test_set_from_loop_and_schedule" else \
+        ("hard", "soft") if name == "test_second_waiter_behaviour" else IRQ_SOURCES
+    if kind not in kinds:
+        return f"{key!r}: {name} runs with {', '.join(kinds)}, not {kind!r}"
+    return ""
 
 
 def _line_of(node: Node, *keys: str) -> int:

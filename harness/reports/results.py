@@ -43,7 +43,8 @@ def name_by_build(run_dir: Path) -> Path:
     doc = json.loads(path.read_text())
     if not doc["targets"]:
         return run_dir
-    release, _, commit = firmware_label(doc["targets"][0]["firmware"]).partition(" (")
+    release, _, commit = firmware_label(doc["targets"][0]["firmware"], overlay=False) \
+        .partition(" (")
     build = re.sub(r"[^A-Za-z0-9.]+", "-", release if release.startswith("v")
                    else f"{release}-{commit.rstrip(')')}").strip("-")
     date, clock, token = run_dir.name.split("-")[:3]
@@ -227,7 +228,8 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
         "build_id": f"{board.get('machine', '')} {board.get('build', '')}".strip(),
         "asyncio": board.get("asyncio", ""),
         **{k: extra[k] for k in ("executable", "overlay", "build_hash")},
-        **{k: extra[k] for k in ("image", "image_sha256") if extra.get(k)},  # flashed
+        **{k: extra[k] for k in ("image", "image_sha256", "overlay_hash")
+           if extra.get(k)},  # flashed; a sim's overlay
     }
     return {
         "name": target.name, "kind": target.kind,
@@ -240,10 +242,21 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
     }
 
 
-def firmware_label(fw: dict) -> str:
+def firmware_label(fw: dict, overlay: bool = True) -> str:
     """A build as a person names it: `v1.27.0 (a1b2c3d4e)` from the board's version string
     (its release and the git hash in it), else the commit the string names, else the build's
-    content hash."""
+    content hash; a build run with an overlay adds it by name and content hash
+    (`+ overlay slow_wake (3f9a0c2b1e4d)`): the same base with another overlay is another
+    build."""
+    base = _base_label(fw)
+    if overlay and fw.get("overlay"):
+        name = Path(fw["overlay"]).name
+        digest = fw.get("overlay_hash") or "hash not recorded"
+        return f"{base} + overlay {name} ({digest})"
+    return base
+
+
+def _base_label(fw: dict) -> str:
     m = re.search(r"MicroPython (\S+) on", fw.get("version") or "")
     token = m.group(1) if m else ""
     release, commit = (re.split(r"[.-]g(?=[0-9a-f]{7,40}$)", token) + [""])[:2]

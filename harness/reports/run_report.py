@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections import defaultdict
 from html import escape
 from pathlib import Path
@@ -28,6 +29,7 @@ font-size:13px;text-align:left;vertical-align:top} th{background:#f3f3f3}
 .skipped,.xfailed{background:#888} td.outcome{color:#fff;font-weight:bold}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px;max-height:400px}
 .charts{display:flex;flex-wrap:wrap;gap:12px} td.num{text-align:right;font-family:monospace}
+td pre{white-space:pre-wrap;margin:0} td.counts{white-space:nowrap}
 """
 
 
@@ -96,7 +98,7 @@ def _identity(doc: dict) -> str:
     host = doc["rig"]["host"]
     for t in doc["targets"]:
         fw, pg = t["firmware"], t.get("gpio") or {"backend": "pigpio", **t.get("pigpio", {})}
-        daemon = f"v{pg.get('pigpio_version', '?')} on hw rev {pg.get('hw_revision', '?')}" \
+        daemon = f"v{pg.get('pigpio_version', '?')} on hw revision {_hex(pg.get('hw_revision'))}" \
             if pg["backend"] == "pigpio" else \
             f"lg {pg.get('lg_version', '?')} on {pg.get('sbc_name', '?')}"
         items = [("target", f"{t['name']} ({t['kind']})"),
@@ -111,7 +113,7 @@ def _identity(doc: dict) -> str:
                  ("board profile", _profile_line(t.get("profile"))),
                  ("probe", _probe_line(t.get("probe"))),
                  ("second waiter expected", t.get("second_waiter_expected")),
-                 ("wiring", json.dumps(t.get("wiring"))),
+                 ("wiring", _wiring_line(t.get("wiring"))),
                  ("wiring self-test", ", ".join(f"{k} {v}" for k, v in
                                                 t.get("wiring_check", {}).items()) or None)]
         rows.append("".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
@@ -119,6 +121,46 @@ def _identity(doc: dict) -> str:
     hostline = (f"host {host['hostname']}, Python {host['python']}, tsfrig {host['tsfrig']}, "
                 f"pigpio client {host.get('pigpio_client')}, mpremote {host.get('mpremote')}")
     return "<table>" + "".join(rows) + f"</table><p>{escape(hostline)}</p>"
+
+
+def _hex(rev: object) -> str:
+    """pigpio's hardware revision as the Pi's docs and `tsfrig doctor` write it (0xc03111)."""
+    return f"0x{rev:x}" if isinstance(rev, int) else str(rev if rev is not None else "?")
+
+
+def _wiring_line(w: dict | None) -> str | None:
+    """`stimulus: Pi GPIO 17 → board pin 2; ack: board pin 3 → Pi GPIO 27; ...`."""
+    if not w:
+        return None
+    def pin(p: object) -> str:
+        return f"pin {p}" if isinstance(p, int) else str(p)
+    out = []
+    for name, wire in w.items():
+        if isinstance(wire, dict) and name == "ack":
+            out.append(f"ack: board {pin(wire.get('board_pin'))} → Pi GPIO {wire.get('pi_gpio')}")
+        elif isinstance(wire, dict):
+            out.append(f"{name}: Pi GPIO {wire.get('pi_gpio')} → board "
+                       f"{pin(wire.get('board_pin'))}")
+        elif wire is not None:
+            out.append(f"{name.replace('_', ' ')}: Pi GPIO {wire}")
+    return "; ".join(out)
+
+
+def ticks_text(period: object) -> str:
+    """ticks_us's period in a person's terms: a power of two as 2^n, and what it means for
+    wrap-around (ticks_diff is right for intervals under half the period)."""
+    if not isinstance(period, int) or period <= 0:
+        return str(period)
+    n = period.bit_length() - 1
+    name = f"2^{n}" if period == 1 << n else f"{period}"
+    half_s = period / 2 / 1e6
+    span = (f"{half_s / 3.156e7:,.0f} years" if half_s > 3.156e7 * 2 else
+            f"{half_s / 86400:,.1f} days" if half_s > 86400 * 2 else
+            f"{half_s / 60:,.1f} min" if half_s > 120 else f"{half_s:.1f} s")
+    return (f"{name} µs (ticks_us wraps every {name} µs; a difference is right up to "
+            f"{span}, far longer than any scenario)" if half_s > 3600 else
+            f"{name} µs (ticks_us wraps every {name} µs; a difference is right only up to "
+            f"{span}: a longer wait would be misread)")
 
 
 def _profile_line(p: dict | None) -> str | None:
@@ -141,16 +183,77 @@ def _probe_line(pr: dict | None) -> str | None:
     hard = {True: "yes", False: f"no ({pr.get('hard_irq_error')})", None: "not probed"}
     return (f"platform {pr['platform']}, port {pr['sysname']}, {pr['machine']}; hard IRQ "
             f"{hard[pr['hard_irq']]}; _thread {'yes' if pr['thread'] else 'no'}; schedule "
-            f"queue {pr['sched_depth']}; ticks period {pr['ticks_period']}; {pr['asyncio']}")
+            f"queue {pr['sched_depth']}; ticks period {ticks_text(pr['ticks_period'])}; "
+            f"{pr['asyncio']}")
 
 
 def _warnings(doc: dict) -> str:
-    """Where a board's probe contradicts its config or profile: said before the results."""
+    """Where a board's probe contradicts its config or profile, and what a port did that is
+    not the flag's fault (the soft IRQs a full schedule queue dropped): said before the
+    results, as the console said them."""
+    out = ""
     lines = [f"{t['name']}: {w}" for t in doc["targets"] for w in t.get("profile_warnings", [])]
-    if not lines:
-        return ""
-    items = "".join(f"<li>{escape(x)}</li>" for x in lines)
-    return f'<h2>Profile warnings</h2><ul id="profile-warnings">{items}</ul>'
+    if lines:
+        items = "".join(f"<li>{escape(x)}</li>" for x in lines)
+        out += f'<h2>Profile warnings</h2><ul id="profile-warnings">{items}</ul>'
+    tests = [(t, w) for t in doc["tests"] for w in test_warnings(t)]
+    if tests:
+        items = "".join(f'<li data-nodeid="{escape(t["nodeid"])}">{escape(t["scenario"])} '
+                        f'[{escape(t["irq_kind"])}] on {escape(t["target"])}: {escape(w)}</li>'
+                        for t, w in tests)
+        out += f'<h2>Warnings</h2><ul id="warnings">{items}</ul>'
+    return out
+
+
+def test_warnings(t: dict) -> list[str]:
+    """A test's warnings; a run from before they were recorded has the overflow count."""
+    if "warnings" in t:
+        return list(t["warnings"])
+    dropped = (t.get("details") or {}).get("scheduler_overflow")
+    return [f"scheduler queue overflow dropped {dropped} soft IRQs (micropython.schedule queue "
+            "full: port behaviour, reported apart from the flag)"] if dropped else []
+
+
+def in_flag_terms(t: dict) -> str:
+    """What a passing test showed, in the flag's terms, from its counts, details and
+    timeline (a failing one's message says what broke)."""
+    c, d = t.get("counts") or {}, t.get("details") or {}
+    pulses, irqs, wakes = c.get("pulses", 0), c.get("irqs", 0), c.get("wakes", 0)
+    sc = t["scenario"]
+    if sc == "second_waiter" and d.get("second_waiter_observed"):
+        said = f"a second concurrent wait(): {d['second_waiter_observed']}, as expected"
+        if d.get("stranded"):
+            said += f" (the {', '.join(d['stranded'])} waiter stayed blocked)"
+        return said
+    if sc == "cancellation":
+        said = "a cancelled wait() raised CancelledError, wait_for() timed out with no " \
+               f"pulse, then the next waiter woke on {wakes} of {pulses} pulses"
+    elif sc in ("pending_set", "clear") and "pre_seen" in d:
+        said = (f"clear() discarded {d['pre_seen']} earlier sets: wait() blocked until the "
+                "next real pulse" if d.get("cleared") else
+                f"{d['pre_seen']} sets before the waiter waited: its first wait() returned "
+                "at once, the flag then reset")
+    elif sc == "fanout" and d.get("subscriber_wakes"):
+        subs = d["subscriber_wakes"]
+        said = f"one owner task woke {len(subs)} subscribers on each of {pulses} pulses"
+    elif sc == "coalesce":
+        said = (f"a burst of {pulses - 1} sets while the waiter was busy woke it "
+                f"{max(wakes - 1, 0)} time(s), after the last set: coalesced, nothing lost")
+    elif sc == "stress":
+        steps = d.get("steps") or []
+        rates = f" at {steps[0][0]} Hz → {steps[-1][0]} Hz" if steps else ""
+        said = f"{pulses} pulses{rates} under a busy task: {irqs} IRQs, {wakes} wakes " \
+            "(sets coalesced), " + (
+                f"the last set woke the waiter; the port dropped {d['scheduler_overflow']} "
+                "soft IRQs (see Warnings)" if d.get("scheduler_overflow") else
+                "every step's last set woke the waiter")
+    else:
+        said = f"{pulses} pulses → {irqs} IRQs → {wakes} wakes, one per pulse"
+    lat = sorted(r["wake_us"] - r["irq_us"] for r in t.get("timeline") or []
+                 if r.get("wake_us") is not None and r.get("irq_us") is not None)
+    if lat and pulses == irqs == wakes:  # one wake per pulse: each IRQ's own wake
+        said += f"; IRQ → wake median {lat[len(lat) // 2]:.0f} µs, max {lat[-1]:.0f} µs"
+    return said
 
 
 def _scenarios(doc: dict) -> str:
@@ -159,11 +262,13 @@ def _scenarios(doc: dict) -> str:
         c = t.get("counts", {})
         counts = ", ".join(f"{k} {c[k]}" for k in ("pulses", "irqs", "wakes", "acks") if k in c)
         msg = (f'<pre style="max-height:120px">{escape(t["message"])}</pre>'
-               if t["message"] else "—")
+               if t["message"] else escape(in_flag_terms(t)) if t["outcome"] == "passed"
+               else "—")
         rows.append(f'<tr data-nodeid="{escape(t["nodeid"])}"><td>{escape(t["scenario"])}</td>'
                     f'<td>{escape(t["target"])}</td><td>{escape(t["irq_kind"])}</td>'
                     f'<td class="outcome {t["outcome"]}">{t["outcome"]}</td>'
-                    f'<td>{escape(counts)}</td><td>{msg}</td></tr>')
+                    f'<td class="counts">{escape(counts)}</td>'
+                    f'<td class="terms">{msg}</td></tr>')
     return _table(["scenario", "target", "set source", "verdict", "counts", "in the flag's terms"],
                   rows)
 
@@ -190,16 +295,59 @@ def _latency(doc: dict) -> str:
 
 
 def _timelines(doc: dict) -> str:
-    picked = [t for t in doc["tests"] if t["outcome"] == "failed" and t.get("timeline")]
-    passing = [t for t in doc["tests"] if t["outcome"] == "passed" and t.get("latency")
-               and t.get("timeline")]
-    picked += passing[:1]
+    """Every scenario as a logic analyser shows it, failures first; a failure also zoomed
+    in on the moment its contract broke."""
+    picked = sorted((t for t in doc["tests"] if t.get("timeline")),
+                    key=lambda t: t["outcome"] not in ("failed", "error"))
     out = []
     for t in picked:
-        out.append(f"<h3>{escape(t['scenario'])} [{escape(t['irq_kind'])}] on "
+        rows = t["timeline"]
+        broke = broke_at(t)
+        out.append(f'<div class="timeline" data-nodeid="{escape(t["nodeid"])}">'
+                   f"<h3>{escape(t['scenario'])} [{escape(t['irq_kind'])}] on "
                    f"{escape(t['target'])} — {t['outcome']}</h3>")
-        out.append(timeline_svg(t["timeline"], f"timeline of {t['nodeid']}"))
+        out.append(timeline_svg(rows, f"timeline of {t['nodeid']}", broke=broke))
+        if broke is not None:
+            out.append(timeline_svg(rows, f"timeline of {t['nodeid']}, around the moment the "
+                                    "contract broke", broke=broke,
+                                    window=_around(rows, broke[0])))
+        out.append("</div>")
     return "".join(out) or "<p>No timelines recorded.</p>"
+
+
+def broke_at(t: dict) -> tuple[float, str] | None:
+    """When a failed test's contract broke, on its timeline's clock, and the cause: the
+    pulse its message names, else the first IRQ no wake followed, else the first edge no
+    IRQ followed, else the slowest pulse (a latency budget)."""
+    rows = t.get("timeline") or []
+    if t["outcome"] != "failed" or not rows:
+        return None
+    cause = re.sub(r"^\S+ \[\w+\] on \S+: ", "", t.get("message", "")).splitlines()[0] \
+        if t.get("message") else "failed"
+    m = re.search(r"\bpulse (\d+)\b", cause)
+    by_seq = {r["seq"]: r for r in rows}
+    row = by_seq.get(int(m.group(1))) if m else None
+    row = row or next((r for r in rows if r.get("irq_us") is not None
+                       and r.get("wake_us") is None), None)
+    row = row or next((r for r in rows if r.get("stimulus_us") is not None
+                       and r.get("irq_us") is None), None)
+    if row is None:
+        timed = [r for r in rows if r.get("ack_us") is not None
+                 and r.get("stimulus_us") is not None]
+        row = max(timed, key=lambda r: r["ack_us"] - r["stimulus_us"]) if timed else rows[-1]
+    when = next((row[k] for k in ("irq_us", "stimulus_us", "wake_us", "ack_us")
+                 if row.get(k) is not None), None)
+    return None if when is None else (when, cause)
+
+
+def _around(rows: list[dict], when: float, pulses: int = 3) -> tuple[float, float]:
+    """A window holding `pulses` pulses either side of a moment (and that moment)."""
+    starts = sorted(r["stimulus_us"] for r in rows if r.get("stimulus_us") is not None)
+    before = [s for s in starts if s <= when][-pulses - 1:] or [when]
+    after = [s for s in starts if s > when][:pulses] or [when]
+    ends = [r[k] for r in rows for k in ("irq_us", "wake_us", "ack_us")
+            if r.get(k) is not None and before[0] <= r[k] <= after[-1] + 1]
+    return before[0], max([after[-1], when, *ends])
 
 
 def _logs(doc: dict) -> str:

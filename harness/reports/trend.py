@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.config import CompareConfig
 from harness.reports.charts import trend_svg
 from harness.reports.compare import CompareError, compare_runs, not_selected
+from harness.reports.results import firmware_label
 from harness.reports.run_report import CSS, METRICS, ReportError, latency_groups, load_results
 from harness.suite.stats import summary
 
@@ -86,7 +87,8 @@ def _build(doc: dict, run_dir: Path) -> dict:
     targets = [{"name": t["name"],
                 "version": t["firmware"].get("version") or "unknown version",
                 "build_hash": t["firmware"].get("build_hash"),
-                "build_id": t["firmware"].get("build_id")} for t in doc["targets"]]
+                "build_id": t["firmware"].get("build_id"),
+                "label": firmware_label(t["firmware"])} for t in doc["targets"]]
     return {"run_id": doc["run_id"], "started": doc["started"], "verdict": doc["verdict"],
             "dir": str(run_dir), "targets": targets}
 
@@ -152,7 +154,8 @@ def _build_label(b: dict) -> str:
 def _head(trend: dict) -> str:
     cells = []
     for i, b in enumerate(trend["builds"]):
-        fw = "<br>".join(f"{escape(t['name'])}: {escape(t['version'])}" for t in b["targets"])
+        fw = "<br>".join(f"{escape(t['name'])}: {escape(t.get('label') or t['version'])}"
+                         for t in b["targets"])
         cells.append(f'<th class="build" data-build="{i + 1}"><b>#{i + 1} '
                      f'{escape(b["run_id"])}</b><br>{escape(b["started"])}<br>'
                      f'build {escape(_build_label(b))}<br>{fw}</th>')
@@ -285,8 +288,11 @@ def cmd_trend(args: argparse.Namespace) -> int:
         return _fail(str(e))
     if args.out:
         out = Path(args.out)
-    else:  # the reports directory given, else here
-        out = next((p for p in paths if not (p / "results.json").exists()), Path("."))
+    else:  # the reports directory given, else the one holding the runs: next to them
+        import os
+
+        out = next((p for p in paths if not (p / "results.json").exists()),
+                   Path(os.path.commonpath([p.absolute().parent for p in paths])))
     trend = build_trend(runs, cfg)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -304,7 +310,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="run directories (reports/<run-id>) or reports directories")
     p.add_argument("--out", metavar="DIR",
                    help="where trend.html and trend.json go (default: the reports directory "
-                        "given, or the current directory)")
+                        "given, or the directory holding the run directories given)")
     p.add_argument("--config", default="rig_config.yaml",
                    help="rig config whose compare: section sets the thresholds")
     p.set_defaults(func=cmd_trend)

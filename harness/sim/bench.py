@@ -164,8 +164,14 @@ def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = N
           rgpio_port: int = 0) -> int:
     """Run one bench until Ctrl-C or SIGTERM; print the addresses a person connects to."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    why: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        why.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     with SimBench(target, flash_dir=flash_dir, pigpio_port=pigpio_port,
                   rgpio_port=rgpio_port) as bench:
         fw = bench.firmware
@@ -174,5 +180,7 @@ def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = N
                  sys.stdout, power=bench.power.path if bench.power else "")
         while not stop.wait(0.5):
             pass
-    print("stopped", file=sys.stderr, flush=True)
+    # on stdout with the addresses, whichever signal it was: whoever reads them learns it went
+    print(f"stopped ({why[0] if why else 'stop'}): every process of the bench ended",
+          file=sys.stdout, flush=True)
     return 0

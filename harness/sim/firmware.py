@@ -48,6 +48,18 @@ class Firmware:
         return os.pathsep.join(parts)
 
 
+def overlay_hash(overlay: Path) -> str:
+    """A short content hash of an overlay alone: with its name, the part of a build's
+    identity the overlay adds (the board's version string can't tell two overlays apart)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(overlay).rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(overlay)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def build_hash(executable: Path, overlay: Path | None = None) -> str:
     """A short content hash naming this build (executable bytes plus every overlay file),
     so two runs say whether they ran the same firmware even when paths differ."""

@@ -21,33 +21,10 @@ from harness.config import Wiring
 from harness.gpio import GpioRig
 from harness.power import PowerSwitch
 from harness.suite.analysis import Observation, logged_exception
+from harness.suite.catalogue import Scenario
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Scenario:
-    """One clause of the contract as the suite runs it: the name results.json and compare
-    use, and the device-side scenario (tsf_watcher.SCENARIOS) that runs it."""
-
-    name: str
-    device: str
-
-
-# test function -> its scenario: the one place a test is tied to what it runs and reports
-SUITE: dict[str, Scenario] = {
-    "test_wake": Scenario("wake", "watch"),
-    "test_auto_reset": Scenario("auto_reset", "watch"),
-    "test_coalesce_no_lost_wakeup": Scenario("coalesce", "watch"),
-    "test_pending_set_is_remembered": Scenario("pending_set", "early_sets"),
-    "test_clear_discards_pending_set": Scenario("clear", "early_sets"),
-    "test_one_waiter_fanout": Scenario("fanout", "fanout"),
-    "test_second_waiter_behaviour": Scenario("second_waiter", "second_waiter"),
-    "test_set_from_loop_and_schedule": Scenario("set_source", "watch"),
-    "test_cancellation": Scenario("cancellation", "cancel"),
-    "test_stress": Scenario("stress", "watch"),
-    "test_latency": Scenario("latency", "watch"),
-}
 
 # Stress steps: (pulse rate Hz, pulses). Rates step up to 5 kHz.
 STRESS_STEPS = [(100, 50), (500, 100), (1000, 100), (2000, 100), (5000, 100)]

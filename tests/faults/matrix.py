@@ -200,7 +200,7 @@ def run_faulted(tmp: Path, bench: Bench, k: str, timeout_s: float = 240,
 def finished_tests(stderr: str) -> set[str]:
     """The tests the run's progress lines reported finished (`... passed` and the like)."""
     return {name for name, _ in re.findall(
-        r"^tsfrig: (?:\[\S+\] )?(\S+): .*\s(passed|failed|error|xfailed)$", stderr, re.M)}
+        r"^tsfrig: (?:\[\S+\] )?(\S+): .*?\s(passed|failed|error|xfailed)(?:: .*)?$", stderr, re.M)}
 
 
 def junit_outcomes(path: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ and both pages rendered in headless Chromium."""
 
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -173,3 +174,64 @@ def test_a_build_is_named_as_a_person_names_it(version, build_hash, label):
     from harness.reports.results import firmware_label
 
     assert firmware_label({"version": version, "build_hash": build_hash}) == label
+
+
+CLIP_CHECK = """<script>
+(function () {  // every SVG text's box against its picture's, as laid out
+  const out = []; let n = 0;
+  for (const svg of document.querySelectorAll("svg")) {
+    const s = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll("text")) {
+      const b = t.getBoundingClientRect();
+      if (!b.width) continue;
+      n++;
+      if (b.left < s.left - 0.5 || b.right > s.right + 0.5 || b.top < s.top - 0.5
+          || b.bottom > s.bottom + 0.5)
+        out.push(svg.getAttribute("aria-label") + ": " + t.textContent);
+    }
+  }
+  document.body.setAttribute("data-texts", String(n));
+  document.body.setAttribute("data-clipped", JSON.stringify(out));
+})();
+</script></body>"""
+
+
+def laid_out(browser, tmp_path: Path, page: Path) -> tuple[str, int, list[str]]:
+    """The page's DOM after Chromium laid it out, how many SVG texts it drew, and those
+    whose box leaves their picture."""
+    import html
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", CLIP_CHECK))
+    dom, _ = browser(probe)
+    texts = int(re.search(r'data-texts="(\d+)"', dom).group(1))
+    clipped = json.loads(html.unescape(re.search(r'data-clipped="([^"]*)"', dom).group(1)))
+    return dom, texts, clipped
+
+
+def test_index_html_nothing_clipped_a_timeline_per_scenario_and_the_warnings(runs, tmp_path,
+                                                                            browser):
+    """In Chromium: every text of every chart inside its picture (the CDF legend was cut
+    to "stimulus edge -> ack edge (Pi c"), a logic-analyser timeline for every scenario with
+    the moment a failure broke marked, and the run's warnings shown."""
+    run = tmp_path / "late"
+    shutil.copytree(runs["late"], run)
+    doc = json.loads((run / "results.json").read_text())
+    said = "scheduler queue overflow dropped 7 of 450 soft IRQs (port behaviour)"
+    doc["tests"][0]["warnings"] = [said]  # as stress [soft] records one
+    (run / "results.json").write_text(json.dumps(doc))
+    assert tsfrig("report", str(run)).returncode == 0
+    dom, texts, clipped = laid_out(browser, tmp_path, run / "index.html")
+    assert texts > 100 and clipped == [], clipped
+    timed = [t for t in doc["tests"] if t.get("timeline")]
+    assert len(timed) == len(doc["tests"])
+    for t in timed:
+        one = dom.split(f'<div class="timeline" data-nodeid="{t["nodeid"]}">')[1] \
+            .split('<div class="timeline"')[0]
+        assert 'data-chart="timeline"' in one and 'data-signal="ack"' in one, t["nodeid"]
+        assert ('class="broke"' in one) == (t["outcome"] == "failed"), t["nodeid"]
+    assert any(t["outcome"] == "failed" for t in timed)
+    warnings = dom.split('<ul id="warnings">')[1].split("</ul>")[0]
+    assert said in warnings
+    assert "0x" in dom.split("hw revision ")[1][:12]
+    assert "ticks period 2^62 µs" in dom and "stimulus: Pi GPIO 17 → board pin 2" in dom

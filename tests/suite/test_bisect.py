@@ -163,6 +163,7 @@ def test_firmware_built_by_the_step_is_the_one_run(tmp_path):
         cwd=tmp_path, env=GIT_ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "tsfrig bisect-step: good (exit 0: passed)"
+    assert "Warning" not in proc.stderr, proc.stderr  # (pytest's PytestAssertRewriteWarning)
     results = (tmp_path / "r" / "latest" / "results.json").read_text()
     assert str(tmp_path / "build" / "micropython") in results
 

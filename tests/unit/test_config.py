@@ -440,3 +440,45 @@ def test_rgpio_backend_defaults_to_port_8889_and_takes_a_sense_line(tmp_path):
 def test_gpio_address_and_sense_line_errors(tmp_path, extra, wiring, expected):
     msg = error_of(tmp_path, SIM.replace("    kind: sim\n", "    kind: sim\n" + extra) + wiring)
     assert msg.startswith(expected), msg
+
+
+def test_known_issue_naming_no_test_is_one_line_error(tmp_path):
+    msg = error_of(tmp_path, SIM + '    known_issues: {"test_wakes[hard]": flaky}\n')
+    assert msg == ("rig.yaml:8: targets[0].known_issues: 'test_wakes[hard]' names no test of "
+                   "the suite (did you mean test_wake?)")
+    msg = error_of(tmp_path, SIM + '    known_issues: {"test_wake[loop]": flaky}\n')
+    assert "test_wake runs with hard, soft, thread, not 'loop'" in msg
+    msg = error_of(tmp_path, SIM + '    known_issues: {"test_wake": flaky}\n')
+    assert "is not 'test_name[kind]'" in msg
+
+
+def test_known_issue_keys_are_exactly_the_suites_tests(tmp_path):
+    """The config's check and the suite agree: every collected test is a valid key, and a
+    key the check accepts is a collected test."""
+    from harness.board.sources import IRQ_SOURCES, LOOP_SOURCES
+    from harness.config.targets import _unknown_test
+    from harness.suite.catalogue import SUITE
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "tests/hil", "--collect-only", "-q",
+                          "-p", "no:cacheprovider"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120).stdout
+    collected = {re.sub(r"\[sim-(\w+)\]", r"[\1]", line.split("::")[-1])
+                 for line in out.splitlines() if "::" in line}
+    accepted = {f"{n}[{k}]" for n in SUITE for k in IRQ_SOURCES + LOOP_SOURCES
+                if not _unknown_test(f"{n}[{k}]")}
+    assert collected == accepted
+
+
+def test_every_accepted_key_is_in_the_readme_config_reference():
+    from harness.config.loader import TOP_KEYS
+    from harness.config.registry import GPIO, specs
+    from harness.config.targets import SUBKEYS, target_keys
+
+    readme = (REPO / "README.md").read_text()
+    ref = readme.split("## Config reference")[1].split("\n## ")[0]
+    first_cells = [ln.split("|")[1] for ln in ref.splitlines() if ln.startswith("| `")]
+    named = " ".join(re.findall(r"`([^`]+)`", " ".join(first_cells)))  # the key column
+    keys = TOP_KEYS | target_keys() | {k for ks in SUBKEYS.values() for k in ks} \
+        | {k for g in specs(GPIO).values() for k in g.option_keys}
+    missing = sorted(k for k in keys if not re.search(rf"(^|[\s.{{]){k}\b", named))
+    assert not missing, f"not in README's config reference: {missing}"
