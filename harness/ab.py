@@ -31,7 +31,7 @@ from harness.report import METRICS, latency_groups
 from harness.stats import gate_paired, percentile, summary
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_BLOCKS = 8
+DEFAULT_BLOCKS = 16
 DEFAULT_K = "test_latency"
 BLOCK_TIMEOUT_S = 600.0
 

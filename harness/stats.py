@@ -124,9 +124,13 @@ def _shape(base: list[float], new: list[float]):
 
 
 def effect_size_floor(base: list[float], new: list[float], min_effect_size: float) -> float:
-    """min_effect_size (rank-biserial) as µs on these samples' spread: the shift at which it
-    is reached. Wide samples (a loaded host) get a wide floor, tight ones a tight floor."""
-    return _smallest_shift(_shape(base, new), (1.0 + min_effect_size) / 2)
+    """min_effect_size (rank-biserial) as µs: the shift at which it is reached on the wider of
+    the two runs' spreads. A run made on a loaded host is wide and moves with the load, so it
+    gets a wide floor; tight runs a tight one."""
+    import numpy as np
+
+    target = (1.0 + min_effect_size) / 2
+    return max(_smallest_shift(np.sort(np.array(s, dtype=float)), target) for s in (base, new))
 
 
 def detectable_shift(base: list[float], new: list[float], floor_us: float, alpha: float,
