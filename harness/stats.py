@@ -138,12 +138,12 @@ def detectable_shift(base: list[float], new: list[float], floor_us: float, alpha
     """The smallest shift a one-sided Mann-Whitney U of NEW - floor against BASE at level
     alpha catches with probability `power`, for samples of this size and spread (normal
     approximation of U; the spread is the pooled samples')."""
-    from scipy.stats import norm
+    from statistics import NormalDist
 
     n1, n2 = len(base), len(new)
     if not n1 or not n2:
         return float("inf")
-    z = norm.ppf(1 - alpha) + norm.ppf(power)
+    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)
     need = 0.5 + z * ((n1 + n2 + 1) / (12.0 * n1 * n2)) ** 0.5
     return floor_us + _smallest_shift(_shape(base, new), need)
 

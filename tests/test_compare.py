@@ -426,3 +426,13 @@ def test_compare_history_floor_is_used_and_named(tmp_path):
         in line
     bad = compare(base, new, "--history", str(tmp_path / "nowhere"))
     one_line_error(bad, "tsfrig compare: --history: ", "nowhere")
+
+
+def test_index_says_what_a_compare_of_this_run_could_see(tmp_path):
+    run = write_run(tmp_path / "run", latency_doc("run", 1))
+    r = tsfrig("report", str(run))
+    assert r.returncode == 0, r.stderr
+    html = (run / "index.html").read_text()
+    cells = re.findall(r'data-detectable="(\w+)">≥ (\d+)<', html)
+    assert sorted(m for m, _ in cells) == ["edge_to_ack_us", "irq_to_wake_us"]
+    assert all(100 < int(v) < 1300 for _, v in cells), cells  # above its floor, below 1.3 ms
