@@ -166,16 +166,18 @@ def ab_result(blocks: list[Block], cfg: CompareConfig):
                               "side: their latency is left out of the paired test")
     docs = {blk.index: load_run(blk.run_dir, blk.side) for a, b in whole for blk in (a, b)}
     med = {i: _medians(d) for i, d in docs.items()}
-    keys = sorted(set.intersection(*(set(m) for m in med.values())),
-                  key=lambda x: (x[0], x[1], [m for m, _ in METRICS].index(x[2])))
-    diffs = [[med[b.index][key] - med[a.index][key] for a, b in whole] for key in keys]
+    order = [m for m, _ in METRICS]
+    keys = sorted(set().union(*(set(m) for m in med.values())),
+                  key=lambda x: (x[0], x[1], order.index(x[2])))
+    diffs = [[med[b.index][key] - med[a.index][key] for a, b in whole
+              if key in med[a.index] and key in med[b.index]] for key in keys]
     res.policy, tests = gate_paired(diffs, cfg.effect_floor_us, cfg.alpha)
     a_samples = _samples([docs[a.index] for a, _ in whole])
     b_samples = _samples([docs[b.index] for _, b in whole])
     for key, st, d in zip(keys, tests, diffs, strict=True):
-        res.latency.append(LatencyRow(key[0], key[1], key[2], summary(a_samples[key]),
-                                      summary(b_samples[key]), st, a_samples[key],
-                                      b_samples[key]))
+        a_s, b_s = a_samples.get(key, []), b_samples.get(key, [])
+        res.latency.append(LatencyRow(key[0], key[1], key[2], summary(a_s), summary(b_s), st,
+                                      a_s, b_s))
         res.paired_diffs[key] = d
         if st.regression:
             res.regressions.append(regression_line(*key, st))
@@ -274,6 +276,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
                              say=lambda line: print(line, file=sys.stderr, flush=True))
     except CompareError as e:
         return fail(f"INCOMPLETE: {e}")
+    except KeyboardInterrupt:
+        print(f"tsfrig compare: interrupted; the blocks that ran are in {out}", file=sys.stderr)
+        return 130
     html = Path(args.out) if args.out else out / "compare.html"
     try:
         write_ab_json(out, sides, blocks, res)

@@ -105,7 +105,7 @@ class CompareResult:
             out.append(f"latency {row.target} [{row.source}] {row.metric}: shift "
                        f"{t.median_shift_us:+.0f} µs, floor {t.floor.us:.0f} µs "
                        f"({t.floor.source}: {t.floor.detail}), p {t.p_value:.2g}, Holm "
-                       f"{t.p_holm:.2g}: {verdict}; could see ≥ {_us(t.detectable_us)}")
+                       f"{t.p_holm:.2g}: {verdict}; {_could_see(t.detectable_us)}")
         return out
 
     def summary_line(self) -> str:
@@ -129,7 +129,11 @@ class CompareResult:
 
 
 def _us(v: float) -> str:
-    return f"{v:.0f} µs" if v != float("inf") else "nothing (too few samples)"
+    return f"≥ {v:.0f} µs" if v != float("inf") else "nothing (too few samples)"
+
+
+def _could_see(v: float) -> str:
+    return f"could see {_us(v)}"
 
 
 def _n(count: int, noun: str) -> str:
