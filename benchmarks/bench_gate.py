@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -60,12 +61,17 @@ def config_with_latency(out: Path, latency_us: int) -> Path:
 
 
 def tsfrig_run(config: Path, report_dir: Path) -> str | None:
-    """One real run of the latency scenarios; its run directory, None if it left no results."""
+    """One real run of the latency scenarios; its run directory, None if a bench fault left
+    it without a latency sample for some set source (a lost run, not a gate verdict)."""
     subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(config), "-k", K,
                     "--report-dir", str(report_dir)], cwd=REPO, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=600, check=False)
     run = (report_dir / "latest").resolve()
-    return str(run) if (run / "results.json").is_file() else None
+    if not (run / "results.json").is_file():
+        return None
+    groups = latency_groups(load_results(run, any_verdict=True))
+    return str(run) if len(groups) == 3 and all(all(m.values()) for m in groups.values()) \
+        else None
 
 
 class Hogs:
@@ -98,8 +104,8 @@ def sequence(label: str, configs: dict[str, Path], n: int, out: Path) -> dict:
         runs.append([side, tsfrig_run(cfg, out / f"{label}-{i:03d}-{side}")])
     dt = time.monotonic() - t0
     lost = sum(r is None for _, r in runs)
-    print(f"runs {label}: {n} in {dt:.0f} s ({dt / max(1, n):.1f} s each, {lost} without "
-          f"results); {start} at start, {load_note()} at end", flush=True)
+    print(f"runs {label}: {n} in {dt:.0f} s ({dt / max(1, n):.1f} s each, {lost} lost to "
+          f"bench faults); {start} at start, {load_note()} at end", flush=True)
     return {"runs": runs, "seconds": round(dt, 1), "load_start": start, "load_end": load_note()}
 
 
@@ -134,8 +140,13 @@ def _metrics(latency) -> dict:
         "detectable": x.test.detectable_us, "flagged": x.test.regression} for x in latency}
 
 
+@functools.cache
+def _doc(run: str) -> dict:
+    return load_results(Path(run))
+
+
 def judge(base: str, new: str, cfg, history: list[str] | None = None) -> dict:
-    hist = [load_results(Path(p)) for p in history] if history else None
+    hist = [_doc(p) for p in history] if history else None
     r = compare_runs(Path(base), Path(new), cfg, hist)
     return {"base": base, "new": new, "any_regression": bool(r.regressions),
             "flagged": any(x.test.regression for x in r.latency), "metrics": _metrics(r.latency)}
@@ -204,7 +215,10 @@ def detection(shift: int, seq: dict, quiet: dict, cfg, blocks: int) -> dict:
         f"{src} {sum(r['metrics'].get(f'{src} {EDGE}', {}).get('flagged', False) for r in rows)}"
         f"/{len(rows)}" for src in ("hard", "soft", "thread"))
         for name, rows in (("separate", sep), ("A/B", ab))}
-    print(f"detection +{shift} µs: separate runs, config floor {_rate(sep)} pairs ({EDGE} per "
+    realised = [m["shift"] for r in sep for k, m in r["metrics"].items() if k.endswith(EDGE)]
+    print(f"detection +{shift} µs ({EDGE} median moved by "
+          f"{statistics.median(realised) if realised else float('nan'):.0f} µs, median over "
+          f"pairs and sources): separate runs, config floor {_rate(sep)} pairs ({EDGE} per "
           f"source {per_src['separate']}); history floor (the quiet runs) {_rate(sep_h)}; A/B "
           f"over {blocks} runs {_rate(ab)} ({per_src['A/B']}), the A/B's first pair as separate "
           f"runs {_rate(first)}. Caught where it claimed it could see +{shift} µs ({EDGE}, "

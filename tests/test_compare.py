@@ -436,3 +436,20 @@ def test_index_says_what_a_compare_of_this_run_could_see(tmp_path):
     cells = re.findall(r'data-detectable="(\w+)">≥ (\d+)<', html)
     assert sorted(m for m, _ in cells) == ["edge_to_ack_us", "irq_to_wake_us"]
     assert all(100 < int(v) < 1300 for _, v in cells), cells  # above its floor, below 1.3 ms
+
+
+def test_trend_judges_each_build_against_the_spread_of_the_runs_before_it(tmp_path):
+    from harness.config import CompareConfig
+    from harness.trend import build_trend, collect
+
+    for i in range(7):  # six runs of one build, then a build 600 µs slower
+        doc = latency_doc(f"r{i}", 20 + i, shift=600 if i == 6 else 0,
+                          build="bbbb2222" if i == 6 else "aaaa1111")
+        doc["started"] = f"2025-01-01T00:0{i}:00+00:00"
+        write_run(tmp_path / f"r{i}", doc)
+    trend = build_trend(collect([tmp_path]), CompareConfig())
+    first, last = trend["compares"][0], trend["compares"][-1]
+    assert all("(effect size)" in f for f in first["floors"])  # no history yet
+    assert all("(history)" in f for f in last["floors"]), last["floors"]
+    assert last["verdict"] == "regression", last
+    assert first["verdict"] == "ok" and trend["compares"][-2]["verdict"] == "ok"
