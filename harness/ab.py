@@ -2,8 +2,8 @@
 
 Two runs made apart mostly measure which load each drew. Here each block is one `tsfrig run`
 of one build, the sides alternate in ABBA order so drift falls on both alike, and the latency
-verdict pairs every A block with its neighbouring B block: per metric, the per-pair
-differences of block medians, a one-sided paired t-test (H0: B is no more than
+verdict pairs every A block with its neighbouring B block: per metric, each pair's
+Hodges-Lehmann shift B - A, a one-sided paired t-test over the pairs (H0: B is no more than
 effect_floor_us slower), Holm over the metrics. Semantics are judged as `tsfrig compare` does,
 block pair by block pair. The order and every block's run directory go to ab.json.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from harness.children import die_with_parent, stop_child
 from harness.config import CompareConfig
 from harness.report import METRICS, latency_groups
-from harness.stats import gate_paired, percentile, summary
+from harness.stats import gate_paired, hodges_lehmann, summary
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BLOCKS = 16
@@ -103,17 +103,13 @@ def _run_block(index: int, side: Side, config: Path, k: str, out: Path,
                  time.monotonic() - t0, cause)
 
 
-def _medians(doc: dict) -> dict[tuple[str, str, str], float]:
-    return {(t, s, m): percentile(v, 50) for (t, s), ms in latency_groups(doc).items()
-            for m, v in ms.items() if v}
-
-
 def _samples(docs: list[dict]) -> dict[tuple[str, str, str], list[float]]:
     out: dict[tuple[str, str, str], list[float]] = {}
     for doc in docs:
         for (t, s), ms in latency_groups(doc).items():
             for m, v in ms.items():
-                out.setdefault((t, s, m), []).extend(v)
+                if v:
+                    out.setdefault((t, s, m), []).extend(v)
     return out
 
 
@@ -125,7 +121,7 @@ def _scenario_of(line: str) -> str:
 
 def ab_result(blocks: list[Block], cfg: CompareConfig):
     """The CompareResult of an A/B: semantics per block pair (as `tsfrig compare`), latency
-    from the paired differences of block medians."""
+    from each pair's Hodges-Lehmann shift."""
     from harness.compare import (
         CompareError,
         CompareResult,
@@ -165,12 +161,13 @@ def ab_result(blocks: list[Block], cfg: CompareConfig):
         res.incomplete.append(f"{len(pairs) - len(whole)} of {len(pairs)} block pairs lost a "
                               "side: their latency is left out of the paired test")
     docs = {blk.index: load_run(blk.run_dir, blk.side) for a, b in whole for blk in (a, b)}
-    med = {i: _medians(d) for i, d in docs.items()}
+    per_block = {i: _samples([d]) for i, d in docs.items()}
     order = [m for m, _ in METRICS]
-    keys = sorted(set().union(*(set(m) for m in med.values())),
+    keys = sorted(set().union(*(set(m) for m in per_block.values())),
                   key=lambda x: (x[0], x[1], order.index(x[2])))
-    diffs = [[med[b.index][key] - med[a.index][key] for a, b in whole
-              if key in med[a.index] and key in med[b.index]] for key in keys]
+    diffs = [[hodges_lehmann(per_block[a.index][key], per_block[b.index][key])
+              for a, b in whole if key in per_block[a.index] and key in per_block[b.index]]
+             for key in keys]
     res.policy, tests = gate_paired(diffs, cfg.effect_floor_us, cfg.alpha)
     a_samples = _samples([docs[a.index] for a, _ in whole])
     b_samples = _samples([docs[b.index] for _, b in whole])
