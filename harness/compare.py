@@ -370,6 +370,10 @@ def render_compare(r: CompareResult) -> str:
     a, b = r.labels
     stats = escape(r.latency_lines()[0].removeprefix("statistics: ")) if r.latency_lines() \
         else "no latency measured in both runs"
+    floors = f"Floor: effect_floor_us ({c.effect_floor_us:g} µs)." if r.labels == ("A", "B") \
+        else (f"Floors: history (earlier runs' run-to-run spread), else the larger of "
+              f"effect_floor_us ({c.effect_floor_us:g} µs) and min_effect_size "
+              f"({c.min_effect_size:g}, rank-biserial) as µs on the wider run's spread.")
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tsfrig compare {escape(r.base_id)} → {escape(r.new_id)}: {status}</title>
 <style>{CSS}</style></head><body>
@@ -384,9 +388,7 @@ def render_compare(r: CompareResult) -> str:
 {sem}</table>
 <h2>Latency (µs, {a} → {b})</h2>
 <p id="statistics">Regression = a shift significantly above its floor: {stats}.
-Floors: history (earlier runs' run-to-run spread), else the larger of effect_floor_us
-({c.effect_floor_us:g} µs) and min_effect_size ({c.min_effect_size:g}, rank-biserial) as µs
-on the samples' spread. "Could see": no regression larger than this went unseen.</p>
+{floors} "Could see": no regression larger than this went unseen.</p>
 <table><tr><th>target</th><th>set source</th><th>metric</th><th>p50</th><th>p90</th><th>p99</th>
 <th>max</th><th>p</th><th>Holm p</th><th>effect</th><th>floor µs</th><th>could see</th>
 <th>verdict</th></tr>{''.join(lat_rows)}</table>
