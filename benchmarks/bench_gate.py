@@ -110,16 +110,26 @@ def sequence(label: str, configs: dict[str, Path], n: int, out: Path) -> dict:
 
 
 def collect(args, out: Path) -> dict:
+    """Every sequence, runs.json rewritten after each (so --analyse works on what finished)."""
+    data: dict = {"args": vars(args), "cpus": os.cpu_count(), "sequences": {}}
+    seqs = data["sequences"]
+
+    def save() -> None:
+        (out / "runs.json").write_text(json.dumps(data, indent=1))
+
     plain = config_with_latency(out, 0)
-    seqs = {"quiet": sequence("quiet", {"A": plain}, 2 * args.pairs, out)}
+    seqs["quiet"] = sequence("quiet", {"A": plain}, 2 * args.pairs, out)
+    save()
     if args.hogs:
         with Hogs(args.hogs):
             seqs["hogs"] = sequence(f"{args.hogs}-hogs", {"A": plain}, 2 * args.pairs, out)
+        save()
     for s in args.shifts:
         seqs[f"shift {s}"] = sequence(f"shift-{s}", {"A": plain,
                                                      "B": config_with_latency(out, s)},
                                       2 * args.pairs, out)
-    return {"args": vars(args), "cpus": os.cpu_count(), "sequences": seqs}
+        save()
+    return data
 
 
 # ---- judging them -------------------------------------------------------------------------
@@ -300,7 +310,6 @@ def main() -> None:
                   f"A/B over {args.blocks} runs, {args.hogs} hogs; {os.cpu_count()} CPUs",
                   flush=True)
             data = collect(args, out)
-            (out / "runs.json").write_text(json.dumps(data, indent=1))
         print(f"gate: alpha {cfg.alpha:g}, effect_floor_us {cfg.effect_floor_us:g}, "
               f"min_effect_size {cfg.min_effect_size:g}", flush=True)
         res = analyse(data, cfg, args.blocks)
