@@ -161,6 +161,8 @@ def _compare_row(trend: dict) -> str:
     cells = ["<td>—</td>"] if trend["builds"] else []
     for i, c in enumerate(trend["compares"]):
         why = "; ".join(c["regressions"] or c["incomplete"] or c["improvements"]) or c["summary"]
+        if c.get("floors"):  # which floor judged each latency metric
+            why += " | floors: " + "; ".join(c["floors"])
         mark = {"regression": "▲ ", "fixed": "▼ "}.get(c["verdict"], "")
         cells.append(f'<td class="cmp {c["verdict"]}" data-compare="{i + 1}-{i + 2}" '
                      f'title="{escape(why)}">{mark}{c["verdict"]}</td>')
