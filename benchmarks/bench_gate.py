@@ -19,8 +19,10 @@ them without running anything):
 - the smallest shift each source and metric could have seen (median over compares)
 - min_effect_size sensitivity: false alarms and detection for other values (recomputed)
 
+With --out DIR holding an earlier runs.json, only the sequences it lacks are run and added.
+
     .venv/bin/python benchmarks/bench_gate.py [--pairs 10] [--shifts 100 300 1000] \\
-        [--blocks 16] [--hogs 2] [--out DIR] [--analyse DIR]
+        [--shift-pairs N] [--blocks 16] [--hogs 2] [--out DIR] [--analyse DIR]
 """
 
 from __future__ import annotations
@@ -110,25 +112,30 @@ def sequence(label: str, configs: dict[str, Path], n: int, out: Path) -> dict:
 
 
 def collect(args, out: Path) -> dict:
-    """Every sequence, runs.json rewritten after each (so --analyse works on what finished)."""
-    data: dict = {"args": vars(args), "cpus": os.cpu_count(), "sequences": {}}
+    """Every sequence not already in OUT/runs.json (a second call adds to the first's runs,
+    e.g. the hogs once the host is otherwise idle), runs.json rewritten after each."""
+    path = out / "runs.json"
+    data: dict = json.loads(path.read_text()) if path.exists() else \
+        {"args": vars(args), "cpus": os.cpu_count(), "sequences": {}}
     seqs = data["sequences"]
 
     def save() -> None:
-        (out / "runs.json").write_text(json.dumps(data, indent=1))
+        path.write_text(json.dumps(data, indent=1))
 
     plain = config_with_latency(out, 0)
-    seqs["quiet"] = sequence("quiet", {"A": plain}, 2 * args.pairs, out)
-    save()
-    if args.hogs:
+    if "quiet" not in seqs:
+        seqs["quiet"] = sequence("quiet", {"A": plain}, 2 * args.pairs, out)
+        save()
+    if args.hogs and "hogs" not in seqs:
         with Hogs(args.hogs):
             seqs["hogs"] = sequence(f"{args.hogs}-hogs", {"A": plain}, 2 * args.pairs, out)
         save()
     for s in args.shifts:
-        seqs[f"shift {s}"] = sequence(f"shift-{s}", {"A": plain,
-                                                     "B": config_with_latency(out, s)},
-                                      2 * args.pairs, out)
-        save()
+        if f"shift {s}" not in seqs:
+            seqs[f"shift {s}"] = sequence(f"shift-{s}", {"A": plain,
+                                                         "B": config_with_latency(out, s)},
+                                          2 * (args.shift_pairs or args.pairs), out)
+            save()
     return data
 
 
@@ -306,6 +313,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10, help="pairs per sequence (2 runs each)")
     ap.add_argument("--shifts", type=int, nargs="*", default=[100, 300, 1000],
                     help="injected IRQ latencies (µs)")
+    ap.add_argument("--shift-pairs", type=int, default=0,
+                    help="pairs per shift sequence (default: --pairs)")
     ap.add_argument("--blocks", type=int, default=16, help="runs per A/B compare (even)")
     ap.add_argument("--hogs", type=int, default=2, help="CPU hogs in the loaded sequence")
     ap.add_argument("--out", help="keep every run, runs.json and bench_gate.json here")
