@@ -246,7 +246,7 @@ class GatePolicy:
 
 
 SEPARATE_TEST = ("per metric, a one-sided Mann-Whitney U of NEW − floor against BASE (H0: "
-                 "shift ≤ floor), or, where earlier runs give the run-to-run spread, a "
+                 "shift ≤ floor), and, where earlier runs give the run-to-run spread, also a "
                  "one-sided t-test of the median shift against it")
 
 
@@ -255,8 +255,8 @@ def gate_separate(pairs: list[tuple[list[float], list[float], History | None]],
                   alpha: float) -> tuple[GatePolicy, list[GateTest]]:
     """Judge every metric of a compare of two separate runs at once, (BASE samples, NEW
     samples, history or None) each, Holm-corrected at family-wise alpha. With a history the
-    median shift is tested against its run-to-run spread; without, against a floor of the
-    larger of effect_floor_us and min_effect_size as µs on the samples' spread."""
+    median shift must clear its run-to-run spread and min_effect_size as µs on the samples'
+    spread; without, the larger of effect_floor_us and that."""
     policy = GatePolicy(alpha, len(pairs), SEPARATE_TEST)
     first_step = alpha / max(1, len(pairs))  # Holm's strictest level: what "could see" assumes
     rows = []
@@ -264,7 +264,17 @@ def gate_separate(pairs: list[tuple[list[float], list[float], History | None]],
         ok = bool(base and new)
         shift = percentile(new, 50) - percentile(base, 50) if ok else 0.0
         if ok and history is not None:
-            p, floor, seen = _history_test(shift, history, first_step)
+            # both must reject (an intersection-union test: p is the larger): the shift clears
+            # the run-to-run spread of the history, whose tails are heavier than Student's
+            # t says, and min_effect_size on these samples' spread; effect_floor_us, a fixed
+            # guess, gives way to the history
+            p, hist, seen = _history_test(shift, history, first_step)
+            es = effect_size_floor(base, new, min_effect_size)
+            p = max(p, shift_above_floor_p(base, new, es))
+            seen = max(seen, detectable_shift(base, new, es, first_step))
+            floor = Floor(max(hist.us, es), "history",
+                          f"{hist.detail}; and min_effect_size {min_effect_size:g} on these "
+                          f"samples' spread, {es:.0f} µs")
         else:
             es = effect_size_floor(base, new, min_effect_size) if ok else 0.0
             floor = Floor(effect_floor_us, "config", f"effect_floor_us {effect_floor_us:g} µs") \

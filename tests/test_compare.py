@@ -317,9 +317,9 @@ def test_unreadable_results_json_is_one_line(base, tmp_path):
 # Samples shaped like the simulated bench's (a 1 ms poll: 0-1300 µs), fixed seeds.
 
 
-def sim_like(seed: int, shift: float = 0.0, n: int = 100) -> list[float]:
+def sim_like(seed: int, shift: float = 0.0, n: int = 100, width: float = 1300) -> list[float]:
     rnd = random.Random(seed)
-    return [round(rnd.uniform(0, 1300) + shift, 1) for _ in range(n)]
+    return [round(rnd.uniform(0, width) + shift, 1) for _ in range(n)]
 
 
 def with_latency(doc: dict, samples: dict[str, list[float]]) -> dict:
@@ -327,10 +327,11 @@ def with_latency(doc: dict, samples: dict[str, list[float]]) -> dict:
     return doc
 
 
-def latency_doc(run_id: str, seed: int, shift: float = 0.0, build: str = "aaaa1111") -> dict:
+def latency_doc(run_id: str, seed: int, shift: float = 0.0, build: str = "aaaa1111",
+                width: float = 1300) -> dict:
     return with_latency(run_doc(run_id, build_hash=build),
-                        {"irq_to_wake_us": sim_like(seed, shift),
-                         "edge_to_ack_us": sim_like(seed + 1000, shift)})
+                        {"irq_to_wake_us": sim_like(seed, shift, width=width),
+                         "edge_to_ack_us": sim_like(seed + 1000, shift, width=width)})
 
 
 def test_holm_adjusts_in_step_down_order():
@@ -363,15 +364,15 @@ def test_the_shift_it_claims_it_could_see_is_caught_and_no_shift_is_not():
 
 
 def test_a_history_of_noisy_runs_widens_the_floor_and_a_quiet_one_narrows_it():
-    base, new = sim_like(1), sim_like(2, shift=400)
+    base, new = sim_like(1), sim_like(2, shift=700)
     noisy = [("b1", m) for m in (650, 420, 900, 610, 380, 800)]
     quiet = [("b1", m) for m in (650, 655, 648, 652, 649, 651)]
     _, (n,) = gate_separate([(base, new, history_spread(noisy))], 100, 0.3, 0.01)
     _, (q,) = gate_separate([(base, new, history_spread(quiet))], 100, 0.3, 0.01)
     assert n.floor.source == q.floor.source == "history"
-    assert "6 earlier runs of 1 build" in n.floor.detail
-    assert not n.regression and n.floor.us > 400
-    assert q.regression and q.floor.us < 100
+    assert "6 earlier runs of 1 build" in n.floor.detail and "min_effect_size" in n.floor.detail
+    assert not n.regression and n.floor.us > 700
+    assert q.regression and q.floor.us < 300  # min_effect_size on the spread: ~210 µs
     assert history_spread(noisy[:2]) is None  # too few runs to say: the config floor applies
 
 
@@ -412,15 +413,17 @@ def test_compare_flags_an_injected_shift_above_what_it_could_see(tmp_path):
 
 
 def test_compare_history_floor_is_used_and_named(tmp_path):
+    """Tight samples (10-20 µs, like a soft IRQ's wake): effect_floor_us (100 µs) hides a
+    +40 µs shift; six earlier runs whose medians agree to a few µs replace it."""
     hist = tmp_path / "history"
-    for i, shift in enumerate((0, 5, -5, 3, -2, 4)):
-        write_run(hist / f"h{i}", latency_doc(f"h{i}", 10 + i, shift=shift))
-    base = write_run(tmp_path / "b", latency_doc("base-run", 1))
-    new = write_run(tmp_path / "n", latency_doc("new-run", 2, shift=250))
+    for i, shift in enumerate((0, 1, -1, 0.5, -0.5, 1)):
+        write_run(hist / f"h{i}", latency_doc(f"h{i}", 10 + i, shift=10 + shift, width=10))
+    base = write_run(tmp_path / "b", latency_doc("base-run", 1, shift=10, width=10))
+    new = write_run(tmp_path / "n", latency_doc("new-run", 2, shift=50, width=10))
     plain = compare(base, new)
-    assert plain.returncode == 0, plain.stdout  # the config floor covers +250 µs
+    assert plain.returncode == 0, plain.stdout  # effect_floor_us covers +40 µs
     r = compare(base, new, "--history", str(hist))
-    assert r.returncode == 1, r.stdout  # six quiet earlier runs say +250 µs is not noise
+    assert r.returncode == 1, r.stdout  # six quiet earlier runs say +40 µs is not noise
     line = next(x for x in lines(r) if x.startswith("latency sim [hard] edge_to_ack_us"))
     assert "(history: run-to-run sd of the median" in line and "6 earlier runs of 1 build" \
         in line
