@@ -44,6 +44,7 @@ bench: $(STAMP) labgrid
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_suite.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_gate.py
 	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/python benchmarks/bench_doctor.py
 	$(BIN)/python benchmarks/bench_backends.py

@@ -30,6 +30,11 @@ missing file, a config or -k expression tsfrig refuses) would repeat on every co
 stops the bisect instead, and is checked before the first build. `--overlay DIR` runs each
 step with a module overlay (e.g. an `asyncio/` package) instead of, or as well as, a rebuilt
 executable.
+
+To bisect a latency regression, `--ab GOOD` (the known-good executable or overlay) makes each
+step `tsfrig compare --ab GOOD <this commit's firmware, else its overlay>`: both builds run
+interleaved on one bench and a latency shift above the floor is "bad" (compare's exit 0 good,
+1 bad, 2 skip).
 """
 
 from __future__ import annotations
@@ -154,9 +159,26 @@ def _check_selection(config: Path, k: str) -> str:
     return ""
 
 
+def _ab_command(good: Path, firmware: Path | None, overlay: Path | None, config: Path,
+                k: str | None, report_dir: Path | None, blocks: int) -> list[str] | None:
+    """`tsfrig compare --ab GOOD THIS`: THIS is the rebuilt firmware, else the overlay."""
+    this = firmware or overlay
+    if this is None:
+        return None
+    cmd = [sys.executable, "-m", "harness.cli", "compare", "--config", str(config),
+           "--ab", str(good), str(this), "--blocks", str(blocks)]
+    if k:
+        cmd += ["-k", k]
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        cmd += ["--report-dir", tempfile.mkdtemp(prefix="ab-", dir=report_dir)]
+    return cmd
+
+
 def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | None,
                 config: Path, k: str | None, report_dir: Path | None, cwd: Path,
-                build_timeout: float = BUILD_TIMEOUT_S) -> int:
+                build_timeout: float = BUILD_TIMEOUT_S, ab_good: Path | None = None,
+                ab_blocks: int = 16) -> int:
     """Build the checked-out commit, run the suite on it, return git bisect's exit code.
 
     Relative firmware, overlay, config and report_dir paths are taken relative to cwd (the
@@ -168,7 +190,14 @@ def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | No
 
     firmware, overlay, config, report_dir = here(firmware), here(overlay), here(config), \
         here(report_dir)
+    ab_good = here(ab_good)
     assert config is not None
+    if ab_good is not None and not ab_good.exists():
+        _say(f"abort: --ab {ab_good} does not exist; give the known-good executable or overlay")
+        return ABORT
+    if ab_good is not None and firmware is None and overlay is None:
+        _say("abort: --ab needs this commit's build to compare: pass --firmware or --overlay")
+        return ABORT
     with tempfile.TemporaryDirectory(prefix="tsfrig-bisect-") as tmp:
         mistake = check_usage(config, firmware, overlay, k, report_dir, Path(tmp))
     if mistake:
@@ -204,6 +233,8 @@ def bisect_step(build_cmd: str | None, firmware: Path | None, overlay: Path | No
             cmd += ["-k", k]
         if report_dir is not None:
             cmd += ["--report-dir", str(report_dir)]
+        if ab_good is not None:
+            cmd = _ab_command(ab_good, firmware, overlay, config, k, report_dir, ab_blocks)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         code = subprocess.run(cmd, cwd=REPO, env=env, stdout=_stderr_fd()).returncode
@@ -247,6 +278,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", metavar="EXPR", help="pytest -k expression selecting scenarios")
     p.add_argument("--report-dir", metavar="DIR",
                    help="where each step's run directory goes (default tsfrig's reports/)")
+    p.add_argument("--ab", metavar="GOOD",
+                   help="bisect a latency regression: each step runs `tsfrig compare --ab GOOD "
+                        "<this build>` (GOOD: the known-good executable or overlay)")
+    p.add_argument("--ab-blocks", type=int, default=16, metavar="N",
+                   help="blocks of each A/B step (even, at least 4; default 16)")
     p.set_defaults(func=cmd_bisect_step)
 
 
@@ -269,7 +305,8 @@ def cmd_bisect_step(args: argparse.Namespace) -> int:
     try:
         return bisect_step(args.build, path(args.firmware), path(args.overlay),
                            Path(args.config), args.k, path(args.report_dir), Path.cwd(),
-                           build_timeout=args.build_timeout)
+                           build_timeout=args.build_timeout, ab_good=path(args.ab),
+                           ab_blocks=args.ab_blocks)
     except KeyboardInterrupt:  # the user stopped it: stop the bisect too (not "bad")
         _say("interrupted")
         return 130

@@ -1,4 +1,4 @@
-"""`tsfrig report DIR` and `tsfrig compare BASE NEW`.
+"""`tsfrig report DIR`, `tsfrig compare BASE NEW` and `tsfrig compare --ab A B`.
 
 Every problem is one line on stderr naming the problem and the fix, and exit code 2."""
 
@@ -39,12 +39,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.config import ConfigError, load_config
     from harness.reports.compare import CompareError, compare_runs, write_compare_html
+    from harness.reports.trend import TrendError, collect
 
+    if args.ab:
+        if args.base or args.new:
+            return _fail("compare", "--ab A B runs both builds itself: give no BASE NEW run "
+                                    "directories with it")
+        from harness.cli.ab import cmd_ab
+
+        return cmd_ab(args)
+    if not (args.base and args.new):
+        return _fail("compare", "give two run directories, BASE NEW, or --ab A B (two "
+                                "firmware executables or overlay directories)")
     try:
         cfg = load_config(args.config).compare
-        result = compare_runs(Path(args.base), Path(args.new), cfg)
+        history = [r["doc"] for r in collect([Path(p) for p in args.history])] \
+            if args.history else None
+        result = compare_runs(Path(args.base), Path(args.new), cfg, history)
     except (CompareError, ConfigError) as e:
         return _fail("compare", str(e))
+    except TrendError as e:
+        return _fail("compare", f"--history: {e}")
     out = Path(args.out) if args.out else Path(args.new) / "compare.html"
     try:
         write_compare_html(result, out)
@@ -68,9 +83,15 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:
         description="exit 0: every BASE scenario measured in NEW, no regression; 1: a "
                     "regression; 2: NEW incomplete (bench fault, missing scenario, interrupted "
                     "run) or the runs can't be compared")
-    cmp_.add_argument("base", help="run directory of the baseline build")
-    cmp_.add_argument("new", help="run directory of the build under test")
+    cmp_.add_argument("base", nargs="?", help="run directory of the baseline build")
+    cmp_.add_argument("new", nargs="?", help="run directory of the build under test")
     cmp_.add_argument("--config", default="rig_config.yaml",
                       help="rig config whose compare: section sets the thresholds")
     cmp_.add_argument("--out", help="where to write the HTML report (default NEW/compare.html)")
+    cmp_.add_argument("--history", nargs="+", metavar="PATH",
+                      help="earlier runs of this build family (run or reports directories): "
+                           "their run-to-run spread per metric becomes its noise floor")
+    from harness.cli.ab import add_ab_arguments
+
+    add_ab_arguments(cmp_)
     cmp_.set_defaults(func=cmd_compare)

@@ -1,6 +1,7 @@
 """Compare two runs (e.g. two firmware builds) as a CI gate: semantics that changed, and latency
-shifts judged by a one-sided Mann-Whitney U with an effect-size floor, so noise is not a
-regression. A NEW run that did not measure what BASE measured is incomplete, never a pass; a
+shifts judged against a noise floor per metric, Holm-corrected over the metrics, so an unchanged
+build is flagged at most alpha of the time; each metric also says the smallest shift it could
+have seen. A NEW run that did not measure what BASE measured is incomplete, never a pass; a
 scenario NEW was not asked to measure (its -k or --target left it out) is "not selected": said,
 but neither a regression nor incomplete.
 
@@ -21,7 +22,17 @@ from harness.config import CompareConfig
 from harness.reports.charts import cdf_svg
 from harness.reports.results import firmware_label
 from harness.reports.run_report import CSS, METRICS, ReportError, latency_groups, load_results
-from harness.suite.stats import QUANTILE_NAMES, ShiftTest, shift_test, summary
+from harness.suite.stats import (
+    POWER,
+    QUANTILE_NAMES,
+    GatePolicy,
+    GateTest,
+    History,
+    gate_separate,
+    history_spread,
+    percentile,
+    summary,
+)
 
 COMPLETE_VERDICTS = ("pass", "fail")  # a run that ran everything it was asked to
 FAILING = ("failed", "xfailed")  # xfailed: failed, under a declared known issue
@@ -40,7 +51,7 @@ class LatencyRow:
     metric: str
     base: dict[str, float]
     new: dict[str, float]
-    test: ShiftTest
+    test: GateTest
     base_samples: list[float]
     new_samples: list[float]
 
@@ -65,6 +76,9 @@ class CompareResult:
     selection_recorded: bool = True  # False: NEW predates results.json's selection
     warnings: list[str] = field(default_factory=list)  # e.g. BASE and NEW are one run
     cfg: CompareConfig = field(default_factory=CompareConfig)
+    policy: GatePolicy | None = None  # how the latency verdicts were reached
+    labels: tuple[str, str] = ("BASE", "NEW")  # A/B: ("A", "B")
+    paired_diffs: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)  # A/B
 
     @property
     def status(self) -> str:
@@ -81,11 +95,29 @@ class CompareResult:
         """Everything worth a line on stdout, identity first, each line leading with its cause."""
         return [*(f"WARNING {x}" for x in self.warnings),
                 *self.identity,
+                *self.latency_lines(),
                 *(f"REGRESSION {x}" for x in self.regressions),
                 *(f"INCOMPLETE {x}" for x in self.incomplete),
                 *(f"still failing {x}" for x in self.still_failing),
                 *(f"improved {x}" for x in self.improvements),
                 *(f"not selected in NEW ({self.selection}): {x}" for x in self.not_selected)]
+
+    def latency_lines(self) -> list[str]:
+        """The statistics used, then per metric its shift, floor and what it could have seen."""
+        if self.policy is None or not self.latency:
+            return []
+        p = self.policy
+        out = [f"statistics: {p.test}; Holm over {p.metrics} metrics at family-wise "
+               f"alpha {p.alpha:g} (an unchanged build is flagged at most {p.alpha:g} of "
+               f"the time); 'could see' = caught in {POWER:.0%} of compares"]
+        for row in self.latency:
+            t = row.test
+            verdict = "REGRESSION" if t.regression else "ok"
+            out.append(f"latency {row.target} [{row.source}] {row.metric}: shift "
+                       f"{t.median_shift_us:+.0f} µs, floor {t.floor.us:.0f} µs "
+                       f"({t.floor.source}: {t.floor.detail}), p {t.p_value:.2g}, Holm "
+                       f"{t.p_holm:.2g}: {verdict}; {_could_see(t.detectable_us)}")
+        return out
 
     def summary_line(self) -> str:
         """The one line a CI log is read by."""
@@ -110,6 +142,14 @@ class CompareResult:
         if self.unjudged:
             parts.append(f"{_n(self.unjudged, 'scenario')} BASE could not measure failed in NEW")
         return "; ".join(parts + self.run_faults)
+
+
+def _us(v: float) -> str:
+    return f"≥ {v:.0f} µs" if v != float("inf") else "nothing (too few samples)"
+
+
+def _could_see(v: float) -> str:
+    return f"could see {_us(v)}"
 
 
 def _n(count: int, noun: str) -> str:
@@ -247,23 +287,58 @@ def _run_faults(res: CompareResult, base: dict, new: dict) -> None:
         res.incomplete.append(f"{label} run {v}: {what}; rerun {label}")
 
 
-def _latency(res: CompareResult, base: dict, new: dict, cfg: CompareConfig) -> None:
+def _build_key(doc: dict, target: str) -> str:
+    fw = next((t["firmware"] for t in doc["targets"] if t["name"] == target), {})
+    return _build(fw)
+
+
+def history_by_metric(docs: list[dict]) -> dict[tuple[str, str, str], History]:
+    """(target, source, metric) -> the run-to-run spread of its run median over earlier runs
+    (results.json documents, oldest first), where they are enough to say."""
+    runs: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+    for doc in docs:
+        for (target, source), metrics in latency_groups(doc).items():
+            for m, samples in metrics.items():
+                if samples:
+                    runs.setdefault((target, source, m), []).append(
+                        (_build_key(doc, target), percentile(samples, 50)))
+    out = {}
+    for key, medians in runs.items():
+        h = history_spread(medians)
+        if h is not None:
+            out[key] = h
+    return out
+
+
+def _latency(res: CompareResult, base: dict, new: dict, cfg: CompareConfig,
+             history: dict[tuple[str, str, str], History]) -> None:
     bl, nl = latency_groups(base), latency_groups(new)
-    for tk in sorted(bl.keys() & nl.keys()):
-        for m, _ in METRICS:
-            bs, ns = bl[tk][m], nl[tk][m]
-            if not bs or not ns:
-                continue
-            st = shift_test(bs, ns, cfg.alpha, cfg.effect_floor_us, cfg.min_effect_size)
-            res.latency.append(LatencyRow(tk[0], tk[1], m, summary(bs), summary(ns), st, bs, ns))
-            if st.regression:
-                res.regressions.append(
-                    f"{tk[0]} [{tk[1]}] {m}: median +{st.median_shift_us:.0f} µs "
-                    f"(p = {st.p_value:.2g}, effect {st.effect:.2f})")
+    keys = [(tk, m) for tk in sorted(bl.keys() & nl.keys()) for m, _ in METRICS
+            if bl[tk][m] and nl[tk][m]]
+    policy, tests = gate_separate(
+        [(bl[tk][m], nl[tk][m], history.get((*tk, m))) for tk, m in keys],
+        cfg.effect_floor_us, cfg.min_effect_size, cfg.alpha)
+    res.policy = policy
+    for (tk, m), st in zip(keys, tests, strict=True):
+        bs, ns = bl[tk][m], nl[tk][m]
+        res.latency.append(LatencyRow(tk[0], tk[1], m, summary(bs), summary(ns), st, bs, ns))
+        if st.regression:
+            res.regressions.append(regression_line(tk[0], tk[1], m, st))
 
 
-def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareResult:
-    """Judge NEW against BASE; raise CompareError when they can't be compared at all."""
+def regression_line(target: str, source: str, metric: str, st: GateTest) -> str:
+    """`sim [hard] irq_to_wake_us: median +20012 µs (floor 212 µs, effect size; Holm p ...)`"""
+    effect = "" if st.effect != st.effect else f", effect {st.effect:.2f}"  # NaN: A/B
+    return (f"{target} [{source}] {metric}: median +{st.median_shift_us:.0f} µs (floor "
+            f"{st.floor.us:.0f} µs, {st.floor.source}; Holm p = {st.p_holm:.2g}{effect})")
+
+
+def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig,
+                 history: list[dict] | None = None, judge_latency: bool = True) -> CompareResult:
+    """Judge NEW against BASE; raise CompareError when they can't be compared at all.
+    history: earlier runs of the build family (results.json documents, oldest first), whose
+    run-to-run spread then judges each metric they measured; NEW itself is left out.
+    judge_latency=False: semantics only (an A/B judges latency over its block pairs)."""
     base, new = load_run(Path(base_dir), "BASE"), load_run(Path(new_dir), "NEW")
     bt = {t["name"] for t in base["targets"]}
     nt = {t["name"] for t in new["targets"]}
@@ -295,7 +370,9 @@ def compare_runs(base_dir: Path, new_dir: Path, cfg: CompareConfig) -> CompareRe
                            f"scenarios BASE {base['run_id']} ran: compare runs that share "
                            "scenarios")
     _run_faults(res, base, new)
-    _latency(res, base, new, cfg)
+    if judge_latency:
+        earlier = [d for d in history or [] if d["run_id"] != new["run_id"]]
+        _latency(res, base, new, cfg, history_by_metric(earlier))
     return res
 
 
@@ -322,18 +399,33 @@ def render_compare(r: CompareResult) -> str:
             f"<td class='num' data-metric='{q}' data-kind='{escape(row.source)}' "
             f"data-series='{row.metric}'>{row.base[q]:.0f} → {row.new[q]:.0f} "
             f"({row.new[q] - row.base[q]:+.0f})</td>" for q in QUANTILE_NAMES)
-        flag = "REGRESSION" if row.test.regression else "ok"
+        t = row.test
+        flag = "REGRESSION" if t.regression else "ok"
         lat_rows.append(f"<tr><td>{escape(row.target)}</td><td>{escape(row.source)}</td>"
-                        f"<td>{row.metric}</td>{cells}<td class='num'>{row.test.p_value:.3g}</td>"
-                        f"<td class='num'>{row.test.effect:.2f}</td><td>{flag}</td></tr>")
-        charts.append(cdf_svg({f"BASE {r.base_id}": row.base_samples,
-                               f"NEW {r.new_id}": row.new_samples},
-                              f"{row.target} {row.source} {row.metric}: CDF, BASE vs NEW"))
+                        f"<td>{row.metric}</td>{cells}<td class='num'>{t.p_value:.3g}</td>"
+                        f"<td class='num'>{t.p_holm:.3g}</td>"
+                        f"<td class='num'>{'—' if t.effect != t.effect else f'{t.effect:.2f}'}"
+                        f"</td><td class='num' data-floor='{t.floor.source}' "
+                        f"title='{escape(t.floor.detail)}'>{t.floor.us:.0f} "
+                        f"({escape(t.floor.source)})</td>"
+                        f"<td class='num' data-detectable='{row.metric}'>"
+                        f"{escape(_us(t.detectable_us))}</td><td>{flag}</td></tr>")
+        a, b = r.labels
+        charts.append(cdf_svg({f"{a} {r.base_id}": row.base_samples,
+                               f"{b} {r.new_id}": row.new_samples},
+                              f"{row.target} {row.source} {row.metric}: CDF, {a} vs {b}"))
     c = r.cfg
+    a, b = r.labels
+    stats = escape(r.latency_lines()[0].removeprefix("statistics: ")) if r.latency_lines() \
+        else "no latency measured in both runs"
+    floors = f"Floor: effect_floor_us ({c.effect_floor_us:g} µs)." if r.labels == ("A", "B") \
+        else (f"Floors: history (earlier runs' run-to-run spread), else the larger of "
+              f"effect_floor_us ({c.effect_floor_us:g} µs) and min_effect_size "
+              f"({c.min_effect_size:g}, rank-biserial) as µs on the wider run's spread.")
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>tsfrig compare {escape(r.base_id)} → {escape(r.new_id)}: {status}</title>
 <style>{CSS}</style></head><body>
-<h1>Compare BASE {escape(r.base_id)} → NEW {escape(r.new_id)}
+<h1>Compare {a} {escape(r.base_id)} → {b} {escape(r.new_id)}
 <span class="verdict {css}" id="verdict">{status.upper()}</span></h1>
 {_warnings(r)}<ul id="identity">{ident}</ul>
 <p id="summary">{escape(r.summary_line())}</p>
@@ -343,13 +435,14 @@ def render_compare(r: CompareResult) -> str:
 <h2>Not selected in NEW{escape(f" ({r.selection})" if r.selection else "")}: left out on purpose,
 neither a regression nor a bench fault</h2>
 {_items(r.not_selected, "not-selected")}
-<h2>Semantics</h2><table><tr><th>scenario</th><th>BASE</th><th>NEW</th><th>change</th></tr>
+<h2>Semantics</h2><table><tr><th>scenario</th><th>{a}</th><th>{b}</th><th>change</th></tr>
 {sem}</table>
-<h2>Latency (µs, BASE → NEW)</h2>
-<p>Regression = one-sided Mann-Whitney U p &lt; {c.alpha:g}, median shift &gt;
-{c.effect_floor_us:g} µs and rank-biserial effect ≥ {c.min_effect_size:g}.</p>
+<h2>Latency (µs, {a} → {b})</h2>
+<p id="statistics">Regression = a shift significantly above its floor: {stats}.
+{floors} "Could see": no regression larger than this went unseen.</p>
 <table><tr><th>target</th><th>set source</th><th>metric</th><th>p50</th><th>p90</th><th>p99</th>
-<th>max</th><th>p</th><th>effect</th><th>verdict</th></tr>{''.join(lat_rows)}</table>
+<th>max</th><th>p</th><th>Holm p</th><th>effect</th><th>floor µs</th><th>could see</th>
+<th>verdict</th></tr>{''.join(lat_rows)}</table>
 <div class="charts">{''.join(charts)}</div></body></html>"""
 
 

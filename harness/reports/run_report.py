@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.reports.charts import cdf_svg, histogram_svg, timeline_svg
 from harness.reports.results import SCHEMA_PATH, firmware_label, write_atomic
-from harness.suite.stats import QUANTILE_NAMES, summary
+from harness.suite.stats import QUANTILE_NAMES, detectable_shift, effect_size_floor, summary
 
 METRICS = (("irq_to_wake_us", "IRQ → wake (board clock)"),
            ("edge_to_ack_us", "stimulus edge → ack edge (Pi clock)"))
@@ -273,9 +273,25 @@ def _scenarios(doc: dict) -> str:
                   rows)
 
 
+def _could_see(groups: dict) -> dict[tuple[str, str, str], float]:
+    """Per metric, the smallest shift `tsfrig compare` of this run against another like it
+    (same samples, same spread) could see, with the default compare settings: the config floor,
+    Holm's strictest level over this run's metrics."""
+    from harness.config import CompareConfig
+
+    c = CompareConfig()
+    samples = {(*k, m): ms[m] for k, ms in groups.items() for m, _ in METRICS if ms[m]}
+    alpha = c.alpha / max(1, len(samples))
+    return {k: detectable_shift(s, s, max(c.effect_floor_us,
+                                          effect_size_floor(s, s, c.min_effect_size)), alpha)
+            for k, s in samples.items()}
+
+
 def _latency(doc: dict) -> str:
     out = []
-    for (target, source), metrics in sorted(latency_groups(doc).items()):
+    groups = latency_groups(doc)
+    seen = _could_see(groups)
+    for (target, source), metrics in sorted(groups.items()):
         rows = []
         for m, label in METRICS:
             if not metrics[m]:
@@ -283,9 +299,13 @@ def _latency(doc: dict) -> str:
             s = summary(metrics[m])
             cells = "".join(f'<td class="num" data-metric="{q}" data-kind="{escape(source)}" '
                             f'data-series="{m}">{s[q]:.0f}</td>' for q in QUANTILE_NAMES)
+            could = seen[(target, source, m)]
+            cells += (f'<td class="num" data-detectable="{m}">'
+                      f'{"—" if could == float("inf") else f"≥ {could:.0f}"}</td>')
             rows.append(f"<tr><td>{escape(label)}</td><td class='num'>{s['n']}</td>{cells}</tr>")
         out.append(f"<h3>{escape(target)} — {escape(source)} IRQ</h3>")
-        out.append(_table(["metric", "samples", *(f"{q} µs" for q in QUANTILE_NAMES)], rows))
+        out.append(_table(["metric", "samples", *(f"{q} µs" for q in QUANTILE_NAMES),
+                           "a compare could see (µs)"], rows))
         charts = [histogram_svg(metrics["irq_to_wake_us"] or metrics["edge_to_ack_us"],
                                 f"{source}: histogram of IRQ → wake")]
         series = {label: metrics[m] for m, label in METRICS if metrics[m]}
@@ -390,7 +410,10 @@ def render(doc: dict) -> str:
 {doc.get('duration_s', 0):.1f} s</p>
 {_fault(doc)}{_warnings(doc)}<h2>Firmware and bench</h2>{_identity(doc)}
 <h2>Scenarios</h2>{_scenarios(doc)}
-<h2 id="latency">Latency</h2>{_latency(doc)}
+<h2 id="latency">Latency</h2>
+<p>"A compare could see": the smallest median shift <code>tsfrig compare</code> of this run
+against another like it catches in 95 of 100 compares (default compare settings: separate
+runs, no history; see the compare page for the statistics).</p>{_latency(doc)}
 <h2 id="timelines">Timelines</h2>{_timelines(doc)}
 <h2 id="logs">Device log</h2>{_logs(doc)}
 </body></html>"""

@@ -93,11 +93,12 @@ def _build(doc: dict, run_dir: Path) -> dict:
             "dir": str(run_dir), "targets": targets}
 
 
-def _neighbour(base: dict, new: dict, cfg: CompareConfig) -> dict:
-    """What `tsfrig compare BASE NEW` says, as one of regression / fixed / ok / incomplete."""
+def _neighbour(base: dict, new: dict, cfg: CompareConfig, earlier: list[dict]) -> dict:
+    """What `tsfrig compare BASE NEW --history <earlier runs>` says, as one of regression /
+    fixed / ok / incomplete, and the floor each latency metric was judged against."""
     out = {"base": base["doc"]["run_id"], "new": new["doc"]["run_id"]}
     try:
-        r = compare_runs(base["dir"], new["dir"], cfg)
+        r = compare_runs(base["dir"], new["dir"], cfg, history=earlier)
     except CompareError as e:
         return {**out, "verdict": "incomplete", "summary": f"not comparable: {e}",
                 "regressions": [], "improvements": [], "incomplete": [str(e)],
@@ -108,7 +109,10 @@ def _neighbour(base: dict, new: dict, cfg: CompareConfig) -> dict:
     return {**out, "verdict": verdict, "summary": r.summary_line(),
             "regressions": r.regressions, "improvements": r.improvements,
             "incomplete": r.incomplete, "not_selected": r.not_selected,
-            "selection": r.selection}
+            "selection": r.selection,
+            "floors": [f"{x.target} [{x.source}] {x.metric}: {x.test.floor.us:.0f} µs "
+                       f"({x.test.floor.source}), could see ≥ {x.test.detectable_us:.0f} µs"
+                       for x in r.latency]}
 
 
 def build_trend(runs: list[dict], cfg: CompareConfig) -> dict:
@@ -141,7 +145,8 @@ def build_trend(runs: list[dict], cfg: CompareConfig) -> dict:
             "builds": [_build(r["doc"], r["dir"]) for r in runs],
             "outcomes": dict(sorted(outcomes.items())),
             "latency": dict(sorted(latency.items())),
-            "compares": [_neighbour(a, b, cfg) for a, b in zip(runs, runs[1:], strict=False)]}
+            "compares": [_neighbour(a, b, cfg, [r["doc"] for r in runs[:i + 1]])
+                         for i, (a, b) in enumerate(zip(runs, runs[1:], strict=False))]}
 
 
 # ---- trend.html --------------------------------------------------------------------------
@@ -167,6 +172,8 @@ def _compare_row(trend: dict) -> str:
     cells = ["<td>—</td>"] if trend["builds"] else []
     for i, c in enumerate(trend["compares"]):
         why = "; ".join(c["regressions"] or c["incomplete"] or c["improvements"]) or c["summary"]
+        if c.get("floors"):  # which floor judged each latency metric
+            why += " | floors: " + "; ".join(c["floors"])
         mark = {"regression": "▲ ", "fixed": "▼ "}.get(c["verdict"], "")
         cells.append(f'<td class="cmp {c["verdict"]}" data-compare="{i + 1}-{i + 2}" '
                      f'title="{escape(why)}">{mark}{c["verdict"]}</td>')
@@ -250,9 +257,11 @@ def render_trend(trend: dict) -> str:
 <p id="summary">{escape(summary_line(trend))}</p>
 <p>Columns are builds in run order (by start time). "vs previous build" is what
 <code>tsfrig compare</code> says of each build against the one before it: regression (▲) when a
-scenario newly fails, second-waiter behaviour changes or latency shifts (one-sided
-Mann-Whitney U p &lt; {c['alpha']:g}, median shift &gt; {c['effect_floor_us']:g} µs, effect ≥
-{c['min_effect_size']:g}); incomplete when something was not measured. A scenario a run's
+scenario newly fails, second-waiter behaviour changes or latency shifts significantly above a
+per-metric floor (Holm over the metrics at family-wise alpha {c['alpha']:g}; the floor is the
+run-to-run spread of the earlier builds' runs where there are enough, else the larger of
+{c['effect_floor_us']:g} µs and effect size {c['min_effect_size']:g} on the samples' spread);
+incomplete when something was not measured. A scenario a run's
 <code>-k</code> or <code>--target</code> left out is "not selected": neither a regression nor
 incomplete.</p>
 <h2>Changes between neighbouring builds</h2>{_changes(trend)}
