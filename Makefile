@@ -36,12 +36,13 @@ labgrid: $(LG_STAMP)
 	@command -v ser2net >/dev/null 2>&1 || test -x /usr/sbin/ser2net || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ser2net >/dev/null; }
 
-# The fault matrix's cases mostly wait (a VM stopped 8 s, a stalled daemon): two at a time on
-# two workers halves their wall time without loading the cores; the rest runs in order.
+# The slow cases mostly wait (a VM stopped 8 s, a stalled daemon, a suite run in a child
+# process): the fault matrix and the suite-level tests (mutants, bisect, real builds) two at a
+# time on two workers; the rest runs in order.
 test: $(STAMP) browser labgrid
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2 --durations=10 tests/faults
-	$(BIN)/pytest -q --durations=15 --ignore=tests/faults
+	$(BIN)/pytest -q -n 2 --durations=10 tests/faults tests/suite
+	$(BIN)/pytest -q --durations=15 --ignore=tests/faults --ignore=tests/suite
 
 bench: $(STAMP) labgrid
 	$(BIN)/python benchmarks/bench_sim.py
