@@ -246,7 +246,8 @@ def add_ab_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_ab(args: argparse.Namespace) -> int:
     from harness.config import ConfigError, load_config
-    from harness.reports.compare import CompareError, write_compare_html
+    from harness.reports.compare import CompareError
+    from harness.reports.compare_html import write_compare_html
 
     def fail(msg: str) -> int:
         print(f"tsfrig compare: {msg}", file=sys.stderr)

@@ -38,7 +38,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.config import ConfigError, load_config
-    from harness.reports.compare import CompareError, compare_runs, write_compare_html
+    from harness.reports.compare import CompareError, compare_runs
+    from harness.reports.compare_html import write_compare_html
     from harness.reports.trend import TrendError, collect
 
     if args.ab:
