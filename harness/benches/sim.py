@@ -22,13 +22,15 @@ READY = "ready (Ctrl-C stops the bench)"
 
 
 def announce(serial_port: str, gpio: dict[str, tuple[str, int]], firmware: str,
-             out: TextIO, power: str = "") -> None:
+             out: TextIO, power: str = "", priority: str = "") -> None:
     """What `tsfrig sim` prints once both ends are up: a person connects to these (one line
     per GPIO daemon, named by its backend: `pigpio: 127.0.0.1:PORT`, `rgpio: ...`; power:
-    the unix socket that switches the board off and on, harness/sim/power.py)."""
+    the unix socket that switches the board off and on, harness/sim/power.py; priority:
+    whether the board got ahead of the host's other work, harness/sim/priority.py)."""
     daemons = [f"{backend}: {host}:{port}" for backend, (host, port) in gpio.items()]
     for line in (f"serial: {serial_port}", *daemons, f"firmware: {firmware}",
-                 *([f"power: {power}"] if power else []), READY):
+                 *([f"power: {power}"] if power else []),
+                 *([f"priority: {priority}"] if priority else []), READY):
         print(line, file=out, flush=True)
 
 

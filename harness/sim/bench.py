@@ -23,6 +23,7 @@ from harness.sim.board import VirtualBoard
 from harness.sim.firmware import Firmware, find_executable
 from harness.sim.pigpiod import SimPi
 from harness.sim.power import PowerServer
+from harness.sim.priority import raise_priority
 from harness.sim.rgpiod import SimRgpiod
 from harness.sim.tempdirs import owned_temp_dir, sweep_orphaned_temp
 from harness.sim.wire import ENV_WIRE
@@ -172,12 +173,13 @@ def serve(target: TargetConfig, pigpio_port: int = 0, flash_dir: Path | None = N
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    priority = raise_priority()
     with SimBench(target, flash_dir=flash_dir, pigpio_port=pigpio_port,
                   rgpio_port=rgpio_port) as bench:
         fw = bench.firmware
         announce(bench.serial_port, bench.gpio_addresses,
                  f"{fw.executable}" + (f" + overlay {fw.overlay}" if fw.overlay else ""),
-                 sys.stdout, power=bench.power.path if bench.power else "")
+                 sys.stdout, power=bench.power.path if bench.power else "", priority=priority)
         while not stop.wait(0.5):
             pass
     # on stdout with the addresses, whichever signal it was: whoever reads them learns it went
