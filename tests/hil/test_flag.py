@@ -18,10 +18,7 @@ KINDS = list(IRQ_SOURCES)
 def test_wake(flag_bench, scenario, verdict, irq_kind):
     """Each isolated pulse wakes the waiter exactly once; no wake without a pulse."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=20)
-    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
-            + a.check_counts_reconcile(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
-            + a.check_latency_max(obs, flag_bench.latency_us))
+    verdict(obs, a.check_pulses_each_woke(obs, flag_bench.wake_timeout_ms, flag_bench.latency_us))
 
 
 @scenario("auto_reset", device="watch")
@@ -83,9 +80,7 @@ def test_one_waiter_fanout(flag_bench, scenario, verdict, irq_kind):
     n, k = 5, 3
     obs = s.run_fanout(flag_bench, scenario, irq_kind, n=n, subscribers=k)
     hits = obs.result.get("subscriber_wakes", [])
-    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
-    fails += a.check_counts_reconcile(obs) + a.check_isolated(obs, flag_bench.wake_timeout_ms)
-    fails += a.check_latency_max(obs, flag_bench.latency_us)
+    fails = a.check_pulses_each_woke(obs, flag_bench.wake_timeout_ms, flag_bench.latency_us)
     if hits != [n] * k:
         fails.append(f"subscribers woke {hits} times for {n} pulses (expected {[n] * k})")
     verdict(obs, fails, details={"subscriber_wakes": hits})
@@ -113,10 +108,7 @@ def test_second_waiter_behaviour(flag_bench, scenario, verdict, irq_kind):
 def test_set_from_loop_and_schedule(flag_bench, scenario, verdict, irq_kind):
     """set() called from the loop itself, and from a micropython.schedule callback."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=10)
-    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
-            + a.check_counts_reconcile(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
-            + a.check_latency_max(obs, flag_bench.latency_us))
+    verdict(obs, a.check_pulses_each_woke(obs, flag_bench.wake_timeout_ms, flag_bench.latency_us))
 
 
 @scenario("cancellation", device="cancel")
