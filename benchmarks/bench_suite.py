@@ -27,7 +27,7 @@ from harness.gpio import connect_gpio
 from harness.gpio.ticks import TICK_MASK, tick_diff
 from harness.sim.bench import SimBench
 from harness.suite.analysis import Observation, timeline
-from harness.suite.catalogue import SUITE
+from harness.suite.catalogue import suite_tests
 from harness.suite.scenarios import BenchHandle, run_isolated
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +67,8 @@ def run_injected_latency(target: TargetConfig, injected_us: int, pulses: int,
                             device_timeout_s=10)
             if on_ready is not None:
                 on_ready(b)
-            return run_isolated(h, SUITE["test_latency"], "hard", n=pulses, gap_ms=(1.0, 4.0))
+            latency = suite_tests()["test_latency"].scenario
+            return run_isolated(h, latency, "hard", n=pulses, gap_ms=(1.0, 4.0))
         finally:
             t.close()
             rig.close()

@@ -47,6 +47,9 @@ n_late = 0  # IRQs that arrived after the timed section ended
 n_deferred_set = 0  # sets made by the thread / loop / schedule set sources
 last_set_t = 0
 stim = None
+set_source = ""
+watcher_exit = None  # why the watcher stopped, if it did: reported with the counts
+watcher_task = None
 
 
 def _stamp_irq():
@@ -87,27 +90,25 @@ def isr_schedule(pin):
         micropython.schedule(_sched_set, None)
 
 
-def _setter_thread():
+def _catch_up():
+    """The thread / loop set sources: one set for the IRQs counted since their last look."""
     global seen_by_setter
+    n = n_irq
+    if n != seen_by_setter:
+        _deferred_set()
+        seen_by_setter = n  # after the set: sets_caught_up() relies on the order
+
+
+def _setter_thread():
     while running:
-        n = n_irq
-        if n != seen_by_setter:
-            _deferred_set()
-            seen_by_setter = n  # after the set: sets_caught_up() relies on the order
+        _catch_up()
         time.sleep_us(20)
 
 
 async def _setter_task():
-    global seen_by_setter
     while running:
-        n = n_irq
-        if n != seen_by_setter:
-            _deferred_set()
-            seen_by_setter = n  # after the set: sets_caught_up() relies on the order
+        _catch_up()
         await asyncio.sleep_ms(1)
-
-
-set_source = ""
 
 
 def sets_caught_up():
@@ -176,9 +177,6 @@ def record_wake():
     n_wake = i + 1
 
 
-watcher_exit = None  # why the watcher stopped, if it did: reported with the counts
-
-
 async def watcher():
     global watcher_exit
     try:
@@ -207,9 +205,6 @@ def _traceback(e):
         return buf.getvalue()
     except Exception:  # noqa - a port without io.StringIO still reports the exception line
         return ""
-
-
-watcher_task = None
 
 
 def start_watcher():
@@ -312,7 +307,6 @@ def report(result):
     counts["dropped"] = dropped_irqs()
     counts["waiter"] = watcher_state()  # after a lost wake-up: where was the waiter?
     counts["waiter_exit"] = watcher_exit
-
     tsf_log.emit("COUNT", counts)
     tsf_log.emit("RESULT", result)
     tsf_log.end()

@@ -9,10 +9,11 @@ import re
 from typing import Any
 
 from harness.board.ports import EMULATED, PROFILES
-from harness.board.sources import IRQ_SOURCES, LOOP_SOURCES
+from harness.board.sources import IRQ_SOURCES
 from harness.config.registry import FLASH, GPIO, KIND, POWER, names, spec, specs
 from harness.config.schema import (
     Budgets,
+    ConfigError,
     FirmwareConfig,
     FlashConfig,
     GpioConfig,
@@ -24,7 +25,7 @@ from harness.config.schema import (
 )
 from harness.config.specs import Section
 from harness.config.yaml_lines import Loader, Node, show
-from harness.suite.catalogue import SUITE
+from harness.suite.catalogue import SuiteTest, suite_tests
 from harness.suite.stats import QUANTILE_NAMES
 
 ENUMS = {
@@ -134,8 +135,12 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
                                                          "'test_name[kind]': reason")
         kw["known_issues"] = {
             k: L.string(v, f"{key}.known_issues.{k}") for k, v in km.value.items()}
+        try:
+            suite = suite_tests()
+        except ValueError as e:  # the suite's own file, not the config: say where
+            raise ConfigError(str(e)) from None
         for k, v in km.value.items():
-            wrong = _unknown_test(k)
+            wrong = _unknown_test(k, suite)
             if wrong:
                 raise L.fail(v.line, f"{key}.known_issues", wrong)
     for k in ("irq_wake", "second_waiter"):
@@ -359,19 +364,19 @@ def _gpio(L: Loader, m: dict[str, Node], key: str) -> GpioConfig:
     return GpioConfig(backend, **address, options=got)
 
 
-def _unknown_test(key: str) -> str:
+def _unknown_test(key: str, suite: dict[str, SuiteTest]) -> str:
     """Why a known_issues key names no test of the suite ("" if it names one): a key that
-    matches nothing would silently mark nothing."""
+    matches nothing would silently mark nothing. The suite's tests and their set sources
+    are read from its file (harness.suite.catalogue), never imported."""
     m = re.fullmatch(r"(\w+)\[(\w+)\]", str(key))
     if not m:
         return f"{key!r} is not 'test_name[kind]' (e.g. 'test_wake[hard]')"
     name, kind = m.groups()
-    if name not in SUITE:
-        near = difflib.get_close_matches(name, SUITE, n=1)
+    if name not in suite:
+        near = difflib.get_close_matches(name, suite, n=1)
         return (f"{key!r} names no test of the suite"
-                + (f" (did you mean {near[0]}?)" if near else f"; tests: {', '.join(SUITE)}"))
-    kinds = LOOP_SOURCES if name == "test_set_from_loop_and_schedule" else \
-        ("hard", "soft") if name == "test_second_waiter_behaviour" else IRQ_SOURCES
+                + (f" (did you mean {near[0]}?)" if near else f"; tests: {', '.join(suite)}"))
+    kinds = suite[name].kinds
     if kind not in kinds:
         return f"{key!r}: {name} runs with {', '.join(kinds)}, not {kind!r}"
     return ""

@@ -307,6 +307,14 @@ def check_latency_max(obs: Observation, budget: dict[str, float] | None) -> list
     return check_latency(samples, {"max": budget["max"]})
 
 
+def check_pulses_each_woke(obs: Observation, wake_timeout_ms: float,
+                           latency_us: dict[str, float] | None) -> list[str]:
+    """Isolated pulses, the checks their scenarios share: no lost wake-up, every edge
+    counted, one wake per pulse, none slower than the latency budget's max."""
+    return (check_wake_deadline(obs, wake_timeout_ms) + check_counts_reconcile(obs)
+            + check_isolated(obs, wake_timeout_ms) + check_latency_max(obs, latency_us))
+
+
 def check_no_wake_without_set(obs: Observation) -> list[str]:
     """Auto-reset: every wake needs a set since the previous wake (one racing set excused once)."""
     fails = []

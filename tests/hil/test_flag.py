@@ -1,25 +1,27 @@
 """The ThreadSafeFlag suite: each test is one clause of the flag's contract, checked from
-the board's timing log and the Pi's captured edges. Runs on every target in the rig config."""
+the board's timing log and the Pi's captured edges. Runs on every target in the rig config.
+Each test declares its scenario, @scenario(name, device=...): the name results.json reports
+and the watcher function (device_scripts/tsf_watcher.py) that runs it on the board."""
 
 import pytest
 
 from harness.board.sources import IRQ_SOURCES, LOOP_SOURCES
 from harness.suite import analysis as a
 from harness.suite import scenarios as s
+from harness.suite.catalogue import scenario
 
 KINDS = list(IRQ_SOURCES)
 
 
+@scenario("wake", device="watch")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_wake(flag_bench, scenario, verdict, irq_kind):
     """Each isolated pulse wakes the waiter exactly once; no wake without a pulse."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=20)
-    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
-            + a.check_counts_reconcile(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
-            + a.check_latency_max(obs, flag_bench.latency_us))
+    verdict(obs, a.check_pulses_each_woke(obs, flag_bench.wake_timeout_ms, flag_bench.latency_us))
 
 
+@scenario("auto_reset", device="watch")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_auto_reset(flag_bench, scenario, verdict, irq_kind):
     """After wait() returns, the next wait() blocks until the next pulse."""
@@ -31,6 +33,7 @@ def test_auto_reset(flag_bench, scenario, verdict, irq_kind):
             + a.check_latency_max(obs, flag_bench.latency_us))
 
 
+@scenario("coalesce", device="watch")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_coalesce_no_lost_wakeup(flag_bench, scenario, verdict, irq_kind):
     """A burst while the waiter is busy wakes it at least once after the last pulse and
@@ -52,6 +55,7 @@ def test_coalesce_no_lost_wakeup(flag_bench, scenario, verdict, irq_kind):
     verdict(obs, fails)
 
 
+@scenario("pending_set", device="early_sets")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_pending_set_is_remembered(flag_bench, scenario, verdict, irq_kind):
     """Pulses before the watcher waits make its first wait() return at once."""
@@ -60,6 +64,7 @@ def test_pending_set_is_remembered(flag_bench, scenario, verdict, irq_kind):
             details=obs.result)
 
 
+@scenario("clear", device="early_sets")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_clear_discards_pending_set(flag_bench, scenario, verdict, irq_kind):
     """After clear(), wait() blocks until the next real pulse."""
@@ -68,20 +73,20 @@ def test_clear_discards_pending_set(flag_bench, scenario, verdict, irq_kind):
             details=obs.result)
 
 
+@scenario("fanout", device="fanout")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_one_waiter_fanout(flag_bench, scenario, verdict, irq_kind):
     """One owner task fanning out through asyncio.Event wakes all subscribers every pulse."""
     n, k = 5, 3
     obs = s.run_fanout(flag_bench, scenario, irq_kind, n=n, subscribers=k)
     hits = obs.result.get("subscriber_wakes", [])
-    fails = a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
-    fails += a.check_counts_reconcile(obs) + a.check_isolated(obs, flag_bench.wake_timeout_ms)
-    fails += a.check_latency_max(obs, flag_bench.latency_us)
+    fails = a.check_pulses_each_woke(obs, flag_bench.wake_timeout_ms, flag_bench.latency_us)
     if hits != [n] * k:
         fails.append(f"subscribers woke {hits} times for {n} pulses (expected {[n] * k})")
     verdict(obs, fails, details={"subscriber_wakes": hits})
 
 
+@scenario("second_waiter", device="second_waiter")
 @pytest.mark.parametrize("irq_kind", ["hard", "soft"])  # soft: esp32 has no hard pin IRQs
 def test_second_waiter_behaviour(flag_bench, scenario, verdict, irq_kind):
     """A second concurrent wait() is unsupported; what this firmware does must not change,
@@ -98,16 +103,15 @@ def test_second_waiter_behaviour(flag_bench, scenario, verdict, irq_kind):
     verdict(obs, fails, details=seen)
 
 
+@scenario("set_source", device="watch")
 @pytest.mark.parametrize("irq_kind", list(LOOP_SOURCES))
 def test_set_from_loop_and_schedule(flag_bench, scenario, verdict, irq_kind):
     """set() called from the loop itself, and from a micropython.schedule callback."""
     obs = s.run_isolated(flag_bench, scenario, irq_kind, n=10)
-    verdict(obs, a.check_wake_deadline(obs, flag_bench.wake_timeout_ms)
-            + a.check_counts_reconcile(obs)
-            + a.check_isolated(obs, flag_bench.wake_timeout_ms)
-            + a.check_latency_max(obs, flag_bench.latency_us))
+    verdict(obs, a.check_pulses_each_woke(obs, flag_bench.wake_timeout_ms, flag_bench.latency_us))
 
 
+@scenario("cancellation", device="cancel")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_cancellation(flag_bench, scenario, verdict, irq_kind):
     """A cancelled waiter and a timed-out wait_for leave the flag working for the next waiter."""
@@ -123,6 +127,7 @@ def test_cancellation(flag_bench, scenario, verdict, irq_kind):
     verdict(obs, fails, details=r)
 
 
+@scenario("stress", device="watch")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_stress(flag_bench, scenario, verdict, irq_kind):
     """Pulse rates stepping 100 Hz -> 5 kHz under a busy co-task: no crash, no lost wake-up."""
@@ -143,6 +148,7 @@ def test_stress(flag_bench, scenario, verdict, irq_kind):
             warnings=said if overflow else None)
 
 
+@scenario("latency", device="watch")
 @pytest.mark.parametrize("irq_kind", KINDS)
 def test_latency(flag_bench, scenario, verdict, irq_kind):
     """IRQ -> wake (board clock) and stimulus edge -> ack edge (Pi clock) within budget."""

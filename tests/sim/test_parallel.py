@@ -141,6 +141,8 @@ def test_worker_killed_is_a_bench_fault(tmp_path):
     assert [t["outcome"] for t in lost] == ["error"], lost
     assert lost[0]["message"].startswith("the test worker died while running this test")
     assert lost[0]["target"] in ("a", "b") and "@" not in lost[0]["nodeid"]
+    # the controller never imported the suite: the scenario is read from the test's file
+    assert lost[0]["scenario"] in ("wake", "auto_reset", "cancellation"), lost[0]
 
 
 def test_target_of_names_the_target_in_a_test_id():
