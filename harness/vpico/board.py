@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.children import die_with_parent, stop_child
+from harness.sim.client_port import reopen_pty
 
 HERE = Path(__file__).resolve().parent
 MIN_NODE = 18
@@ -211,24 +212,11 @@ class NodeBoard:
         away = time.monotonic() - self._away_since
         if not self._usb_up or away < PORT_AWAY_S:
             return
-        give_up = away >= PORT_RECLAIM_S
-        tried, found = [], None
         if self._slave >= 0:  # free the old number just before taking it again
             os.close(self._slave)
             self._slave = -1
         walk = int(self.port.rsplit("/", 1)[-1]) + 2 if self.port[-1:].isdigit() else 64
-        try:
-            for _ in range(min(walk, 4096)):  # ptys take the lowest free number: walk up
-                m, sl = os.openpty()
-                if os.ttyname(sl) == self.port or give_up:
-                    found = (m, sl)
-                    break
-                tried.append((m, sl))
-        except OSError:
-            pass
-        for m, sl in tried:
-            os.close(m)
-            os.close(sl)
+        found = reopen_pty(self.port, away >= PORT_RECLAIM_S, min(walk, 4096))
         if found is not None:
             self._master, self._slave = found
             tty.setraw(self._slave)
