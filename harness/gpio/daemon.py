@@ -14,7 +14,6 @@ from typing import Protocol, TypeVar
 
 from harness.gpio import GpioError, built_within
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -34,6 +33,7 @@ def guarded(rig: DaemonLink, what: str, errors: tuple[type[BaseException], ...],
     broken (a late answer would be read as the next call's); `errors` are what the library
     raises when refused, `fix` what to check then."""
     daemon = f"{rig.daemon}d"
+    log = logging.getLogger(type(rig).__module__)  # trace.log names the backend
     log.debug("%s: %s", rig.daemon, what)
     try:
         yield
