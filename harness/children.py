@@ -49,3 +49,14 @@ def stop_child(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+
+
+def stop_bench(proc: subprocess.Popen | None) -> None:
+    """Stop a child bench (stop_child) and close the pipes it announced itself on; None (not
+    started, or stopped already) is nothing to do."""
+    if proc is None:
+        return
+    stop_child(proc)
+    for f in (proc.stdout, proc.stderr):
+        if f:
+            f.close()

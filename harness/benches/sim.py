@@ -13,7 +13,7 @@ import time
 from typing import TextIO
 
 from harness.benches import BenchAddress
-from harness.children import die_with_parent, stop_child
+from harness.children import die_with_parent, stop_bench
 from harness.config import RigConfig, TargetConfig
 from harness.config.specs import KindSpec
 from harness.verdict import BenchFault
@@ -81,12 +81,7 @@ class SimProvider:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        stop_child(proc)
-        for f in (proc.stdout, proc.stderr):
-            if f:
-                f.close()
+        stop_bench(proc)
 
     def identity(self) -> dict:
         from harness.sim.firmware import build_hash, find_executable, overlay_hash

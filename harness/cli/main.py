@@ -17,6 +17,7 @@ from harness.cli.bisect import add_bisect_parser
 from harness.cli.doctor import add_doctor_parser
 from harness.cli.init import add_init_parser
 from harness.cli.reports import add_report_parsers
+from harness.cli.vpico import add_vpico_parser
 from harness.config import ConfigError, load_with
 from harness.reports.trend import add_trend_parser
 from harness.shipped import SUITE
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trend_parser(sub)
     add_bisect_parser(sub)
     add_doctor_parser(sub, DEFAULT_CONFIG)
+    add_vpico_parser(sub)
     return p
 
 

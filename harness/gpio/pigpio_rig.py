@@ -18,8 +18,8 @@ import pigpio
 
 from harness.config import Wiring
 from harness.config.specs import GpioSpec
-from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking, built_within
-from harness.gpio.daemon import ask, close_all
+from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking
+from harness.gpio.daemon import ask, close_all, connected_client, guarded
 from harness.gpio.ticks import TickUnwrapper
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PULSE_US = 10  # stimulus pulse width: short, like an interrupt line's strobe
 PULSE_REPORT_S = 2.0  # a pulse pigpio doesn't report by then: the Pi is mute
 PIGPV_CMD = 26  # pigpiod's "get version" command: a harmless handshake
+FIX = "start it on the Pi (sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml"
 
 
 class EdgeCapture(EdgeLog):
@@ -87,24 +88,11 @@ class PigpioRig(Relinking):
                                         pigpio.RISING_EDGE)
             self.ack = EdgeCapture(self.pi, self.ack_gpio, self.unwrap, pigpio.EITHER_EDGE)
 
-    @contextlib.contextmanager
-    def guard(self, what: str):
+    def guard(self, what: str) -> contextlib.AbstractContextManager[None]:
         """Context for pigpio calls: a pigpiod that times out or refuses a command is a bench
         fault (GpioError), never a firmware verdict."""
-        log.debug("pigpio: %s", what)
-        try:
-            yield
-        except TimeoutError:  # it accepted the command and then said nothing
-            self.broken = f"failed to {what}: no answer within {self.command_timeout_s:g} s"
-            log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
-            raise GpioError(f"pigpiod at {self.host}:{self.port} {self.broken}, so pigpiod or "
-                             "the Pi stalled (or the network dropped); restart pigpiod, or free "
-                             "the Pi's CPU if it is overloaded") from None
-        except (OSError, pigpio.error, struct.error) as e:  # struct.error: a short answer
-            self.broken = f"failed to {what} ({e or type(e).__name__})"
-            log.warning("pigpiod at %s:%s %s", self.host, self.port, self.broken)
-            raise GpioError(f"pigpiod at {self.host}:{self.port} {self.broken}: "
-                             "check pigpiod is running and the Pi is reachable") from None
+        return guarded(self, what, (OSError, pigpio.error, struct.error),
+                       "check pigpiod is running and the Pi is reachable")
 
     def identity(self) -> dict:
         with self.guard("report its version"):
@@ -277,24 +265,15 @@ def handshake(host: str, port: int, timeout_s: float) -> None:
     waits for answers with none, so a daemon that accepts but never answers would hang it."""
     where = f"pigpiod at {host}:{port}"
     answer = ask(host, port, struct.pack("<IIII", PIGPV_CMD, 0, 0, 0), 16, timeout_s,
-                 "pigpiod", "start it on the Pi (sudo pigpiod -s 1) or fix pigpio.host/port "
-                 "in rig_config.yaml")
+                 "pigpiod", FIX)
     if struct.unpack("<I", answer[:4])[0] != PIGPV_CMD:
         raise GpioError(f"{where} answered, but not in pigpiod's protocol: is it pigpiod?")
 
 
 def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
-    """pigpio.pi() with a deadline (its constructor has none): built on a helper thread;
-    if it does not finish in time the daemon is called silent."""
-    pi = built_within(lambda: pigpio.pi(host, port, show_errors=False), timeout_s,
-                      "pigpio-connect")
-    if pi is None:
-        raise GpioError(f"pigpiod at {host}:{port} did not complete the pigpio handshake "
-                         f"within {timeout_s:.0f} s: restart pigpiod")
-    if not pi.connected:
-        raise GpioError(f"pigpiod at {host}:{port} does not answer: start it on the Pi "
-                         "(sudo pigpiod -s 1) or fix pigpio.host/port in rig_config.yaml")
-    return pi
+    """pigpio.pi() with a deadline: its constructor has none."""
+    return connected_client(lambda: pigpio.pi(host, port, show_errors=False), "pigpio", host,
+                            port, timeout_s, "complete the pigpio handshake", FIX)
 
 
 SPEC = GpioSpec(

@@ -27,8 +27,8 @@ import rgpio
 
 from harness.config import Wiring
 from harness.config.specs import GpioSpec, Section
-from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking, built_within
-from harness.gpio.daemon import ask, close_all
+from harness.gpio import STALL_S, EdgeLog, GpioError, Relinking
+from harness.gpio.daemon import ask, close_all, connected_client, guarded
 
 log = logging.getLogger(__name__)
 
@@ -141,23 +141,10 @@ class RgpioRig(Relinking):
             else:
                 self.stimulus = self.commanded
 
-    @contextlib.contextmanager
-    def guard(self, what: str):
+    def guard(self, what: str) -> contextlib.AbstractContextManager[None]:
         """Context for rgpio calls: a daemon that times out or refuses is a bench fault."""
-        log.debug("rgpio: %s", what)
-        try:
-            yield
-        except TimeoutError:  # it accepted the command and then said nothing
-            self.broken = f"failed to {what}: no answer within {self.command_timeout_s:g} s"
-            log.warning("rgpiod at %s:%s %s", self.host, self.port, self.broken)
-            raise GpioError(f"rgpiod at {self.host}:{self.port} {self.broken}, so rgpiod or "
-                             "the Pi stalled (or the network dropped); restart rgpiod, or free "
-                             "the Pi's CPU if it is overloaded") from None
-        except (OSError, rgpio.error, struct.error) as e:
-            self.broken = f"failed to {what} ({e or type(e).__name__})"
-            log.warning("rgpiod at %s:%s %s", self.host, self.port, self.broken)
-            raise GpioError(f"rgpiod at {self.host}:{self.port} {self.broken}: check rgpiod is "
-                             "running, the lines are free and the Pi is reachable") from None
+        return guarded(self, what, (OSError, rgpio.error, struct.error),
+                       "check rgpiod is running, the lines are free and the Pi is reachable")
 
     def edge_timing(self) -> str:
         """How exact this rig's edge timestamps are, in one line (`tsfrig doctor`)."""
@@ -299,17 +286,9 @@ def handshake(host: str, port: int, timeout_s: float) -> int:
 
 
 def _connect_client(host: str, port: int, timeout_s: float) -> rgpio.sbc:
-    """rgpio.sbc() with a deadline (its constructor has none): built on a helper thread; if it
-    does not finish in time the daemon is called silent."""
-    sbc = built_within(lambda: rgpio.sbc(host, port, show_errors=False), timeout_s,
-                       "rgpio-connect")
-    if sbc is None:
-        raise GpioError(f"rgpiod at {host}:{port} did not open a notification stream within "
-                         f"{timeout_s:.0f} s: restart rgpiod")
-    if not sbc.connected:
-        raise GpioError(f"rgpiod at {host}:{port} does not answer: {FIX}")
-    return sbc
-
+    """rgpio.sbc() with a deadline: its constructor has none."""
+    return connected_client(lambda: rgpio.sbc(host, port, show_errors=False), "rgpio", host,
+                            port, timeout_s, "open a notification stream", FIX)
 
 def _options(section: Section) -> dict[str, Any]:
     """gpio.chip: the gpiochip holding the header's lines (the rig's default is 0)."""

@@ -63,21 +63,7 @@ class ClientPort:
         as with a USB board); past the reclaim time take whatever name comes."""
         if now < self._away_until:
             return
-        give_up = now >= self._reclaim_until
-        tried: list[tuple[int, int]] = []
-        found = None
-        try:
-            for _ in range(64):  # ptys take the lowest free number: walk up to the old one
-                m, s = os.openpty()
-                if os.ttyname(s) == self._away_name or give_up:
-                    found = (m, s)
-                    break
-                tried.append((m, s))
-        except OSError:
-            pass
-        for m, s in tried:
-            os.close(m)
-            os.close(s)
+        found = reopen_pty(self._away_name, now >= self._reclaim_until, 64)
         if found is None:
             return
         self._away_name = ""
@@ -313,3 +299,24 @@ class ClientPort:
             self._last_sigint = now
             with contextlib.suppress(ProcessLookupError):
                 os.kill(vm.pid, signal.SIGINT)
+
+
+def reopen_pty(name: str, any_name: bool, tries: int) -> tuple[int, int] | None:
+    """A new pty (master, slave) named `name`, as a USB board's port comes back under its old
+    name once that is free: ptys take the lowest free number, so open up to `tries` of them
+    until one has it (with any_name, the first will do) and close the rest. None: not yet."""
+    tried: list[tuple[int, int]] = []
+    found = None
+    try:
+        for _ in range(tries):
+            m, s = os.openpty()
+            if os.ttyname(s) == name or any_name:
+                found = (m, s)
+                break
+            tried.append((m, s))
+    except OSError:
+        pass
+    for m, s in tried:
+        os.close(m)
+        os.close(s)
+    return found

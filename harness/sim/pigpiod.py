@@ -238,6 +238,11 @@ class SimPi(PigpiodProtocol):
     def _idle_level(self, gpio: int) -> int:
         return 1 if self.pull[gpio] == PUD_UP or gpio in self.reset_lines else 0
 
+    def _settle_input(self, gpio: int) -> None:
+        """An input nothing drives settles at its pull's level (the caller holds the lock)."""
+        if self.mode[gpio] == INPUT and gpio not in self.driven:
+            self._set_level(gpio, self._idle_level(gpio), clock.tick())
+
     def drive(self, gpio: int, level: int, tick: int | None = None) -> None:
         """Make gpio an output at level (an edge at tick, default now)."""
         with self._lock:
@@ -248,8 +253,7 @@ class SimPi(PigpiodProtocol):
         """Make gpio an input with a pull; undriven, it settles at the pull's level."""
         with self._lock:
             self.mode[gpio], self.pull[gpio] = INPUT, pull
-            if gpio not in self.driven:
-                self._set_level(gpio, self._idle_level(gpio), clock.tick())
+            self._settle_input(gpio)
 
     # ---- board link --------------------------------------------------------------------------
     def _send_board(self, frame: bytes) -> None:

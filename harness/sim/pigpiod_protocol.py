@@ -138,8 +138,7 @@ class PigpiodProtocol:
                 if p2 > 7:
                     return PI_BAD_MODE
                 self.mode[p1] = p2
-                if p2 == INPUT and p1 not in self.driven:
-                    self._set_level(p1, self._idle_level(p1), clock.tick())
+                self._settle_input(p1)
                 return 0
             if cmd == MODEG:
                 return self.mode[p1]
@@ -147,8 +146,7 @@ class PigpiodProtocol:
                 if p2 > 2:
                     return PI_BAD_PUD
                 self.pull[p1] = p2
-                if self.mode[p1] == INPUT and p1 not in self.driven:
-                    self._set_level(p1, self._idle_level(p1), clock.tick())
+                self._settle_input(p1)
                 return 0
             if cmd == READ:
                 return self.level[p1]

@@ -15,9 +15,7 @@ name (unless a client still holds that) once the new chip's USB is up.
 from __future__ import annotations
 
 import os
-import re
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -29,10 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.children import die_with_parent, stop_child
+from harness.sim.client_port import reopen_pty
+from harness.vpico.node import VPicoError, board_dir, node_executable
 
-HERE = Path(__file__).resolve().parent
-MIN_NODE = 18
-ENV_NODE = "TSFRIG_NODE"  # the node executable (default: `node` on PATH)
 ENV_BOOTROM = "TSFRIG_VPICO_BOOTROM"  # the RP2040 bootrom (16 KiB) the emulator runs
 BOOT_TIMEOUT_S = 20.0
 SERIAL_HEADER = struct.Struct("<cxHII")  # b"S", stamp µs (high 16, low 32 bits), length
@@ -41,33 +38,6 @@ PORT_RECLAIM_S = 3.0  # ... and brings it back under its old name if that is fre
 # board.mjs events that take the USB device away, and the one that brings it back
 GONE = ("held in reset", "boot (machine.reset())", "bootloader (")
 BACK = "usb connected"
-
-
-class VPicoError(Exception):
-    """The virtual Pico could not be brought up (a bench fault): the message says why and
-    what to do."""
-
-
-def node_executable() -> str:
-    """The Node to run board.mjs with: Node >= 18 with rp2040js installed beside board.mjs."""
-    node = os.environ.get(ENV_NODE) or shutil.which("node")
-    if not node:
-        raise VPicoError(f"vpico needs Node >= {MIN_NODE}: none on PATH; install Node.js "
-                         f"(or set {ENV_NODE})")
-    try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise VPicoError(f"vpico: {node} --version failed ({e}); install Node >= {MIN_NODE}") \
-            from None
-    m = re.match(r"v(\d+)\.", out)
-    if not m or int(m.group(1)) < MIN_NODE:
-        raise VPicoError(f"vpico needs Node >= {MIN_NODE}, {node} is {out or 'unknown'}; "
-                         "install a newer Node.js")
-    if not (HERE / "node_modules" / "rp2040js" / "package.json").is_file():
-        raise VPicoError("vpico: rp2040js is not installed; run `make vpico` (npm ci in "
-                         "harness/vpico)")
-    return node
 
 
 def bootrom_path() -> Path:
@@ -104,7 +74,7 @@ class NodeBoard:
         self.started_at = 0.0
 
     def start(self) -> NodeBoard:
-        node, rom = node_executable(), bootrom_path()
+        node, where, rom = node_executable(), board_dir(), bootrom_path()
         if not self.image.is_file():
             raise VPicoError(f"firmware.image {self.image} does not exist; give an RPI_PICO "
                              ".uf2 (firmware.image or --firmware)")
@@ -113,11 +83,11 @@ class NodeBoard:
         self.port = os.ttyname(self._slave)
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [node, str(HERE / "board.mjs"), "--uf2", str(self.image), "--bootrom", str(rom),
+            [node, str(where / "board.mjs"), "--uf2", str(self.image), "--bootrom", str(rom),
              "--wire", str(self.wire_port), "--drop", str(self.drop_dir),
              "--uid", self.uid],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=self._in_child, pass_fds=(self.control.fileno(), 3), cwd=HERE)
+            preexec_fn=self._in_child, pass_fds=(self.control.fileno(), 3), cwd=where)
         self.control.close()  # the child has it
         for fn in (self._bridge, self._read_events):
             t = threading.Thread(target=fn, daemon=True, name=f"vpico-{fn.__name__}")
@@ -211,24 +181,11 @@ class NodeBoard:
         away = time.monotonic() - self._away_since
         if not self._usb_up or away < PORT_AWAY_S:
             return
-        give_up = away >= PORT_RECLAIM_S
-        tried, found = [], None
         if self._slave >= 0:  # free the old number just before taking it again
             os.close(self._slave)
             self._slave = -1
         walk = int(self.port.rsplit("/", 1)[-1]) + 2 if self.port[-1:].isdigit() else 64
-        try:
-            for _ in range(min(walk, 4096)):  # ptys take the lowest free number: walk up
-                m, sl = os.openpty()
-                if os.ttyname(sl) == self.port or give_up:
-                    found = (m, sl)
-                    break
-                tried.append((m, sl))
-        except OSError:
-            pass
-        for m, sl in tried:
-            os.close(m)
-            os.close(sl)
+        found = reopen_pty(self.port, away >= PORT_RECLAIM_S, min(walk, 4096))
         if found is not None:
             self._master, self._slave = found
             tty.setraw(self._slave)

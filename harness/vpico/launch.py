@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.benches import BenchAddress
 from harness.benches.sim import read_announcement
-from harness.children import die_with_parent, stop_child
+from harness.children import die_with_parent, stop_bench
 from harness.config import RigConfig, TargetConfig
 from harness.config.specs import KindSpec
 from harness.vpico import NO_CORE1
@@ -49,12 +49,7 @@ class VPicoProvider:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        stop_child(proc)
-        for f in (proc.stdout, proc.stderr):
-            if f:
-                f.close()
+        stop_bench(proc)
 
     def identity(self) -> dict:
         from harness.sim.firmware import build_hash

@@ -19,6 +19,7 @@ import serial
 from harness.config import Budgets, FirmwareConfig, GpioConfig, TargetConfig, Wire, Wiring
 from harness.vpico.bench import ENV_UF2, VPicoBench
 from harness.vpico.board import ENV_BOOTROM, VPicoError
+from harness.vpico.node import board_dir
 
 REPO = Path(__file__).resolve().parents[2]
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
@@ -28,9 +29,18 @@ def _missing() -> str:
     for env in (ENV_UF2, ENV_BOOTROM):
         if not os.environ.get(env) or not Path(os.environ[env]).is_file():
             return f"set {env} to run the virtual Pico's tests"
-    if not (REPO / "harness/vpico/node_modules/rp2040js").is_dir():
+    if not _has_rp2040js():
         return "run `make vpico` to install rp2040js"
     return ""
+
+
+def _has_rp2040js() -> bool:
+    """Beside board.mjs (make vpico) or in the user's cache (tsfrig vpico-setup)."""
+    try:
+        board_dir()
+    except VPicoError:
+        return False
+    return True
 
 
 needs_vpico = pytest.mark.skipif(bool(_missing()), reason=_missing() or "ready")
@@ -191,7 +201,7 @@ def test_a_missing_node_is_one_line_naming_the_fix(monkeypatch, tmp_path):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="no node on PATH")
 def test_a_missing_bootrom_or_image_is_one_line_naming_the_setting(monkeypatch, tmp_path):
-    if not (REPO / "harness/vpico/node_modules/rp2040js").is_dir():
+    if not _has_rp2040js():
         pytest.skip("run `make vpico` to install rp2040js")
     monkeypatch.delenv(ENV_BOOTROM, raising=False)
     monkeypatch.setenv(ENV_UF2, str(tmp_path / "x.uf2"))
