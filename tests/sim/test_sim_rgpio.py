@@ -17,8 +17,8 @@ from harness.gpio import GpioError, connect_gpio
 from harness.gpio.rgpio_rig import handshake
 from harness.sim.pigpiod import SimPi
 from harness.sim.rgpiod import HEADER, LG_VERSION, UNKNOWN_COMMAND, SimRgpiod
-from tests.cli import REPO, run_tsfrig
 
+REPO = Path(__file__).resolve().parents[2]
 STIM, ACK, SENSE, RESET = 17, 27, 23, 22
 
 
@@ -275,9 +275,9 @@ def rgpio_config(tmp_path: Path, sense: bool) -> Path:
 
 
 @pytest.mark.parametrize("sense", [True, False], ids=["sensed", "commanded"])
-def test_suite_passes_on_rgpio(tmp_path, sense):
-    r = run_tsfrig("run", "--config", str(rgpio_config(tmp_path, sense)), "--report-dir",
-                   str(tmp_path / "r"), timeout=300)
+def test_suite_passes_on_rgpio(tmp_path, sense, tsfrig):
+    r = tsfrig("run", "--config", str(rgpio_config(tmp_path, sense)), "--report-dir",
+               str(tmp_path / "r"), timeout=300)
     doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert doc["verdict"] == "pass"

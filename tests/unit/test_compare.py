@@ -15,14 +15,16 @@ import pytest
 from harness.reports.compare import identity_lines
 from harness.reports.results import validate
 from harness.suite.stats import gate_paired, gate_separate, history_spread, holm, shift_test
-from tests.cli import run_tsfrig
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "3.4.0; MicroPython v1.24.0 on 2024-10-25"
 WAKE_FAIL = "pulse 1: IRQ at +4749 µs, no wake within 200 ms"
 
 
-tsfrig = functools.partial(run_tsfrig, timeout=120)
+@pytest.fixture(scope="module")
+def tsfrig(tsfrig):
+    """`tsfrig` with a 120 s deadline."""
+    return functools.partial(tsfrig, timeout=120)
 
 
 def scenario(name: str, outcome: str = "passed", message: str = "", **extra) -> dict:
@@ -74,8 +76,12 @@ def new_doc() -> dict:
     return run_doc("new-run", build_hash="bbbb2222")
 
 
-def compare(base: Path, new: Path, *extra: str) -> subprocess.CompletedProcess:
-    return tsfrig("compare", str(base), str(new), *extra)
+@pytest.fixture
+def compare(tsfrig):
+    """`tsfrig compare BASE NEW EXTRA...`."""
+    def run(base: Path, new: Path, *extra: str) -> subprocess.CompletedProcess:
+        return tsfrig("compare", str(base), str(new), *extra)
+    return run
 
 
 def lines(r: subprocess.CompletedProcess) -> list[str]:
@@ -85,7 +91,7 @@ def lines(r: subprocess.CompletedProcess) -> list[str]:
 # ---- verdicts ---------------------------------------------------------------------------
 
 
-def test_same_build_passes_with_identity_first_and_summary_last(base, new_doc, tmp_path):
+def test_same_build_passes_with_identity_first_and_summary_last(base, new_doc, tmp_path, compare):
     r = compare(base, write_run(tmp_path / "new", new_doc))
     assert r.returncode == 0, r.stdout + r.stderr
     out = lines(r)
@@ -100,7 +106,8 @@ def test_same_build_passes_with_identity_first_and_summary_last(base, new_doc, t
 
 
 @pytest.mark.parametrize("outcome", ["failed", "xfailed"])
-def test_passed_then_failed_is_a_regression_with_its_cause(base, new_doc, tmp_path, outcome):
+def test_passed_then_failed_is_a_regression_with_its_cause(base, new_doc, tmp_path, outcome,
+                                                           compare):
     t = scenario_of(new_doc, "wake")
     t["outcome"], t["message"] = outcome, f"wake [hard] on sim: {WAKE_FAIL}\n  - more"
     new_doc["verdict"] = "fail"
@@ -111,7 +118,7 @@ def test_passed_then_failed_is_a_regression_with_its_cause(base, new_doc, tmp_pa
     assert 'id="verdict">FAIL' in (tmp_path / "new" / "compare.html").read_text()
 
 
-def test_failing_in_both_runs_is_still_failing_not_a_regression(tmp_path):
+def test_failing_in_both_runs_is_still_failing_not_a_regression(tmp_path, compare):
     docs = [run_doc("base-run"), run_doc("new-run")]
     for d in docs:
         t = scenario_of(d, "wake")
@@ -121,7 +128,7 @@ def test_failing_in_both_runs_is_still_failing_not_a_regression(tmp_path):
     assert f"still failing sim / wake [hard]: failed → failed: {WAKE_FAIL}" in lines(r)
 
 
-def test_changed_second_waiter_is_a_regression(base, new_doc, tmp_path):
+def test_changed_second_waiter_is_a_regression(base, new_doc, tmp_path, compare):
     scenario_of(new_doc, "second_waiter")["details"]["second_waiter_observed"] = "raises"
     r = compare(base, write_run(tmp_path / "new", new_doc))
     assert r.returncode == 1, r.stdout
@@ -129,7 +136,7 @@ def test_changed_second_waiter_is_a_regression(base, new_doc, tmp_path):
             "now raises") in lines(r)
 
 
-def test_bench_fault_in_new_is_incomplete(base, new_doc, tmp_path):
+def test_bench_fault_in_new_is_incomplete(base, new_doc, tmp_path, compare):
     t = scenario_of(new_doc, "auto_reset")
     t["outcome"], t["message"] = "error", "bench fault (not a firmware verdict): board mute"
     new_doc["verdict"], new_doc["bench_fault"] = "error", "board mute"
@@ -144,14 +151,14 @@ def test_bench_fault_in_new_is_incomplete(base, new_doc, tmp_path):
     assert 'id="verdict">INCOMPLETE' in (tmp_path / "new" / "compare.html").read_text()
 
 
-def test_scenario_missing_from_new_is_incomplete(base, new_doc, tmp_path):
+def test_scenario_missing_from_new_is_incomplete(base, new_doc, tmp_path, compare):
     new_doc["tests"].remove(scenario_of(new_doc, "auto_reset"))
     r = compare(base, write_run(tmp_path / "new", new_doc))
     assert r.returncode == 2, r.stdout
     assert "INCOMPLETE missing from NEW: sim / auto_reset [hard] (BASE passed)" in lines(r)
 
 
-def test_skipped_in_new_is_incomplete_but_skipped_in_base_is_not_required(tmp_path):
+def test_skipped_in_new_is_incomplete_but_skipped_in_base_is_not_required(tmp_path, compare):
     b, n = run_doc("base-run"), run_doc("new-run")
     scenario_of(b, "wake")["outcome"] = "skipped"
     n["tests"].remove(scenario_of(n, "wake"))  # BASE skipped it: NEW need not run it
@@ -167,7 +174,7 @@ def test_skipped_in_new_is_incomplete_but_skipped_in_base_is_not_required(tmp_pa
 
 
 @pytest.mark.parametrize("verdict", ["interrupted", "aborted-by-a-newer-harness"])
-def test_new_run_not_run_to_the_end_is_incomplete(base, new_doc, tmp_path, verdict):
+def test_new_run_not_run_to_the_end_is_incomplete(base, new_doc, tmp_path, verdict, compare):
     new_doc["verdict"] = verdict
     new = write_run(tmp_path / "new", new_doc, check_schema=False)  # verdicts the schema may lack
     r = compare(base, new)
@@ -178,7 +185,7 @@ def test_new_run_not_run_to_the_end_is_incomplete(base, new_doc, tmp_path, verdi
     assert out[-1] == f"compare: INCOMPLETE: NEW run {verdict}; not a firmware verdict"
 
 
-def test_bench_fault_in_base_cannot_pass_a_new_failure(tmp_path):
+def test_bench_fault_in_base_cannot_pass_a_new_failure(tmp_path, compare):
     b, n = run_doc("base-run", verdict="error"), run_doc("new-run")
     scenario_of(b, "wake")["outcome"] = "error"
     t = scenario_of(n, "wake")
@@ -189,7 +196,7 @@ def test_bench_fault_in_base_cannot_pass_a_new_failure(tmp_path):
                for x in lines(r))
 
 
-def test_regression_and_missing_scenario_exit_1_and_show_both(base, new_doc, tmp_path):
+def test_regression_and_missing_scenario_exit_1_and_show_both(base, new_doc, tmp_path, compare):
     t = scenario_of(new_doc, "wake")
     t["outcome"], t["message"], new_doc["verdict"] = "failed", WAKE_FAIL, "fail"
     new_doc["tests"].remove(scenario_of(new_doc, "auto_reset"))
@@ -203,7 +210,7 @@ def test_regression_and_missing_scenario_exit_1_and_show_both(base, new_doc, tmp
                        "does not record)")
 
 
-def test_new_with_no_target_recorded_is_incomplete(base, new_doc, tmp_path):
+def test_new_with_no_target_recorded_is_incomplete(base, new_doc, tmp_path, compare):
     new_doc.update(verdict="error", bench_fault="pigpiod unreachable", targets=[], tests=[])
     r = compare(base, write_run(tmp_path / "new", new_doc))
     assert r.returncode == 2, r.stdout + r.stderr
@@ -213,7 +220,7 @@ def test_new_with_no_target_recorded_is_incomplete(base, new_doc, tmp_path):
     assert out[-1].startswith("compare: INCOMPLETE: 4 scenarios not measured in NEW")
 
 
-def test_runs_with_no_common_target_cannot_be_compared(base, new_doc, tmp_path):
+def test_runs_with_no_common_target_cannot_be_compared(base, new_doc, tmp_path, compare):
     new_doc["targets"][0]["name"] = "pico"
     for t in new_doc["tests"]:
         t["target"] = "pico"
@@ -229,13 +236,13 @@ BASE_K, NEW_K = "hard and (test_wake or test_latency)", "test_wake and hard"
 
 
 @pytest.fixture(scope="module")
-def k_runs(tmp_path_factory) -> dict[str, Path]:
+def k_runs(tmp_path_factory, tsfrig) -> dict[str, Path]:
     """Two real runs on the simulated bench: BASE measures wake and latency, NEW's -k leaves
     latency out. Each run's reports directory has its `latest`."""
     tmp = tmp_path_factory.mktemp("k")
     runs = {}
     for name, k in (("base", BASE_K), ("new", NEW_K)):
-        r = run_tsfrig("run", "-k", k, "--report-dir", str(tmp / name), timeout=300)
+        r = tsfrig("run", "-k", k, "--report-dir", str(tmp / name), timeout=300)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         runs[name] = tmp / name / "latest"
     return runs
@@ -252,7 +259,7 @@ def test_run_records_its_selection(k_runs):
     assert len(doc["selection"]["deselected"]) >= 20  # the rest of the suite
 
 
-def test_deselected_by_k_is_not_selected_not_a_bench_fault(k_runs, tmp_path):
+def test_deselected_by_k_is_not_selected_not_a_bench_fault(k_runs, tmp_path, compare):
     r = compare(k_runs["base"], k_runs["new"], "--out", str(tmp_path / "c.html"))
     out = lines(r)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -264,7 +271,7 @@ def test_deselected_by_k_is_not_selected_not_a_bench_fault(k_runs, tmp_path):
     assert 'id="verdict">PASS' in html and "bench fault" not in html.split('"not-selected"')[1]
 
 
-def test_not_selected_beside_a_regression_still_fails(k_runs, tmp_path):
+def test_not_selected_beside_a_regression_still_fails(k_runs, tmp_path, compare):
     doc = json.loads((k_runs["new"] / "results.json").read_text())
     t = scenario_of(doc, "wake")
     t["outcome"], t["message"], doc["verdict"] = "failed", WAKE_FAIL, "fail"
@@ -274,7 +281,7 @@ def test_not_selected_beside_a_regression_still_fails(k_runs, tmp_path):
                             f"(-k '{NEW_K}')")
 
 
-def test_new_that_selected_nothing_of_base_cannot_be_compared(k_runs, tmp_path):
+def test_new_that_selected_nothing_of_base_cannot_be_compared(k_runs, tmp_path, compare):
     doc = json.loads((k_runs["base"] / "results.json").read_text())
     wake = scenario_of(doc, "wake")
     doc["tests"].remove(wake)
@@ -287,7 +294,7 @@ def test_new_that_selected_nothing_of_base_cannot_be_compared(k_runs, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_other_target_left_out_by_target_is_not_selected(base, tmp_path):
+def test_other_target_left_out_by_target_is_not_selected(base, tmp_path, compare):
     two = run_doc("base-2")
     two["targets"].append({**two["targets"][0], "name": "pico"})
     two["tests"] += [{**t, "target": "pico"} for t in two["tests"]]
@@ -300,7 +307,7 @@ def test_other_target_left_out_by_target_is_not_selected(base, tmp_path):
 
 
 @pytest.mark.parametrize("how", ["same path", "via latest"])
-def test_one_run_on_both_sides_is_said(k_runs, tmp_path, how):
+def test_one_run_on_both_sides_is_said(k_runs, tmp_path, how, compare):
     run = k_runs["new"].resolve()
     other = run if how == "same path" else k_runs["new"]
     r = compare(run, other, "--out", str(tmp_path / "c.html"))
@@ -311,7 +318,7 @@ def test_one_run_on_both_sides_is_said(k_runs, tmp_path, how):
     assert "WARNING BASE and NEW are the same run" in (tmp_path / "c.html").read_text()
 
 
-def test_runs_without_a_selection_record_stay_incomplete(base, new_doc, tmp_path):
+def test_runs_without_a_selection_record_stay_incomplete(base, new_doc, tmp_path, compare):
     """A run from before results.json recorded its selection can't vouch for what is
     missing: that stays incomplete (no guessing from its names)."""
     new_doc["tests"].remove(scenario_of(new_doc, "auto_reset"))
@@ -350,7 +357,7 @@ def one_line_error(r: subprocess.CompletedProcess, *words: str) -> None:
         assert w in r.stderr, r.stderr
 
 
-def test_compare_into_an_unwritable_place_is_one_line(base, new_doc, tmp_path):
+def test_compare_into_an_unwritable_place_is_one_line(base, new_doc, tmp_path, compare):
     new = write_run(tmp_path / "new", new_doc)
     (new / "compare.html").mkdir()  # root ignores chmod; a directory can't be written as a file
     r = compare(base, new)
@@ -363,7 +370,7 @@ def test_compare_into_an_unwritable_place_is_one_line(base, new_doc, tmp_path):
     assert f"compare report: {out}" in lines(r) and 'id="verdict">PASS' in out.read_text()
 
 
-def test_report_into_an_unwritable_place_is_one_line(base):
+def test_report_into_an_unwritable_place_is_one_line(base, tsfrig):
     (base / "index.html").mkdir()
     r = tsfrig("report", str(base))
     one_line_error(r, f"tsfrig report: cannot write {base / 'index.html'} (Is a directory)",
@@ -387,7 +394,7 @@ def read_only_run(tmp_path: Path, new_doc: dict):
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_read_only_run_directory_is_one_line(base, read_only_run):
+def test_read_only_run_directory_is_one_line(base, read_only_run, tsfrig, compare):
     r = compare(base, read_only_run)
     one_line_error(r, "cannot write", "(Read-only file system)", "--out FILE")
     r = tsfrig("report", str(read_only_run))
@@ -395,7 +402,7 @@ def test_read_only_run_directory_is_one_line(base, read_only_run):
 
 
 @pytest.mark.parametrize("which", ["base", "new"])
-def test_missing_run_directory_is_one_line(base, tmp_path, which):
+def test_missing_run_directory_is_one_line(base, tmp_path, which, tsfrig, compare):
     missing = tmp_path / "no-such-run"
     label = which.upper()
     args = (base, missing) if which == "new" else (missing, base)
@@ -403,7 +410,7 @@ def test_missing_run_directory_is_one_line(base, tmp_path, which):
     one_line_error(tsfrig("report", str(missing)), f"{missing}: no such run directory")
 
 
-def test_unreadable_results_json_is_one_line(base, tmp_path):
+def test_unreadable_results_json_is_one_line(base, tmp_path, tsfrig, compare):
     broken = tmp_path / "broken"
     (broken / "results.json").mkdir(parents=True)
     one_line_error(compare(base, broken), "cannot read it (Is a directory)")
@@ -486,7 +493,7 @@ def test_paired_differences_judge_an_ab():
     assert same.detectable_us > 100
 
 
-def test_compare_prints_the_statistics_and_what_each_metric_could_see(tmp_path):
+def test_compare_prints_the_statistics_and_what_each_metric_could_see(tmp_path, compare):
     r = compare(write_run(tmp_path / "b", latency_doc("base-run", 1)),
                 write_run(tmp_path / "n", latency_doc("new-run", 2)))
     assert r.returncode == 0, r.stdout
@@ -504,7 +511,7 @@ def test_compare_prints_the_statistics_and_what_each_metric_could_see(tmp_path):
     assert html.count("data-detectable=") == 2 and "Holm over 2 metrics" in html
 
 
-def test_compare_flags_an_injected_shift_above_what_it_could_see(tmp_path):
+def test_compare_flags_an_injected_shift_above_what_it_could_see(tmp_path, compare):
     r = compare(write_run(tmp_path / "b", latency_doc("base-run", 1)),
                 write_run(tmp_path / "n", latency_doc("new-run", 2, shift=1000)))
     assert r.returncode == 1, r.stdout
@@ -513,7 +520,7 @@ def test_compare_flags_an_injected_shift_above_what_it_could_see(tmp_path):
     assert lines(r)[-1] == "compare: FAIL: 2 regressions"
 
 
-def test_compare_history_floor_is_used_and_named(tmp_path):
+def test_compare_history_floor_is_used_and_named(tmp_path, compare):
     """Tight samples (10-20 µs, like a soft IRQ's wake): effect_floor_us (100 µs) hides a
     +40 µs shift; six earlier runs whose medians agree to a few µs replace it."""
     hist = tmp_path / "history"
@@ -532,7 +539,7 @@ def test_compare_history_floor_is_used_and_named(tmp_path):
     one_line_error(bad, "tsfrig compare: --history: ", "nowhere")
 
 
-def test_index_says_what_a_compare_of_this_run_could_see(tmp_path):
+def test_index_says_what_a_compare_of_this_run_could_see(tmp_path, tsfrig):
     run = write_run(tmp_path / "run", latency_doc("run", 1))
     r = tsfrig("report", str(run))
     assert r.returncode == 0, r.stderr
