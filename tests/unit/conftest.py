@@ -1,13 +1,16 @@
-"""Fixtures the unit tests share: loading a rig config from text, and the one-line error a bad
-one gives."""
+"""Fixtures the unit tests share: loading a rig config from text and the one-line error a bad
+one gives; `tsfrig compare` of a base run and a new run's document."""
 
+import functools
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.config import ConfigError, RigConfig, load_config
+from tests.unit.runs import run_doc, write_run
 
 
 def _load_text(tmp_path: Path, text: str | bytes):
@@ -39,3 +42,27 @@ def error_of() -> Callable[[Path, str | bytes], str]:
     """`error_of(tmp_path, text)`: the ConfigError loading it gives, checked to be one line
     with no object repr in it."""
     return _error_of
+
+
+@pytest.fixture(scope="module")
+def tsfrig(tsfrig):
+    """`tsfrig` with a 120 s deadline."""
+    return functools.partial(tsfrig, timeout=120)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    return write_run(tmp_path / "base", run_doc("base-run"))
+
+
+@pytest.fixture
+def new_doc() -> dict:
+    return run_doc("new-run", build_hash="bbbb2222")
+
+
+@pytest.fixture
+def compare(tsfrig):
+    """`tsfrig compare BASE NEW EXTRA...`."""
+    def run(base: Path, new: Path, *extra: str) -> subprocess.CompletedProcess:
+        return tsfrig("compare", str(base), str(new), *extra)
+    return run
