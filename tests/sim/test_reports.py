@@ -16,9 +16,7 @@ from harness.reports.run_report import latency_groups
 from harness.suite.stats import shift_test, summary
 from tests.mutants import write_overlay
 
-REPO = Path(__file__).resolve().parents[2]
 SUBSET = "latency or second_waiter or auto_reset"
-
 
 
 @pytest.fixture(scope="module")
