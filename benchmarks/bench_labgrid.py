@@ -1,4 +1,4 @@
-"""Shared-lab figures on a loopback lab (tests/lab.py: a real labgrid-coordinator and
+"""Shared-lab figures on a loopback lab (tests/sim/lab.py: a real labgrid-coordinator and
 labgrid-exporter serving a simulated bench): the time to acquire and release a labgrid place,
 bare (`labgrid-client acquire` / `release`) and as a tsfrig run does it (the holder process
 acquires, `labgrid-client env` resolves the serial port and GPIO daemon; release confirmed);
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.benches.labgrid import LabgridProvider  # noqa: E402
 from harness.config import load_config  # noqa: E402
 from tests.faults.matrix import wait_until  # noqa: E402
-from tests.lab import PLACE, Lab, missing_tools, running_lab, start_run  # noqa: E402
+from tests.sim.lab import PLACE, Lab, missing_tools, running_lab, start_run  # noqa: E402
 
 
 def ms(xs: list[float]) -> str:

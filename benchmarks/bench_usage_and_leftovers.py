@@ -2,8 +2,8 @@
 errors (exit 128, nothing built), compare and trend of a full run against a `-k` run and of a
 run against itself, `tsfrig sim` on a busy port, and the fault matrix's two SIGKILL rows (the
 run alone; its whole process group, then the next run). Prints one row each: outcome | exit |
-seconds | left behind. Asserts nothing (tests/test_bisect.py, test_compare.py, test_trend.py,
-test_cli_input.py and test_fault_matrix.py do).
+seconds | left behind. Asserts nothing (tests/suite/test_bisect.py, test_compare.py,
+test_trend.py, test_cli_input.py and test_fault_matrix.py do).
 
     .venv/bin/python benchmarks/bench_usage_and_leftovers.py
 """
@@ -21,9 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.test_bisect import USAGE_ERRORS  # noqa: E402
-
 from tests.faults.cases import CASES  # noqa: E402
+from tests.suite.test_bisect import USAGE_ERRORS  # noqa: E402
 
 
 def listing(d: Path | str) -> list[str]:

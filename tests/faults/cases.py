@@ -95,9 +95,12 @@ def _kill_vm(tag: str) -> None:
         send_signal(pid, signal.SIGKILL)
 
 
-def _stop_vm_for(seconds: float, bench: Bench) -> Callable[[str], None]:
+def _stop_for(seconds: float, bench: Bench,
+              pids_of: Callable[[str], list[int]]) -> Callable[[str], None]:
+    """SIGSTOP the run's processes pids_of(tag) names for `seconds`, then SIGCONT (also at
+    the bench's clean-up, should the run end first)."""
     def act(tag: str) -> None:
-        pids = vm_pids(tag)
+        pids = pids_of(tag)
         for pid in pids:
             send_signal(pid, signal.SIGSTOP)
         timer = threading.Timer(seconds, lambda: [send_signal(p, signal.SIGCONT) for p in pids])
@@ -105,6 +108,10 @@ def _stop_vm_for(seconds: float, bench: Bench) -> Callable[[str], None]:
         bench.cleanups.append(timer.cancel)
         bench.cleanups.append(lambda: [send_signal(p, signal.SIGCONT) for p in pids])
     return act
+
+
+def _stop_vm_for(seconds: float, bench: Bench) -> Callable[[str], None]:
+    return _stop_for(seconds, bench, vm_pids)
 
 
 @case
@@ -353,15 +360,8 @@ targets:
 def _stop_sim_for(seconds: float, bench: Bench) -> Callable[[str], None]:
     """SIGSTOP the simulated bench process (the simulated Pi with its pigpiod, and the
     board's serial bridge) for `seconds`: a Pi host that stalls."""
-    def act(tag: str) -> None:
-        pids = [pid for pid, cmd in tagged(tag) if "harness.cli sim" in cmd]
-        for pid in pids:
-            send_signal(pid, signal.SIGSTOP)
-        timer = threading.Timer(seconds, lambda: [send_signal(p, signal.SIGCONT) for p in pids])
-        timer.start()
-        bench.cleanups.append(timer.cancel)
-        bench.cleanups.append(lambda: [send_signal(p, signal.SIGCONT) for p in pids])
-    return act
+    return _stop_for(seconds, bench,
+                     lambda tag: [pid for pid, cmd in tagged(tag) if "harness.cli sim" in cmd])
 
 
 TEN_S = {"device_timeout_s: 10": "device_timeout_s: 10"}  # the board answers after an 8 s stall

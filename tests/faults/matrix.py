@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.benches import BenchAddress
 from harness.benches.sim import SimProvider
 from harness.config import load_config
 from tests.faults import write_broken
@@ -258,8 +257,7 @@ def serial_bench(tmp: Path, pigpio_via: list[str] | None = None, serial_via: boo
     """A `tsfrig sim` (firmware marking when it is inside wait()) reached as a real bench
     (kind: serial), through proxies that faults can be injected into: pigpio_via is the
     tcp proxy mode (["tcp"] or ["silent"]), serial_via puts a pty proxy on the port."""
-    from harness.benches.sim import SimProvider
-    from harness.config import load_config, with_overlay
+    from harness.config import with_overlay
     from tests.faults.proxy import Proxy
 
     mark = tmp / "in_wait"
@@ -295,19 +293,6 @@ WIRING_AND_BUDGETS = """\
     latency_us: {p50: 3000, p90: 30000, p99: 100000, max: 500000}
     wake_timeout_ms: 200
     device_timeout_s: 5"""
-
-
-@contextlib.contextmanager
-def shipped_sim() -> Iterator[BenchAddress]:
-    """`tsfrig sim` on the shipped config's first target (stimulus GPIO17 -> pin 2, pin 3 ->
-    ack GPIO27), for a serial target to point at; stopped afterwards."""
-    rig = load_config(REPO / "rig_config.yaml")
-    sim = SimProvider(rig.targets[0], rig)
-    address = sim.start()
-    try:
-        yield address
-    finally:
-        sim.stop()
 
 
 def serial_target_yaml(port: str, host: str, gpio_port: int, stim_pin: int = 2,

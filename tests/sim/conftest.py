@@ -1,12 +1,21 @@
 """Fixtures the simulated-bench tests share."""
 
+import contextlib
 import shutil
 import struct
 import subprocess
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.benches import BenchAddress
+from harness.benches.sim import SimProvider
+from harness.config import load_config
+from tests.faults.matrix import serial_target_yaml as _serial_target_yaml
+
+REPO = Path(__file__).resolve().parents[2]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -53,3 +62,37 @@ def browser(tmp_path):
 def drawn():
     """Whether a PNG shows a drawing (not one flat colour)."""
     return _png_is_drawn
+
+
+@contextlib.contextmanager
+def _shipped_sim() -> Iterator[BenchAddress]:
+    rig = load_config(REPO / "rig_config.yaml")
+    sim = SimProvider(rig.targets[0], rig)
+    address = sim.start()
+    try:
+        yield address
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def shipped_sim() -> Callable[[], contextlib.AbstractContextManager[BenchAddress]]:
+    """`with shipped_sim() as address:` a `tsfrig sim` on the shipped config's first target
+    (stimulus GPIO17 -> pin 2, pin 3 -> ack GPIO27), for a serial target to point at;
+    stopped afterwards. For a test that sets the sim's environment first."""
+    return _shipped_sim
+
+
+@pytest.fixture(scope="module")
+def running_sim() -> Iterator[BenchAddress]:
+    """The shipped sim (as shipped_sim) shared by a module's tests."""
+    with _shipped_sim() as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def serial_target_yaml() -> Callable[..., str]:
+    """A rig config with one real-bench target (kind: serial) on a port and pigpiod:
+    `serial_target_yaml(port, host, gpio_port, stim_pin=2, ack_pin=3, budgets=False)`; the
+    fault matrix's serial benches are written by the same function."""
+    return _serial_target_yaml

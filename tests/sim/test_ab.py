@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from harness.cli import bisect
-from tests.cli import run_tsfrig
 from tests.mutants import write_overlay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,12 +24,16 @@ def overlays(tmp_path: Path) -> tuple[Path, Path]:
     return plain, write_overlay("slow_wake", tmp_path / "slow")
 
 
-def ab(a: Path, b: Path, out: Path, blocks: int = 6):
-    return run_tsfrig("compare", "--ab", str(a), str(b), "--blocks", str(blocks), "-k", K,
+@pytest.fixture
+def ab(tsfrig):
+    """`tsfrig compare --ab A B` over K, its report under out."""
+    def run(a: Path, b: Path, out: Path, blocks: int = 6):
+        return tsfrig("compare", "--ab", str(a), str(b), "--blocks", str(blocks), "-k", K,
                       "--report-dir", str(out), timeout=600)
+    return run
 
 
-def test_ab_interleaves_the_builds_and_flags_the_late_one(overlays, tmp_path):
+def test_ab_interleaves_the_builds_and_flags_the_late_one(overlays, tmp_path, ab):
     plain, slow = overlays
     r = ab(plain, slow, tmp_path / "ab")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -51,7 +54,7 @@ def test_ab_interleaves_the_builds_and_flags_the_late_one(overlays, tmp_path):
     assert 'id="verdict">FAIL' in (tmp_path / "ab" / "compare.html").read_text()
 
 
-def test_ab_of_one_build_passes_and_says_what_it_could_see(overlays, tmp_path):
+def test_ab_of_one_build_passes_and_says_what_it_could_see(overlays, tmp_path, ab):
     plain, _ = overlays
     r = ab(plain, plain, tmp_path / "ab")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -61,14 +64,14 @@ def test_ab_of_one_build_passes_and_says_what_it_could_see(overlays, tmp_path):
     assert out[-1] == "compare: PASS: 1 scenario measured, 0 regressions"
 
 
-def test_ab_bad_input_is_one_line(tmp_path):
+def test_ab_bad_input_is_one_line(tmp_path, tsfrig):
     for args, words in (
             (("--ab", str(tmp_path / "nope"), str(tmp_path)),
              ["--ab A: ", "neither an overlay directory nor an executable"]),
             (("base", "new", "--ab", str(tmp_path), str(tmp_path)), ["give no BASE NEW"]),
             (("--ab", str(tmp_path), str(tmp_path), "--blocks", "3"), ["even number"]),
             ((), ["give two run directories"])):
-        r = run_tsfrig("compare", *args, timeout=60)
+        r = tsfrig("compare", *args, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert all(w in r.stderr for w in words), r.stderr

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_tsfrig
-
 REPO = Path(__file__).resolve().parents[2]
 
 
-tsfrig = functools.partial(run_tsfrig, timeout=120)
+@pytest.fixture(scope="module")
+def tsfrig(tsfrig):
+    """`tsfrig` with a 120 s deadline."""
+    return functools.partial(tsfrig, timeout=120)
 
 
 def one_line(r: subprocess.CompletedProcess) -> str:
@@ -25,7 +26,7 @@ def one_line(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_pigpio_port_out_of_range():
+def test_pigpio_port_out_of_range(tsfrig):
     r = tsfrig("sim", "--pigpio-port", "70000")
     assert r.returncode == 2
     assert "'70000' is not a TCP port" in one_line(r)
@@ -52,14 +53,14 @@ def test_busy_port_is_one_line_naming_it_and_leaves_nothing(tmp_path, daemon):
     print(f"\nbusy --{daemon}-port: exit {r.returncode} in {seconds:.2f} s, left nothing")
 
 
-def test_report_dir_that_is_a_file(tmp_path):
+def test_report_dir_that_is_a_file(tmp_path, tsfrig):
     (tmp_path / "file").write_text("x")
     r = tsfrig("run", "--report-dir", str(tmp_path / "file"), "-k", "test_wake and hard")
     assert r.returncode == 2
     assert one_line(r).startswith(f"tsfrig: --report-dir {tmp_path / 'file'}: cannot create")
 
 
-def test_selection_with_no_tests_is_exit_5_and_moves_nothing(tmp_path):
+def test_selection_with_no_tests_is_exit_5_and_moves_nothing(tmp_path, tsfrig):
     reports = tmp_path / "reports"
     r = tsfrig("run", "--report-dir", str(reports), "-k", "no_such_scenario")
     assert r.returncode == 5, r.stdout[-1000:] + r.stderr[-1000:]
@@ -67,14 +68,14 @@ def test_selection_with_no_tests_is_exit_5_and_moves_nothing(tmp_path):
     assert list(reports.iterdir()) == []  # no run dir, no `latest`
 
 
-def test_firmware_that_is_not_an_executable(tmp_path):
+def test_firmware_that_is_not_an_executable(tmp_path, tsfrig):
     r = tsfrig("run", "--firmware", str(tmp_path / "nope"), "--report-dir", str(tmp_path / "r"),
                "-k", "test_wake and hard")
     assert r.returncode == 2
     assert one_line(r).startswith(f"tsfrig: --firmware {tmp_path / 'nope'}: not an executable")
 
 
-def test_firmware_names_the_build_a_run_tested(tmp_path):
+def test_firmware_names_the_build_a_run_tested(tmp_path, tsfrig):
     """--firmware swaps the build under test on the simulated bench, and results.json names
     it (path and content hash), so two builds' runs can't be mistaken for each other."""
     import hashlib
@@ -96,7 +97,7 @@ def test_firmware_names_the_build_a_run_tested(tmp_path):
     assert f'name="sim.firmware.build_hash" value="{fw["build_hash"]}"' in junit
 
 
-def test_run_directory_is_named_by_the_build_it_measured(tmp_path):
+def test_run_directory_is_named_by_the_build_it_measured(tmp_path, tsfrig):
     import json
 
     r = tsfrig("run", "--report-dir", str(tmp_path / "r"), "-k", "test_wake and hard")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import REPO, run_tsfrig
 from tests.mutants import write_overlay
 
+REPO = Path(__file__).resolve().parents[2]
 TEST_LINE = re.compile(r"^tsfrig: \[sim\] (\S+): pulses \d+  IRQs \d+  wakes \d+  [\d.]+ s  "
                        r"(passed|failed|error)(: .+)?$")
 
@@ -27,8 +27,8 @@ def pytest_noise(text: str) -> list[str]:
             or re.match(r"^(DEBUG|INFO) ", ln) or "Warning" in ln]
 
 
-def test_passing_run_piped_is_one_line_per_test_and_the_verdict(tmp_path):
-    r = run_tsfrig("run", "--report-dir", str(tmp_path), "-k", "test_wake or test_auto_reset")
+def test_passing_run_piped_is_one_line_per_test_and_the_verdict(tmp_path, tsfrig):
+    r = tsfrig("run", "--report-dir", str(tmp_path), "-k", "test_wake or test_auto_reset")
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     tests = [ln for ln in lines if TEST_LINE.match(ln)]
@@ -41,10 +41,11 @@ def test_passing_run_piped_is_one_line_per_test_and_the_verdict(tmp_path):
     assert r.stdout.strip().startswith("report: ") and "trace:" not in r.stdout
 
 
-def test_failing_run_piped_says_the_cause_on_the_tests_line_and_where_the_trace_is(tmp_path):
+def test_failing_run_piped_says_the_cause_on_the_tests_line_and_where_the_trace_is(tmp_path,
+                                                                                   tsfrig):
     overlay = write_overlay("slow_wake", tmp_path / "overlay")
-    r = run_tsfrig("run", "--report-dir", str(tmp_path / "runs"), "--overlay", str(overlay),
-                   "-k", "test_latency and hard")
+    r = tsfrig("run", "--report-dir", str(tmp_path / "runs"), "--overlay", str(overlay),
+               "-k", "test_latency and hard")
     assert r.returncode == 1, r.stderr
     line = next(ln for ln in r.stderr.splitlines() if TEST_LINE.match(ln))
     assert re.search(r"  failed: irq_to_wake_us p50 = \d+ µs exceeds the budget", line), line
@@ -99,8 +100,8 @@ def test_every_target_runs_the_suite_in_one_order(tmp_path):
     assert order["a"][0] == "test_wake[hard]"
 
 
-def test_version():
-    r = run_tsfrig("--version")
+def test_version(tsfrig):
+    r = tsfrig("--version")
     assert r.returncode == 0 and re.fullmatch(r"tsfrig \d+\.\d+\.\d+\n", r.stdout)
 
 

@@ -6,11 +6,6 @@ are skipped, exit 2; a config error is one ✗ line."""
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.cli import run_tsfrig
-from tests.faults.matrix import serial_target_yaml, shipped_sim
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -19,8 +14,8 @@ def lines_by_check(stdout: str) -> dict[str, str]:
     return {ln[2:].split(":", 1)[0]: ln for ln in stdout.splitlines() if ln[:1] in "✓✗-"}
 
 
-def test_doctor_passes_the_shipped_bench_and_speaks_json():
-    r = run_tsfrig("doctor", "--json", timeout=120)
+def test_doctor_passes_the_shipped_bench_and_speaks_json(tsfrig):
+    r = tsfrig("doctor", "--json", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
     status = {c["check"]: c["status"] for c in doc["checks"]}
@@ -36,20 +31,15 @@ def test_doctor_passes_the_shipped_bench_and_speaks_json():
     assert " ppm over " in detail["clock drift"]
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with shipped_sim() as address:
-        yield address
-
-
-def test_miswired_bench_names_each_broken_wire_with_its_fix(running_sim, tmp_path):
+def test_miswired_bench_names_each_broken_wire_with_its_fix(running_sim, tmp_path, tsfrig,
+                                                            serial_target_yaml):
     """A real-bench config pointed at the sim: stimulus to the wrong board pin, the reset wire
     on a Pi GPIO the bench doesn't connect."""
     a = running_sim
     cfg = tmp_path / "bench.yaml"
     cfg.write_text(serial_target_yaml(a.serial_port, a.gpio_host, a.gpio_port, 4, 3)
                    + "      reset: {pi_gpio: 23, board_pin: RUN}\n")
-    r = run_tsfrig("doctor", "--config", str(cfg), timeout=120)
+    r = tsfrig("doctor", "--config", str(cfg), timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr
     got = lines_by_check(r.stdout)
     assert got["raw REPL"].startswith("✓")
@@ -65,13 +55,14 @@ def test_miswired_bench_names_each_broken_wire_with_its_fix(running_sim, tmp_pat
     assert got["clock drift"] == "- clock drift: skipped: needs wire stimulus"
 
 
-def test_missing_serial_port_and_power_tool_say_what_to_do(running_sim, tmp_path):
+def test_missing_serial_port_and_power_tool_say_what_to_do(running_sim, tmp_path, tsfrig,
+                                                           serial_target_yaml):
     a = running_sim
     cfg = tmp_path / "bench.yaml"
     cfg.write_text(serial_target_yaml("/dev/ttyACM97", a.gpio_host, a.gpio_port)
                    + "    power: {method: command, off: 'no-such-relay 0', "
                      "on: 'no-such-relay 1'}\n")
-    r = run_tsfrig("doctor", "--config", str(cfg), timeout=60)
+    r = tsfrig("doctor", "--config", str(cfg), timeout=60)
     assert r.returncode == 2
     got = lines_by_check(r.stdout)
     assert got["GPIO daemon"].startswith("✓")
@@ -82,14 +73,14 @@ def test_missing_serial_port_and_power_tool_say_what_to_do(running_sim, tmp_path
                                    "install it or fix power: in the rig config")
 
 
-def test_board_that_contradicts_its_settings_fails_the_profile_check(tmp_path):
+def test_board_that_contradicts_its_settings_fails_the_profile_check(tmp_path, tsfrig):
     """A virtual board emulating an esp32 (no hard IRQs, reset on EN) under the shipped
     settings (irq_kinds with hard, reset on RUN); its soft IRQs still time the clock check."""
     text = (REPO / "rig_config.yaml").read_text()
     kind = "    kind: sim                  # sim | serial\n"
     assert kind in text
     (tmp_path / "esp.yaml").write_text(text.replace(kind, kind + "    emulate: esp32\n"))
-    r = run_tsfrig("doctor", "--config", str(tmp_path / "esp.yaml"), timeout=120)
+    r = tsfrig("doctor", "--config", str(tmp_path / "esp.yaml"), timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr
     got = lines_by_check(r.stdout)
     assert got["profile"].startswith("✗ profile: esp32 ")
@@ -99,13 +90,13 @@ def test_board_that_contradicts_its_settings_fails_the_profile_check(tmp_path):
     assert [c for c, ln in got.items() if ln.startswith("✗")] == ["profile"]
 
 
-def test_bad_config_is_one_failed_line(tmp_path):
+def test_bad_config_is_one_failed_line(tmp_path, tsfrig):
     cfg = tmp_path / "rig.yaml"
     text = (REPO / "rig_config.yaml").read_text().replace("irq_wake: schedule",
                                                           "irq_wake: sometimes")
     cfg.write_text(text)
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "sometimes" in ln)
-    r = run_tsfrig("doctor", "--config", str(cfg), timeout=60)
+    r = tsfrig("doctor", "--config", str(cfg), timeout=60)
     assert r.returncode == 2
     assert r.stdout.splitlines() == [
         f"✗ config: rig.yaml:{line}: targets[0].irq_wake: expected one of schedule | poll, "

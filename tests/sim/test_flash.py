@@ -18,13 +18,12 @@ from harness.config import load_config
 from harness.flash import FlashError, FlashJob, command_argv, dfu_command, esptool_command
 from harness.sim.bench import ENV_DROP_DIR
 from harness.sim.firmware import find_executable
-from tests.faults.matrix import serial_target_yaml, shipped_sim
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def sim(tmp_path, monkeypatch):
+def sim(tmp_path, monkeypatch, shipped_sim):
     """`tsfrig sim` whose bootloader volume is tmp_path/bench-RPI-RP2."""
     monkeypatch.setenv(ENV_DROP_DIR, str(tmp_path / "bench-RPI-RP2"))
     with shipped_sim() as address:
@@ -38,21 +37,26 @@ def launcher(path: Path, *args: str) -> Path:
     return path
 
 
-def run_flashing(tmp_path: Path, addr, image: Path):
-    cfg = tmp_path / "bench.yaml"
-    cfg.write_text(serial_target_yaml(addr.serial_port, addr.gpio_host, addr.gpio_port)
-                   + f"    firmware: {{image: {image}}}\n"
-                   f"    flash: {{method: rp2-uf2, volume: {tmp_path}/*-RPI-RP2, "
-                   "timeout_s: 15}\n")
-    env = {**os.environ, "TSFRIG_FLASH_RECORD": str(tmp_path / "flashed.json")}
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(cfg),
-                        "--report-dir", str(tmp_path / "r"), "-k", "test_wake and hard"],
-                       cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
-    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
-    return r, doc
+@pytest.fixture
+def run_flashing(serial_target_yaml):
+    """`tsfrig run` on a serial target at the sim that flashes image first (rp2-uf2):
+    (the process, its results.json)."""
+    def run(tmp_path: Path, addr, image: Path):
+        cfg = tmp_path / "bench.yaml"
+        cfg.write_text(serial_target_yaml(addr.serial_port, addr.gpio_host, addr.gpio_port)
+                       + f"    firmware: {{image: {image}}}\n"
+                       f"    flash: {{method: rp2-uf2, volume: {tmp_path}/*-RPI-RP2, "
+                       "timeout_s: 15}\n")
+        env = {**os.environ, "TSFRIG_FLASH_RECORD": str(tmp_path / "flashed.json")}
+        r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(cfg),
+                            "--report-dir", str(tmp_path / "r"), "-k", "test_wake and hard"],
+                           cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+        doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+        return r, doc
+    return run
 
 
-def test_rp2_uf2_flashes_the_image_and_the_suite_runs_on_it(sim, tmp_path):
+def test_rp2_uf2_flashes_the_image_and_the_suite_runs_on_it(sim, tmp_path, run_flashing):
     image = launcher(tmp_path / "new.uf2", "-O1")  # a build whose identity differs
     r, doc = run_flashing(tmp_path, sim, image)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -65,7 +69,7 @@ def test_rp2_uf2_flashes_the_image_and_the_suite_runs_on_it(sim, tmp_path):
     assert not (tmp_path / "bench-RPI-RP2").exists()  # the volume went with the reboot
 
 
-def test_a_board_that_keeps_its_old_build_is_a_bench_fault(sim, tmp_path):
+def test_a_board_that_keeps_its_old_build_is_a_bench_fault(sim, tmp_path, run_flashing):
     image = launcher(tmp_path / "same.uf2")  # boots, but reports the build that ran before
     r, doc = run_flashing(tmp_path, sim, image)
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
@@ -105,7 +109,7 @@ def test_command_template_fills_image_port_and_serial_number():
         command_argv(job(command="x {nope}"))
 
 
-def test_firmware_option_is_the_image_of_serial_targets_that_flash(tmp_path):
+def test_firmware_option_is_the_image_of_serial_targets_that_flash(tmp_path, serial_target_yaml):
     from harness.config import with_firmware
 
     image = tmp_path / "fw.uf2"

@@ -24,9 +24,17 @@ from pathlib import Path
 import pytest
 
 from harness.config import ConfigError, load_config
-from tests.cli import run_tsfrig
-from tests.faults.matrix import tagged, wait_until
-from tests.lab import LG_BIN, PLACE, RIG, Lab, missing_tools, running_lab, start_run
+from tests.sim.lab import (
+    LG_BIN,
+    PLACE,
+    RIG,
+    Lab,
+    missing_tools,
+    running_lab,
+    start_run,
+    tagged,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LEAN = "test_wake and hard"
@@ -131,7 +139,7 @@ def test_killed_run_releases_the_place(lab: Lab, tmp_path: Path, sig: signal.Sig
     assert wait_until(lambda: not [c for _, c in tagged(lab.tag) if "lab_hold" in c], 10)
 
 
-def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
+def test_config_and_options_say_what_is_wrong(tmp_path: Path, tsfrig) -> None:
     """No lab needed: a labgrid target without a place, a place on a sim target, --lg-place
     without a labgrid target, a bad --lg-wait, no labgrid-client on PATH, no coordinator."""
     rig = tmp_path / "rig.yaml"
@@ -147,12 +155,12 @@ def test_config_and_options_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rig.yaml:6: targets\[0\].gpio: a labgrid target's "
                                           "GPIO daemon is its place's NetworkService"):
         load_config(rig)
-    r = run_tsfrig("run", "--lg-place", PLACE, "--report-dir", str(tmp_path / "r"), timeout=60)
+    r = tsfrig("run", "--lg-place", PLACE, "--report-dir", str(tmp_path / "r"), timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip() == ("tsfrig: --lg-place: rig_config.yaml has no kind: labgrid "
                                 "target; add one (README, A shared lab) or pick one with "
                                 "--target"), r.stderr
-    r = run_tsfrig("run", "--lg-wait", "-3", timeout=60)
+    r = tsfrig("run", "--lg-wait", "-3", timeout=60)
     assert r.returncode == 2 and "'-3' is not a number of seconds >= 0" in r.stderr, r.stderr
     rig.write_text(RIG.format(place=PLACE))
     env = {**os.environ, "PATH": "/nonexistent"}

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from fixtures.parallel import target_of
-from tests.cli import run_tsfrig
 from tests.faults import write_broken
 from tests.faults.matrix import JUNIT, WIRING_AND_BUDGETS, Bench, on_progress, run_faulted
 
@@ -153,15 +152,15 @@ def test_target_of_names_the_target_in_a_test_id():
     assert target_of("t.py::test_other", names) is None
 
 
-def test_bad_worker_count_is_one_line():
-    r = run_tsfrig("run", "-n", "two", timeout=60)
+def test_bad_worker_count_is_one_line(tsfrig):
+    r = tsfrig("run", "-n", "two", timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "'two' is not a number of workers" in r.stderr.strip().splitlines()[-1]
 
 
-def test_parallel_selection_with_no_tests_is_exit_5(tmp_path):
+def test_parallel_selection_with_no_tests_is_exit_5(tmp_path, tsfrig):
     reports = tmp_path / "reports"
-    r = run_tsfrig("run", "--config", str(rig(tmp_path)), "--report-dir", str(reports),
-                   "--parallel", "-k", "no_such_scenario", timeout=120)
+    r = tsfrig("run", "--config", str(rig(tmp_path)), "--report-dir", str(reports),
+               "--parallel", "-k", "no_such_scenario", timeout=120)
     assert r.returncode == 5, r.stdout[-1000:] + r.stderr[-1000:]
     assert list(reports.iterdir()) == []  # no run dir, no `latest`

@@ -20,7 +20,6 @@ from harness.power import PowerError, PowerJob, power_cycle, switch_for
 from harness.sim.bench import SimBench
 from harness.sim.power import switch
 from harness.verdict import classify, evidence_from
-from tests.cli import run_tsfrig
 from tests.mutants import WEDGE, write_wedge_on_cancel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,16 +88,16 @@ def wait_for_output(t: BoardSession, marker: bytes, timeout_s: float = 5.0) -> N
         seen += t.serial.read(64)  # pyserial's own 50 ms timeout paces this loop
 
 
-def test_a_run_without_a_reset_wire_is_rescued_by_the_power_switch(tmp_path):
+def test_a_run_without_a_reset_wire_is_rescued_by_the_power_switch(tmp_path, tsfrig):
     """The suite through `tsfrig run`: a sim target's default power switch is recovery's
     step after the soft reset, and the failure message names it."""
     cfg = (REPO / "rig_config.yaml").read_text().replace("device_timeout_s: 10",
                                                            "device_timeout_s: 2")
     cfg = "\n".join(ln for ln in cfg.splitlines() if "reset: {pi_gpio" not in ln)
     (tmp_path / "rig.yaml").write_text(cfg)
-    r = run_tsfrig("run", "--config", str(tmp_path / "rig.yaml"), "--overlay",
-                   str(write_wedge_on_cancel(tmp_path)), "--report-dir", str(tmp_path / "r"),
-                   "-k", "hard and (cancellation or test_wake)", timeout=300)
+    r = tsfrig("run", "--config", str(tmp_path / "rig.yaml"), "--overlay",
+               str(write_wedge_on_cancel(tmp_path)), "--report-dir", str(tmp_path / "r"),
+               "-k", "hard and (cancellation or test_wake)", timeout=300)
     doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
     got = {t["scenario"]: t for t in doc["tests"]}
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]

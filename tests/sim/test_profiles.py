@@ -22,9 +22,12 @@ from harness.board.profiles import (
 from harness.board.session import BoardSession
 from harness.config import ConfigError, load_config
 from harness.sim.bench import SimBench
-from tests.cli import run_tsfrig
 
-tsfrig = functools.partial(run_tsfrig, timeout=180)
+
+@pytest.fixture(scope="module")
+def tsfrig(tsfrig):
+    """`tsfrig` with a 180 s deadline."""
+    return functools.partial(tsfrig, timeout=180)
 
 TARGET = """\
 version: 1
@@ -193,7 +196,7 @@ def results(run_root: Path) -> tuple[dict, str]:
     return json.loads((run / "results.json").read_text()), (run / "index.html").read_text()
 
 
-def test_emulated_esp32_skips_hard_as_unsupported_and_compare_passes(tmp_path):
+def test_emulated_esp32_skips_hard_as_unsupported_and_compare_passes(tmp_path, tsfrig):
     """The hard-IRQ tests of an esp32 are skipped as the port's, the others run on soft pin
     IRQs (stress included), the run exits 0, and compare against a plain board that passed
     the hard ones finds nothing lost."""
@@ -227,7 +230,7 @@ def test_emulated_esp32_skips_hard_as_unsupported_and_compare_passes(tmp_path):
                                                 "0 regressions"
 
 
-def test_config_contradicted_by_the_probe_is_warned_in_every_artefact(tmp_path):
+def test_config_contradicted_by_the_probe_is_warned_in_every_artefact(tmp_path, tsfrig):
     _, path = config(tmp_path, f"    emulate: samd\n    irq_kinds: [hard, soft, thread]\n"
                                f"{SIM_BUDGETS}")
     r = tsfrig("run", "--config", str(path), "--report-dir", str(tmp_path / "r"),

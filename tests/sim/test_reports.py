@@ -14,18 +14,13 @@ from harness.progress import Progress
 from harness.reports.results import validate
 from harness.reports.run_report import latency_groups
 from harness.suite.stats import shift_test, summary
-from tests.cli import run_tsfrig
 from tests.mutants import write_overlay
 
-REPO = Path(__file__).resolve().parents[2]
 SUBSET = "latency or second_waiter or auto_reset"
 
 
-tsfrig = run_tsfrig
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tsfrig):
     """Two runs of the same build and one of a build whose task wakes 20 ms late."""
     tmp = tmp_path_factory.mktemp("runs")
     out = {}
@@ -51,7 +46,7 @@ def test_results_json_matches_schema_and_holds_every_sample(runs):
     assert (runs["base"] / "junit.xml").exists()
 
 
-def test_report_rebuilds_from_results_alone(runs, tmp_path):
+def test_report_rebuilds_from_results_alone(runs, tmp_path, tsfrig):
     d = tmp_path / "copy"
     shutil.copytree(runs["base"], d)
     (d / "index.html").unlink()
@@ -65,7 +60,7 @@ def test_report_rebuilds_from_results_alone(runs, tmp_path):
     assert cell in html and 'id="verdict">PASS' in html
 
 
-def test_report_bad_input_is_one_line(tmp_path):
+def test_report_bad_input_is_one_line(tmp_path, tsfrig):
     r = tsfrig("report", str(tmp_path))
     assert r.returncode == 2 and "no results.json" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -74,20 +69,20 @@ def test_report_bad_input_is_one_line(tmp_path):
     assert r.returncode == 2 and "required property" in r.stderr
 
 
-def test_compare_same_build_is_clean(runs):
+def test_compare_same_build_is_clean(runs, tsfrig):
     r = tsfrig("compare", str(runs["base"]), str(runs["same"]))
     assert r.returncode == 0, r.stdout
     assert "0 regressions" in r.stdout and (runs["same"] / "compare.html").exists()
 
 
-def test_compare_flags_a_build_that_wakes_20ms_late(runs):
+def test_compare_flags_a_build_that_wakes_20ms_late(runs, tsfrig):
     r = tsfrig("compare", str(runs["base"]), str(runs["late"]))
     assert r.returncode == 1, r.stdout
     assert "latency [hard]: passed → failed" in r.stdout
     assert "irq_to_wake_us: median +2" in r.stdout  # +20xxx µs
 
 
-def test_compare_mismatched_runs_named(runs, tmp_path):
+def test_compare_mismatched_runs_named(runs, tmp_path, tsfrig):
     other = tmp_path / "other"
     shutil.copytree(runs["same"], other)
     doc = json.loads((other / "results.json").read_text())
@@ -101,7 +96,7 @@ def test_compare_mismatched_runs_named(runs, tmp_path):
     assert r.returncode == 2 and "missing" in r.stderr
 
 
-def test_compare_names_scenarios_a_bench_fault_hid(runs, tmp_path):
+def test_compare_names_scenarios_a_bench_fault_hid(runs, tmp_path, tsfrig):
     faulted = tmp_path / "faulted"
     shutil.copytree(runs["same"], faulted)
     doc = json.loads((faulted / "results.json").read_text())
@@ -155,7 +150,7 @@ def test_index_html_renders_charts_and_numbers(runs, browser, drawn):
     assert 'id="verdict">FAIL' in dom
 
 
-def test_compare_html_renders_overlaid_cdfs(runs, browser, drawn):
+def test_compare_html_renders_overlaid_cdfs(runs, browser, drawn, tsfrig):
     tsfrig("compare", str(runs["base"]), str(runs["late"]))
     dom, png = browser(runs["late"] / "compare.html")
     assert drawn(png)
@@ -210,7 +205,7 @@ def laid_out(browser, tmp_path: Path, page: Path) -> tuple[str, int, list[str]]:
 
 
 def test_index_html_nothing_clipped_a_timeline_per_scenario_and_the_warnings(runs, tmp_path,
-                                                                            browser):
+                                                                            browser, tsfrig):
     """In Chromium: every text of every chart inside its picture (the CDF legend was cut
     to "stimulus edge -> ack edge (Pi c"), a logic-analyser timeline for every scenario with
     the moment a failure broke marked, and the run's warnings shown."""

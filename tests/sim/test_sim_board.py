@@ -30,6 +30,20 @@ def bench(tmp_path):
         os.kill(pid, 0)
 
 
+@pytest.fixture
+def pi_and_board(bench):
+    """pigpio's client on the bench's daemon and a session on its board, just soft-reset."""
+    host, port = bench.pigpio_address
+    pi = pigpio.pi(host, port)
+    t = BoardSession(bench.serial_port)
+    try:
+        t.soft_reset()
+        yield pi, t
+    finally:
+        t.close()
+        pi.stop()
+
+
 def mpremote(port: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
                           capture_output=True, text=True, timeout=30)
@@ -79,63 +93,49 @@ def test_raw_repl_soft_reboot_banner_and_ctrl_c(bench):
         read_until(b">>> ")
 
 
-def test_pin_irqs_fire_from_pigpio_and_outputs_reach_pigpio(bench):
-    host, port = bench.pigpio_address
-    pi = pigpio.pi(host, port)
-    t = BoardSession(bench.serial_port)
-    try:
-        t.soft_reset()
-        t.exec("from machine import Pin\nhard = 0\nsoft = 0\n"
-               "def h(p):\n global hard\n hard += 1\n"
-               "def s(p):\n global soft\n soft += 1\n"
-               "a = Pin(2, Pin.IN)\na.irq(h, Pin.IRQ_RISING, hard=True)\n"
-               "b = Pin(5, Pin.IN)\nout = Pin(3, Pin.OUT, value=0)\n")
-        pi.set_mode(17, pigpio.OUTPUT)
-        for _ in range(5):
-            pi.gpio_trigger(17, 10, 1)
-        deadline = time.monotonic() + 5
-        while t.exec("print(hard)").strip() != "5" and time.monotonic() < deadline:
-            pass
-        assert t.exec("print(hard)").strip() == "5"
-        t.exec("a.irq(s, Pin.IRQ_FALLING)")  # soft IRQ, falling edges
+def test_pin_irqs_fire_from_pigpio_and_outputs_reach_pigpio(pi_and_board):
+    pi, t = pi_and_board
+    t.exec("from machine import Pin\nhard = 0\nsoft = 0\n"
+           "def h(p):\n global hard\n hard += 1\n"
+           "def s(p):\n global soft\n soft += 1\n"
+           "a = Pin(2, Pin.IN)\na.irq(h, Pin.IRQ_RISING, hard=True)\n"
+           "b = Pin(5, Pin.IN)\nout = Pin(3, Pin.OUT, value=0)\n")
+    pi.set_mode(17, pigpio.OUTPUT)
+    for _ in range(5):
         pi.gpio_trigger(17, 10, 1)
-        deadline = time.monotonic() + 5
-        while t.exec("print(soft)").strip() != "1" and time.monotonic() < deadline:
-            pass
-        assert t.exec("print(soft)").strip() == "1"
-        got = threading.Event()
-        cb = pi.callback(27, pigpio.RISING_EDGE, lambda g, lv, tick: got.set())
-        t.exec("out.on()")
-        assert got.wait(2), "board output edge never reached pigpio"
-        cb.cancel()
-    finally:
-        t.close()
-        pi.stop()
+    deadline = time.monotonic() + 5
+    while t.exec("print(hard)").strip() != "5" and time.monotonic() < deadline:
+        pass
+    assert t.exec("print(hard)").strip() == "5"
+    t.exec("a.irq(s, Pin.IRQ_FALLING)")  # soft IRQ, falling edges
+    pi.gpio_trigger(17, 10, 1)
+    deadline = time.monotonic() + 5
+    while t.exec("print(soft)").strip() != "1" and time.monotonic() < deadline:
+        pass
+    assert t.exec("print(soft)").strip() == "1"
+    got = threading.Event()
+    cb = pi.callback(27, pigpio.RISING_EDGE, lambda g, lv, tick: got.set())
+    t.exec("out.on()")
+    assert got.wait(2), "board output edge never reached pigpio"
+    cb.cancel()
 
 
-def test_allocating_hard_handler_raises_memoryerror(bench):
-    host, port = bench.pigpio_address
-    pi = pigpio.pi(host, port)
-    t = BoardSession(bench.serial_port)
-    try:
-        t.soft_reset()
-        t.exec("from machine import Pin\nlog = []\n"
-               "def bad(p):\n log.append([1, 2, 3])\n"
-               "a = Pin(2, Pin.IN)\na.irq(bad, Pin.IRQ_RISING, hard=True)\n")
-        pi.set_mode(17, pigpio.OUTPUT)
-        pi.gpio_trigger(17, 10, 1)
-        out, deadline = b"", time.monotonic() + 5
-        while b"MemoryError" not in out and time.monotonic() < deadline:
-            out += t.serial.read(4096)  # the board reports the handler's exception itself
-        assert b"MemoryError" in out, out
-        pi.gpio_trigger(17, 10, 1)  # the uncaught exception disabled the IRQ, as on ports
-        time.sleep(0.3)  # an absence is being observed: give a wrong second call time to show
-        assert b"MemoryError" not in t.serial.read(4096)
-        t.serial.write(b"\x01")  # re-prompt the raw REPL after the asynchronous traceback
-        assert t.exec("print(len(log))").strip() == "0"
-    finally:
-        t.close()
-        pi.stop()
+def test_allocating_hard_handler_raises_memoryerror(pi_and_board):
+    pi, t = pi_and_board
+    t.exec("from machine import Pin\nlog = []\n"
+           "def bad(p):\n log.append([1, 2, 3])\n"
+           "a = Pin(2, Pin.IN)\na.irq(bad, Pin.IRQ_RISING, hard=True)\n")
+    pi.set_mode(17, pigpio.OUTPUT)
+    pi.gpio_trigger(17, 10, 1)
+    out, deadline = b"", time.monotonic() + 5
+    while b"MemoryError" not in out and time.monotonic() < deadline:
+        out += t.serial.read(4096)  # the board reports the handler's exception itself
+    assert b"MemoryError" in out, out
+    pi.gpio_trigger(17, 10, 1)  # the uncaught exception disabled the IRQ, as on ports
+    time.sleep(0.3)  # an absence is being observed: give a wrong second call time to show
+    assert b"MemoryError" not in t.serial.read(4096)
+    t.serial.write(b"\x01")  # re-prompt the raw REPL after the asynchronous traceback
+    assert t.exec("print(len(log))").strip() == "0"
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -17,8 +17,8 @@ from harness.gpio import GpioError, connect_gpio
 from harness.gpio.rgpio_rig import handshake
 from harness.sim.pigpiod import SimPi
 from harness.sim.rgpiod import HEADER, LG_VERSION, UNKNOWN_COMMAND, SimRgpiod
-from tests.cli import REPO, run_tsfrig
 
+REPO = Path(__file__).resolve().parents[2]
 STIM, ACK, SENSE, RESET = 17, 27, 23, 22
 
 
@@ -182,66 +182,67 @@ def wiring(sense: int | None) -> Wiring:
     return Wiring(Wire(STIM, 2), Wire(ACK, 3), Wire(RESET, "RUN"), sense)
 
 
-def test_rig_times_the_stimulus_on_the_sense_line(sim):
-    pi, rd = sim
-    rig = connect_gpio("rgpio", "127.0.0.1", rd.port, wiring(SENSE))
-    try:
-        assert rig.identity()["stimulus_times"].startswith("sensed: kernel timestamps of GPIO 23")
-        rig.reset_capture()
-        t0 = time.monotonic_ns() // 1000
+@pytest.fixture
+def rig_on(sim):
+    """`rig_on(sense)`: the rgpio GPIO rig on the sim's rgpiod, its stimulus sensed on that
+    line (None: commanded times); closed after the test."""
+    rigs = []
+
+    def connect(sense: int | None):
+        rigs.append(connect_gpio("rgpio", "127.0.0.1", sim[1].port, wiring(sense)))
+        return rigs[-1]
+    yield connect
+    for rig in rigs:
+        rig.close()
+
+
+def test_rig_times_the_stimulus_on_the_sense_line(sim, rig_on):
+    pi, _ = sim
+    rig = rig_on(SENSE)
+    assert rig.identity()["stimulus_times"].startswith("sensed: kernel timestamps of GPIO 23")
+    rig.reset_capture()
+    t0 = time.monotonic_ns() // 1000
+    rig.pulse()
+    rig.burst(5, 1000)
+    edges = [e.us for e in rig.stimulus.edges]
+    assert len(edges) == 6 and edges[0] >= t0 - 1
+    assert all(b - a >= 1000 for a, b in zip(edges[1:], edges[2:], strict=False))
+    pi.drive(ACK, 1)  # the board's ack edge, stamped on the same clock
+    assert rig.ack.wait_for(1, 2) and rig.ack.edges[0].us > edges[-1]
+    rig.hard_reset(RESET, hold_ms=1)
+    assert pi.edges[RESET] == 2 and pi.level[RESET] == 1  # pulled low, then released
+
+
+def test_rig_without_a_sense_line_records_commanded_times(sim, rig_on):
+    pi, _ = sim
+    rig = rig_on(None)
+    assert rig.identity()["stimulus_times"] == \
+        "commanded: stimulus times are commanded times (no wiring.stimulus_sense)"
+    before = time.monotonic_ns() // 1000
+    rig.pulse()
+    rig.burst(3, 2000)
+    edges = [e.us for e in rig.stimulus.edges]
+    assert len(edges) == 4 and before <= edges[0]
+    assert [b - a for a, b in zip(edges[1:], edges[2:], strict=False)] == [2000, 2000]
+    assert pi.edges[STIM] == 8  # the pulses were played all the same
+
+
+def test_rig_names_a_missing_sense_jumper(rig_on):
+    rig = rig_on(24)  # 24: no jumper
+    with pytest.raises(GpioError, match=r"GPIO 24 saw 0 of 1 stimulus pulses.*answers at "
+                       r"once, so the jumper between them is likely off.*stimulus_sense"):
         rig.pulse()
-        rig.burst(5, 1000)
-        edges = [e.us for e in rig.stimulus.edges]
-        assert len(edges) == 6 and edges[0] >= t0 - 1
-        assert all(b - a >= 1000 for a, b in zip(edges[1:], edges[2:], strict=False))
-        pi.drive(ACK, 1)  # the board's ack edge, stamped on the same clock
-        assert rig.ack.wait_for(1, 2) and rig.ack.edges[0].us > edges[-1]
-        rig.hard_reset(RESET, hold_ms=1)
-        assert pi.edges[RESET] == 2 and pi.level[RESET] == 1  # pulled low, then released
-    finally:
-        rig.close()
 
 
-def test_rig_without_a_sense_line_records_commanded_times(sim):
-    pi, rd = sim
-    rig = connect_gpio("rgpio", "127.0.0.1", rd.port, wiring(None))
-    try:
-        assert rig.identity()["stimulus_times"] == \
-            "commanded: stimulus times are commanded times (no wiring.stimulus_sense)"
-        before = time.monotonic_ns() // 1000
+def test_rig_faults_are_bench_faults_and_reconnect(rig_on):
+    rig = rig_on(SENSE)
+    rig.sbc.sl.s.shutdown(socket.SHUT_RDWR)  # the link drops under the rig
+    with pytest.raises(GpioError, match=r"^rgpiod at 127\.0\.0\.1:\d+ failed to send"):
         rig.pulse()
-        rig.burst(3, 2000)
-        edges = [e.us for e in rig.stimulus.edges]
-        assert len(edges) == 4 and before <= edges[0]
-        assert [b - a for a, b in zip(edges[1:], edges[2:], strict=False)] == [2000, 2000]
-        assert pi.edges[STIM] == 8  # the pulses were played all the same
-    finally:
-        rig.close()
-
-
-def test_rig_names_a_missing_sense_jumper(sim):
-    rig = connect_gpio("rgpio", "127.0.0.1", sim[1].port, wiring(24))  # 24: no jumper
-    try:
-        with pytest.raises(GpioError, match=r"GPIO 24 saw 0 of 1 stimulus pulses.*answers at "
-                           r"once, so the jumper between them is likely off.*stimulus_sense"):
-            rig.pulse()
-    finally:
-        rig.close()
-
-
-def test_rig_faults_are_bench_faults_and_reconnect(sim):
-    pi, rd = sim
-    rig = connect_gpio("rgpio", "127.0.0.1", rd.port, wiring(SENSE))
-    try:
-        rig.sbc.sl.s.shutdown(socket.SHUT_RDWR)  # the link drops under the rig
-        with pytest.raises(GpioError, match=r"^rgpiod at 127\.0\.0\.1:\d+ failed to send"):
-            rig.pulse()
-        rig.ensure_link()
-        assert rig.reconnects == 1 and not rig.broken
-        rig.pulse()
-        assert rig.stimulus.count() >= 1
-    finally:
-        rig.close()
+    rig.ensure_link()
+    assert rig.reconnects == 1 and not rig.broken
+    rig.pulse()
+    assert rig.stimulus.count() >= 1
     with pytest.raises(GpioError, match="rgpiod at 127.0.0.1:1 does not answer"):
         connect_gpio("rgpio", "127.0.0.1", 1, wiring(None))
 
@@ -275,9 +276,9 @@ def rgpio_config(tmp_path: Path, sense: bool) -> Path:
 
 
 @pytest.mark.parametrize("sense", [True, False], ids=["sensed", "commanded"])
-def test_suite_passes_on_rgpio(tmp_path, sense):
-    r = run_tsfrig("run", "--config", str(rgpio_config(tmp_path, sense)), "--report-dir",
-                   str(tmp_path / "r"), timeout=300)
+def test_suite_passes_on_rgpio(tmp_path, sense, tsfrig):
+    r = tsfrig("run", "--config", str(rgpio_config(tmp_path, sense)), "--report-dir",
+               str(tmp_path / "r"), timeout=300)
     doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert doc["verdict"] == "pass"

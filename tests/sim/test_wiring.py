@@ -16,30 +16,28 @@ from harness.board.wiring import check_stimulus
 from harness.config import load_config
 from harness.gpio import connect_gpio
 from harness.sim.bench import SimBench
-from tests.faults.matrix import serial_target_yaml, shipped_sim
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def running_sim():
-    """`tsfrig sim` wired stimulus GPIO17 -> pin 2, pin 3 -> ack GPIO27 (the shipped config)."""
-    with shipped_sim() as address:
-        yield address.serial_port, address.gpio_host, address.gpio_port
+def run_serial_target(serial_target_yaml):
+    """`tsfrig run -k K` on a serial target pointed at the running sim, its stimulus and ack
+    wires on these board pins: (the process, its results.json)."""
+    def run(tmp_path: Path, sim, stim_pin: int, ack_pin: int, k: str):
+        cfg = tmp_path / "bench.yaml"
+        cfg.write_text(serial_target_yaml(sim.serial_port, sim.gpio_host, sim.gpio_port,
+                                          stim_pin, ack_pin))
+        r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(cfg),
+                            "--report-dir", str(tmp_path / "r"), "-k", k],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+        doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+        return r, doc
+    return run
 
 
-def run_serial_target(tmp_path: Path, sim, stim_pin: int, ack_pin: int, k: str):
-    port, host, pport = sim
-    cfg = tmp_path / "bench.yaml"
-    cfg.write_text(serial_target_yaml(port, host, pport, stim_pin, ack_pin))
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--config", str(cfg),
-                        "--report-dir", str(tmp_path / "r"), "-k", k],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
-    return r, doc
-
-
-def test_correct_wiring_runs_the_suite_over_the_serial_path(running_sim, tmp_path):
+def test_correct_wiring_runs_the_suite_over_the_serial_path(running_sim, tmp_path,
+                                                            run_serial_target):
     r, doc = run_serial_target(tmp_path, running_sim, 2, 3, "test_wake and hard")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     t = doc["targets"][0]
@@ -48,7 +46,8 @@ def test_correct_wiring_runs_the_suite_over_the_serial_path(running_sim, tmp_pat
     assert [x["outcome"] for x in doc["tests"]] == ["passed"]
 
 
-def test_miswired_stimulus_is_a_bench_fault_named_by_the_wire(running_sim, tmp_path):
+def test_miswired_stimulus_is_a_bench_fault_named_by_the_wire(running_sim, tmp_path,
+                                                              run_serial_target):
     r, doc = run_serial_target(tmp_path, running_sim, 4, 3, "test_wake and hard")
     assert r.returncode == 2
     assert ("wiring self-test: Pi GPIO 17 -> board pin 4: the board counted 0 of 3 pulses"
@@ -63,7 +62,7 @@ def test_miswired_stimulus_is_a_bench_fault_named_by_the_wire(running_sim, tmp_p
     assert "BENCH FAULT" in (tmp_path / "r" / "latest" / "index.html").read_text()
 
 
-def test_miswired_ack_is_a_bench_fault_named_by_the_wire(running_sim, tmp_path):
+def test_miswired_ack_is_a_bench_fault_named_by_the_wire(running_sim, tmp_path, run_serial_target):
     r, _ = run_serial_target(tmp_path, running_sim, 2, 5, "test_wake and hard")
     assert r.returncode == 2
     assert "wiring self-test: board pin 5 -> Pi GPIO 27: the Pi saw 0 of 4 edges" \

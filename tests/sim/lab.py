@@ -2,7 +2,10 @@
 (`tsfrig sim`), a real labgrid-coordinator, and a real labgrid-exporter serving the bench's
 pty through ser2net (RawSerialPort) and its GPIO daemon (NetworkService) as one place; and
 `tsfrig run`s through it, their stderr read as it comes. Every process carries a tag in its
-environment, so none can be left behind unseen."""
+environment, so none can be left behind unseen.
+
+A module, not fixtures in conftest.py: benchmarks/bench_labgrid.py drives the same lab
+outside pytest."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from harness.benches.sim import read_announcement
 from harness.children import die_with_parent, stop_child
 from tests.faults.matrix import TAG_VAR, tagged, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LG_BIN = REPO / ".venv-labgrid" / "bin"
 PLACE = "bench-3"
 
