@@ -135,7 +135,8 @@ class GpioSpec:
 
 @dataclass(frozen=True)
 class PowerSpec:
-    """A power switch: the keys of power: it needs and takes, and its own checks."""
+    """A power switch: the keys of power: it needs and takes, its own checks, and what
+    switches (harness/power/__init__.py's protocol)."""
 
     needs: tuple[str, ...] = ()
     keys: frozenset[str] = frozenset()
@@ -143,7 +144,9 @@ class PowerSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     check: Check | None = None
     switch: Callable[..., str | None] | None = None  # (PowerJob, on) -> port after power-on
+    cycle: Callable[..., str | None] | None = None  # (PowerJob) -> port: its own whole cycle
     ready: Callable[..., str] | None = None  # (PowerJob) -> one line: can it switch? (doctor)
+    describe: Callable[..., str] | None = None  # (PowerConfig) -> how a verdict names it
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_config
-from harness.flash import FlashError, FlashJob, command_argv, dfu_command, esptool_command
+from harness.flash import FlashError, FlashJob
+from harness.flash.command import command_argv
+from harness.flash.dfu_util import dfu_command
+from harness.flash.esptool import esptool_command
 from harness.sim.bench import ENV_DROP_DIR
 from harness.sim.firmware import find_executable
 from tests.faults.matrix import serial_target_yaml, shipped_sim
