@@ -32,8 +32,7 @@ def announce(serial_port: str, gpio: dict[str, tuple[str, int]], firmware: str,
         print(line, file=out, flush=True)
 
 
-def read_announcement(proc: subprocess.Popen, timeout_s: float,
-                      backend: str = "pigpio") -> BenchAddress:
+def read_announcement(proc: subprocess.Popen, timeout_s: float, backend: str) -> BenchAddress:
     """The addresses a starting `tsfrig sim` prints (the GPIO daemon of `backend`);
     BenchFault with its last stderr line if it exits or stays silent past the deadline."""
     found: dict[str, str] = {}

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="harness log lines shown on the console (trace.log in the run "
                           "directory always has DEBUG)")
-    for o in run_options():  # the bench kinds' own (labgrid's place)
+    for o in run_options():  # the bench kinds' own (e.g. a place to acquire)
         run.add_argument(o.flag, metavar=o.metavar, type=o.type, help=o.help)
     run.set_defaults(func=cmd_run)
 

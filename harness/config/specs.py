@@ -120,7 +120,7 @@ class GpioSpec:
     and the gpio: keys only it takes (passed to the rig as keyword options)."""
 
     rig: Callable[..., Any]  # (host, port, wiring, **options) -> GpioRig
-    daemon: str  # what it talks to, for messages: "pigpiod on a Pi 1-4"
+    daemon: str  # what it talks to, for messages: "toyd on a Pi 9"
     client: str  # the Python distribution of its client library (results.json's host)
     start: str  # how its daemon is started on the Pi, for a fix line
     default_port: int
@@ -131,6 +131,8 @@ class GpioSpec:
     option_keys: frozenset[str] = frozenset()
     options: Check | None = None  # reads option_keys
     address_key: str = ""  # an older target section holding only its daemon's host and port
+    # (the rig's identity as results.json keeps it) -> its daemon for the report's bench line
+    describe_daemon: Callable[[dict], str] | None = None
 
 
 @dataclass(frozen=True)

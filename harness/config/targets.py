@@ -261,7 +261,7 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
 
 def target_keys() -> set[str]:
     """The keys a target (or defaults:) takes: the shared ones, and each GPIO backend's older
-    section for its daemon's address (pigpio:)."""
+    section for its daemon's address (its spec's address_key)."""
     return TARGET_KEYS | {g.address_key for g in specs(GPIO).values() if g.address_key}
 
 
@@ -389,7 +389,7 @@ def _line_of(node: Node, *keys: str) -> int:
 
 
 def check_shared_wires(L: Loader, tn: Node, targets: list[TargetConfig]) -> None:
-    """Real benches can share a pigpiod: a Pi GPIO or a serial port used by two targets is a
+    """Real benches can share a GPIO daemon: a Pi GPIO or a serial port used by two targets is a
     wire declared twice. (A kind whose targets each have their own Pi is left out.)"""
     gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}
