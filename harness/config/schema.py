@@ -61,17 +61,14 @@ class FlashConfig:
 
 @dataclass(frozen=True)
 class PowerConfig:
-    """How the rig switches the board's power, the last recovery step (harness/power/)."""
+    """How the rig switches the board's power, the last recovery step (harness/power/): its
+    method, the keys every method takes, and the keys only its method takes (a hub's
+    location, a command template), as the method's spec read them."""
 
     method: str
-    location: str | None = None  # uhubctl: the hub's location (-l), e.g. "1-1.2"
-    port: str | None = None  # uhubctl: the hub port(s) (-p), e.g. "3" or "1,3"
-    path: Path | None = None  # sysfs: the USB port's `disable` file
-    off: str | None = None  # command: templates with {port} {serial_number}
-    on: str | None = None
-    cycle: str | None = None  # command: one template that switches off and on
     off_s: float = 2.0  # how long the board stays unpowered
     timeout_s: float = 30.0  # each switching step, and the board's port coming back
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

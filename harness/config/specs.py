@@ -143,8 +143,8 @@ class PowerSpec:
     needs: tuple[str, ...] = ()
     keys: frozenset[str] = frozenset()
     simulated: bool = False  # switches a simulated bench only
-    defaults: dict[str, Any] = field(default_factory=dict)
-    check: Check | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)  # off_s, timeout_s
+    check: Check | None = None  # reads needs and keys -> PowerConfig.options
     switch: Callable[..., str | None] | None = None  # (PowerJob, on) -> port after power-on
     cycle: Callable[..., str | None] | None = None  # (PowerJob) -> port: its own whole cycle
     ready: Callable[..., str] | None = None  # (PowerJob) -> one line: can it switch? (doctor)

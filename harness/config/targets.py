@@ -40,7 +40,7 @@ TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_ji
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
     "flash": {"method", "volume", "chip", "command", "timeout_s"},
-    "power": {"method", "location", "port", "path", "off", "on", "cycle", "off_s", "timeout_s"},
+    "power": {"method", "off_s", "timeout_s"},  # and each method's own keys
     "gpio": {"backend", "host", "port"},  # and each backend's option_keys
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
     "wiring": {"stimulus", "ack", "reset", "stimulus_sense"},
@@ -293,7 +293,8 @@ def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,
     pn, pk = m["power"], f"{key}.power"
     if pn.value is None:
         return None
-    pm = L.mapping(pn, pk, SUBKEYS["power"])
+    own = {k for s in methods.values() for k in (*s.needs, *s.keys)}
+    pm = L.mapping(pn, pk, SUBKEYS["power"] | own)
     method = L.enum(L.require(pm, pn, pk, "method"), f"{pk}.method", tuple(methods))
     switch = methods[method]
     if switch.simulated != simulated:
@@ -312,11 +313,9 @@ def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,
     for k in switch.needs:
         L.require(pm, pn, pk, k)
     section = Section(L, pm, pn, pk)
-    got: dict[str, Any] = switch.check(section) if switch.check is not None else {}
-    for k in ("off_s", "timeout_s"):
-        if k in pm:
-            got[k] = section.sane(k, f"power.{k}")
-    return PowerConfig(method, **{**switch.defaults, **got})
+    options: dict[str, Any] = switch.check(section) if switch.check is not None else {}
+    got = {k: section.sane(k, f"power.{k}") for k in ("off_s", "timeout_s") if k in pm}
+    return PowerConfig(method, **{**switch.defaults, **got}, options=options)
 
 
 def _gpio(L: Loader, m: dict[str, Node], key: str) -> GpioConfig:

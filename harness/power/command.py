@@ -26,7 +26,7 @@ def switch(job: PowerJob, on: bool | None) -> str | None:
     """on None: the one cycle template."""
     c = job.config
     key = "cycle" if on is None else "on" if on else "off"
-    template = getattr(c, key)
+    template = c.options[key]
     argv = shlex.split(template.format(port=job.port, serial_number=job.serial_number or ""))
     run(argv, f"command {key} ({argv[0] if argv else 'empty'})", c.timeout_s,
         f"check power.{key} runs by hand")
@@ -35,12 +35,12 @@ def switch(job: PowerJob, on: bool | None) -> str | None:
 
 def cycle(job: PowerJob) -> str | None:
     """The cycle template when there is one, else off and on."""
-    return switch(job, None) if job.config.cycle else off_then_on(job, switch)
+    return switch(job, None) if "cycle" in job.config.options else off_then_on(job, switch)
 
 
 def ready(job: PowerJob) -> str:
     c = job.config
-    templates = [t for t in (c.off, c.on, c.cycle) if t]
+    templates = [c.options[k] for k in ("off", "on", "cycle") if c.options.get(k)]
     return tools_found(c, [shlex.split(t)[0] for t in templates if shlex.split(t)])
 
 

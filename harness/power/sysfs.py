@@ -24,11 +24,11 @@ def _check(s: Section) -> dict[str, Any]:
 
 
 def describe(c: PowerConfig) -> str:
-    return f"sysfs {c.path}"
+    return f"sysfs {c.options['path']}"
 
 
 def switch(job: PowerJob, on: bool) -> str | None:
-    path = Path(job.config.path or "")
+    path = Path(job.config.options["path"])
     box: list[BaseException | None] = []
 
     def write() -> None:
@@ -56,12 +56,12 @@ def switch(job: PowerJob, on: bool) -> str | None:
 
 
 def ready(job: PowerJob) -> str:
-    c = job.config
-    if not os.access(c.path or "", os.W_OK):
-        raise PowerError(f"power: sysfs: {c.path} is missing or not writable; give the "
+    path = job.config.options["path"]
+    if not os.access(path, os.W_OK):
+        raise PowerError(f"power: sysfs: {path} is missing or not writable; give the "
                          "port's `disable` file in power.path and run as root (or a udev "
                          "rule)")
-    return f"sysfs: {c.path} is writable (not switched by doctor)"
+    return f"sysfs: {path} is writable (not switched by doctor)"
 
 
 SPEC = PowerSpec(needs=("path",), check=_check, switch=switch, ready=ready, describe=describe)

@@ -23,12 +23,13 @@ def _check(s: Section) -> dict[str, Any]:
 
 
 def describe(c: PowerConfig) -> str:
-    return f"uhubctl {c.location} port {c.port}"
+    return f"uhubctl {c.options['location']} port {c.options['port']}"
 
 
 def switch(job: PowerJob, on: bool) -> str | None:
     c = job.config
-    run(["uhubctl", "-l", str(c.location), "-p", str(c.port), "-a", "on" if on else "off"],
+    run(["uhubctl", "-l", c.options["location"], "-p", c.options["port"],
+         "-a", "on" if on else "off"],
         f"uhubctl {'on' if on else 'off'} ({describe(c)})", c.timeout_s,
         "install uhubctl, run it as root or add its udev rule, and check power.location and "
         "power.port against what `uhubctl` lists (the hub must switch per port)")
