@@ -49,13 +49,13 @@ class FirmwareConfig:
 
 @dataclass(frozen=True)
 class FlashConfig:
-    """serial: how firmware.image gets onto the board (harness/flash/__init__.py)."""
+    """serial: how firmware.image gets onto the board (harness/flash/): its method, each step's
+    deadline, and the keys only its method takes (a volume glob, a chip, a command
+    template), as the method's spec read them."""
 
     method: str
-    volume: str | None = None  # rp2-uf2: glob of the bootloader's volume
-    chip: str | None = None  # esptool: esp32, esp32s3, ...
-    command: str | None = None  # command: template with {image} {port} {serial_number}
     timeout_s: float = 60.0
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 

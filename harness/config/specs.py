@@ -157,4 +157,5 @@ class FlashSpec:
     once it is back with the new image)."""
 
     flash: Callable[..., str]
+    keys: frozenset[str] = frozenset()  # its own flash: keys (strings) -> FlashConfig.options
     check: Check | None = None

@@ -39,7 +39,7 @@ TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_ji
                "known_issues", "flash", "power", "profile", "emulate", "place"}
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
-    "flash": {"method", "volume", "chip", "command", "timeout_s"},
+    "flash": {"method", "timeout_s"},  # and each method's own keys
     "power": {"method", "off_s", "timeout_s"},  # and each method's own keys
     "gpio": {"backend", "host", "port"},  # and each backend's option_keys
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
@@ -269,18 +269,18 @@ def _flash(L: Loader, m: dict[str, Node], key: str) -> FlashConfig:
     """`flash:` (serial targets): how firmware.image gets onto the board; the method's spec
     checks what it needs."""
     fk = f"{key}.flash"
-    fl = L.mapping(m["flash"], fk, SUBKEYS["flash"])
+    own = {k for s in specs(FLASH).values() for k in s.keys}  # taken by any, as strings
+    fl = L.mapping(m["flash"], fk, SUBKEYS["flash"] | own)
     method = L.enum(L.require(fl, m["flash"], fk, "method"), f"{fk}.method",
                     names(FLASH))
     section = Section(L, fl, m["flash"], fk)
-    got: dict[str, Any] = {k: section.string(k) for k in ("volume", "chip", "command")
-                           if k in fl}
+    options: dict[str, Any] = {k: section.string(k) for k in sorted(own) if k in fl}
     flasher = spec(FLASH, method)
     if flasher.check is not None:
-        got.update(flasher.check(section))
-    if "timeout_s" in fl:
-        got["timeout_s"] = section.sane("timeout_s", "flash.timeout_s")
-    return FlashConfig(method, **got)
+        options.update(flasher.check(section))
+    got = {"timeout_s": section.sane("timeout_s", "flash.timeout_s")} if "timeout_s" in fl \
+        else {}
+    return FlashConfig(method, **got, options=options)
 
 
 def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,

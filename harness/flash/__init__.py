@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.config.registry import FLASH, names, spec
 from harness.shipped import DEVICE_SCRIPTS
@@ -42,9 +43,7 @@ class FlashJob:
     vid: int | None = None
     pid: int | None = None
     serial_number: str | None = None
-    volume: str | None = None  # rp2-uf2: glob(s) of the bootloader's volume, ":"-separated
-    chip: str | None = None  # esptool
-    command: str | None = None  # command: template with {image} {port} {serial_number}
+    options: dict[str, Any] = field(default_factory=dict)  # the method's own (FlashConfig's)
     timeout_s: float = 60.0
     baudrate: int = 115200
 

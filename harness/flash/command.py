@@ -21,12 +21,13 @@ def _check(s: Section) -> dict[str, Any]:
 
 
 def command_argv(job: FlashJob) -> list[str]:
+    template = job.options.get("command") or ""
     try:
-        text = (job.command or "").format(image=shlex.quote(str(job.image)),
+        text = template.format(image=shlex.quote(str(job.image)),
                                           port=shlex.quote(job.port),
                                           serial_number=shlex.quote(job.serial_number or ""))
     except (KeyError, IndexError, ValueError) as e:
-        raise FlashError(f"flash: command template {job.command!r}: bad placeholder {e}; use "
+        raise FlashError(f"flash: command template {template!r}: bad placeholder {e}; use "
                          "{image}, {port}, {serial_number}") from None
     return ["/bin/sh", "-c", text]
 
@@ -37,4 +38,4 @@ def flash_command(job: FlashJob) -> str:
     return wait_for_port(job, deadline)
 
 
-SPEC = FlashSpec(flash=flash_command, check=_check)
+SPEC = FlashSpec(flash=flash_command, keys=frozenset({"command"}), check=_check)

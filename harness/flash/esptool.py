@@ -23,9 +23,10 @@ def _check(s: Section) -> dict[str, Any]:
 
 
 def esptool_command(job: FlashJob) -> list[str]:
-    chip = (job.chip or "esp32").lower().replace("-", "")
+    given = job.options.get("chip")
+    chip = (given or "esp32").lower().replace("-", "")
     if chip not in ESP_OFFSETS:
-        raise FlashError(f"flash: esptool: unknown flash.chip {job.chip!r}; use one of "
+        raise FlashError(f"flash: esptool: unknown flash.chip {given!r}; use one of "
                          f"{', '.join(ESP_OFFSETS)}")
     return [sys.executable, "-m", "esptool", "--port", job.port, "write-flash",
             f"{ESP_OFFSETS[chip]:#x}", str(job.image)]
@@ -38,4 +39,4 @@ def flash_esptool(job: FlashJob) -> str:
     return wait_for_port(job, deadline)
 
 
-SPEC = FlashSpec(flash=flash_esptool, check=_check)
+SPEC = FlashSpec(flash=flash_esptool, keys=frozenset({"chip"}), check=_check)

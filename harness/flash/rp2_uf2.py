@@ -25,7 +25,8 @@ def find_volume(globs: list[str]) -> Path | None:
 
 
 def flash_rp2_uf2(job: FlashJob) -> str:
-    globs = job.volume.split(os.pathsep) if job.volume else list(DEFAULT_VOLUMES)
+    volume = job.options.get("volume")  # glob(s) of the bootloader's volume, ":"-separated
+    globs = volume.split(os.pathsep) if volume else list(DEFAULT_VOLUMES)
     deadline = time.monotonic() + job.timeout_s
     enter_bootloader(job)
     while (vol := find_volume(globs)) is None:
@@ -42,4 +43,4 @@ def flash_rp2_uf2(job: FlashJob) -> str:
     return wait_for_port(job, deadline)
 
 
-SPEC = FlashSpec(flash=flash_rp2_uf2)
+SPEC = FlashSpec(flash=flash_rp2_uf2, keys=frozenset({"volume"}))

@@ -77,8 +77,9 @@ def test_a_board_that_keeps_its_old_build_is_a_bench_fault(sim, tmp_path):
     assert lines and doc["verdict"] == "error", r.stdout[-2000:] + r.stderr[-2000:]
 
 
-def job(**kw) -> FlashJob:
-    return FlashJob(Path("/img/fw.bin"), "/dev/ttyUSB0", "auto", serial_number="ab12", **kw)
+def job(**options) -> FlashJob:
+    return FlashJob(Path("/img/fw.bin"), "/dev/ttyUSB0", "auto", serial_number="ab12",
+                    options=options)
 
 
 @pytest.mark.parametrize(("chip", "offset"), [("esp32", "0x1000"), ("esp32s2", "0x1000"),

@@ -374,8 +374,8 @@ def test_flash_and_firmware_image_for_serial_targets(tmp_path):
                        "    flash: {method: rp2-uf2, volume: /media/*/RPI-RP2, timeout_s: 30}\n")
     t = load_text(tmp_path, ok).targets[0]
     assert t.firmware.image == tmp_path / "fw.uf2"
-    assert (t.flash.method, t.flash.volume, t.flash.timeout_s) == ("rp2-uf2", "/media/*/RPI-RP2",
-                                                                   30.0)
+    assert (t.flash.method, t.flash.options, t.flash.timeout_s) == (
+        "rp2-uf2", {"volume": "/media/*/RPI-RP2"}, 30.0)
     cases = [
         (SIM + "    flash: {method: rp2-uf2}\n",
          "rig.yaml:8: targets[0].flash: only for kind: serial; remove it"),
@@ -471,7 +471,7 @@ def test_known_issue_keys_are_exactly_the_suites_tests(tmp_path):
 
 def test_every_accepted_key_is_in_the_readme_config_reference():
     from harness.config.loader import TOP_KEYS
-    from harness.config.registry import GPIO, POWER, specs
+    from harness.config.registry import FLASH, GPIO, POWER, specs
     from harness.config.targets import SUBKEYS, target_keys
 
     readme = (REPO / "README.md").read_text()
@@ -480,6 +480,7 @@ def test_every_accepted_key_is_in_the_readme_config_reference():
     named = " ".join(re.findall(r"`([^`]+)`", " ".join(first_cells)))  # the key column
     keys = TOP_KEYS | target_keys() | {k for ks in SUBKEYS.values() for k in ks} \
         | {k for g in specs(GPIO).values() for k in g.option_keys} \
-        | {k for p in specs(POWER).values() for k in (*p.needs, *p.keys)}
+        | {k for p in specs(POWER).values() for k in (*p.needs, *p.keys)} \
+        | {k for f in specs(FLASH).values() for k in f.keys}
     missing = sorted(k for k in keys if not re.search(rf"(^|[\s.{{]){k}\b", named))
     assert not missing, f"not in README's config reference: {missing}"
