@@ -1,5 +1,5 @@
 """The bench trace: every harness module logs to its own `logging` logger under "harness";
-a run writes all of it at DEBUG to trace.log in its run directory (pigpio calls, serial
+a run writes all of it at DEBUG to trace.log in its run directory (GPIO daemon calls, serial
 exchanges summarised, resets, recovery steps, timings), so a failure on a real bench can be
 diagnosed from the artefact. The console gets only --log-level and above."""
 

@@ -46,7 +46,7 @@ def bench_for(target: TargetConfig, rig: RigConfig) -> BenchProvider:
 
 
 def run_options() -> list[RunOption]:
-    """The options of `tsfrig run` that bench kinds own (e.g. labgrid's place)."""
+    """The options of `tsfrig run` that bench kinds own (e.g. a place to acquire)."""
     return [o for kind in specs(KIND).values() for o in kind.run_options]
 
 

@@ -25,8 +25,8 @@ class SerialProvider:
         if image is not None and fl is not None:  # flash it and check the board runs it
             from harness.flash import FlashJob, flash_and_verify, sha256
 
-            job = FlashJob(image, port, s.port, s.vid, s.pid, s.serial_number, fl.volume,
-                           fl.chip, fl.command, fl.timeout_s, s.baudrate)
+            job = FlashJob(image, port, s.port, s.vid, s.pid, s.serial_number, fl.options,
+                           fl.timeout_s, s.baudrate)
             port, _ = flash_and_verify(fl.method, job)
             self.image_sha256 = sha256(image)
         return BenchAddress(port, g.host, g.port)

@@ -34,8 +34,7 @@ def announce(serial_port: str, gpio: dict[str, tuple[str, int]], firmware: str,
         print(line, file=out, flush=True)
 
 
-def read_announcement(proc: subprocess.Popen, timeout_s: float,
-                      backend: str = "pigpio") -> BenchAddress:
+def read_announcement(proc: subprocess.Popen, timeout_s: float, backend: str) -> BenchAddress:
     """The addresses a starting `tsfrig sim` prints (the GPIO daemon of `backend`);
     BenchFault with its last stderr line if it exits or stays silent past the deadline."""
     found: dict[str, str] = {}
@@ -59,6 +58,20 @@ def read_announcement(proc: subprocess.Popen, timeout_s: float,
     return BenchAddress(found["serial"], host, int(port), found.get("power", ""))
 
 
+def start_given(target: TargetConfig) -> subprocess.Popen:
+    """`tsfrig sim` as a child process that dies with us, given the target as loaded here
+    (overrides applied) on its stdin, not a file to reload; read_announcement() follows."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sim", "--given-target"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+    try:
+        proc.stdin.write(pickle.dumps(target))
+        proc.stdin.close()
+    except BrokenPipeError:  # it died at once: read_announcement() says why
+        pass
+    return proc
+
+
 class SimProvider:
     """`tsfrig sim` as a child process (it dies with us), reached like a real bench."""
 
@@ -67,13 +80,8 @@ class SimProvider:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> BenchAddress:
-        # the child gets the target as loaded here (overrides applied), not a file to reload
-        cmd = [sys.executable, "-m", "harness.cli", "sim", "--given-target"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+        self.proc = start_given(self.target)
         try:
-            self.proc.stdin.write(pickle.dumps(self.target))
-            self.proc.stdin.close()
             return read_announcement(self.proc, self.timeout_s, self.target.gpio.backend)
         except BaseException:  # also Ctrl-C while it starts: never leave the bench behind
             self.stop()

@@ -127,7 +127,7 @@ def resolve_profile(target_cfg: TargetConfig, probe: BoardProbe) -> tuple[Profil
         warn.append(f"wiring.reset.board_pin is {reset.board_pin!r}, but {base.name} boards reset "
                     f"on {base.reset_pin}: check the wire")
     variant = base.variant_of(probe.machine)
-    chip = target_cfg.flash.chip if target_cfg.flash is not None else None
+    chip = target_cfg.flash.options.get("chip") if target_cfg.flash is not None else None
     if chip and base.name == "esp32" and chip.lower().replace("-", "") != variant:
         warn.append(f"flash.chip is {chip}, but the board is an {variant} ({probe.machine}): "
                     f"esptool would write at the wrong offset; set flash.chip: {variant}")

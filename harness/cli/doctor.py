@@ -30,7 +30,7 @@ CLOCK_PULSES = 7
 CLOCK_GAP_S = 0.5  # pulses this far apart: a drift check over ~3 s
 DRIFT_LIMIT_PPM = 1000.0  # crystals are within ~50 ppm: surely beyond this ticks_us is off
 RESET_SEEN_S = 3.0  # a board that neither prints its banner nor drops its port did not reset
-# where a harness message's fix starts: "...: check the cable" / "...; start pigpiod"
+# where a harness message's fix starts: "...: check the cable" / "...; start the daemon"
 FIX_RE = re.compile(r"[:;] (?=(?:check|start|fix|use|add|declare|plug|install|run|give|"
                     r"power-cycle|restart|pass|pick|set|wire|put|free|save|write|remove|"
                     r"is it|are you)\b)")
@@ -232,7 +232,7 @@ class Doctor:
         port = self.address.serial_port
         if port and os.path.exists(port):
             return port
-        if port and "://" in port:  # a network serial port (a labgrid place's ser2net)
+        if port and "://" in port:  # a network serial port (e.g. ser2net's rfc2217)
             return f"{port} (network; the raw REPL check opens it)"
         problem = self.port_error or f"{port or self.target.serial.port} does not exist"
         raise Failed(split_fix(problem, "")[0], usb_serial_devices())

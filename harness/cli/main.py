@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args += _parallel_args(args, len([args.target] if args.target else cfg.targets))
     try:
         # the config as loaded here goes to the plugin in this process (xdist's workers,
-        # processes of their own, read it from the options above)
+        # processes of their own, get it from the plugin: fixtures/parallel.py)
         code = int(pytest.main(pytest_args, plugins=[GivenRig(cfg)]))
     except OSError as e:  # e.g. junit.xml on a disk that filled up at the very end
         return _die(f"cannot write the run's files to {run_dir} ({e.strerror or e}): "
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="harness log lines shown on the console (trace.log in the run "
                           "directory always has DEBUG)")
-    for o in run_options():  # the bench kinds' own (labgrid's place)
+    for o in run_options():  # the bench kinds' own (e.g. a place to acquire)
         run.add_argument(o.flag, metavar=o.metavar, type=o.type, help=o.help)
     run.set_defaults(func=cmd_run)
 

@@ -27,16 +27,16 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "rgpio": "harness.gpio.rgpio_rig:SPEC",
     },
     POWER: {
-        "uhubctl": "harness.power.methods:UHUBCTL",
-        "sysfs": "harness.power.methods:SYSFS",
-        "command": "harness.power.methods:COMMAND",
+        "uhubctl": "harness.power.uhubctl:SPEC",
+        "sysfs": "harness.power.sysfs:SPEC",
+        "command": "harness.power.command:SPEC",
         "sim": "harness.sim.power:SPEC",
     },
     FLASH: {
-        "rp2-uf2": "harness.flash.methods:RP2_UF2",
-        "esptool": "harness.flash.methods:ESPTOOL",
-        "dfu-util": "harness.flash.methods:DFU_UTIL",
-        "command": "harness.flash.methods:COMMAND",
+        "rp2-uf2": "harness.flash.rp2_uf2:SPEC",
+        "esptool": "harness.flash.esptool:SPEC",
+        "dfu-util": "harness.flash.dfu_util:SPEC",
+        "command": "harness.flash.command:SPEC",
     },
 }
 _loaded: dict[tuple[str, str], Any] = {}

@@ -49,29 +49,26 @@ class FirmwareConfig:
 
 @dataclass(frozen=True)
 class FlashConfig:
-    """serial: how firmware.image gets onto the board (harness/flash/__init__.py)."""
+    """serial: how firmware.image gets onto the board (harness/flash/): its method, each step's
+    deadline, and the keys only its method takes (a volume glob, a chip, a command
+    template), as the method's spec read them."""
 
     method: str
-    volume: str | None = None  # rp2-uf2: glob of the bootloader's volume
-    chip: str | None = None  # esptool: esp32, esp32s3, ...
-    command: str | None = None  # command: template with {image} {port} {serial_number}
     timeout_s: float = 60.0
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 
 @dataclass(frozen=True)
 class PowerConfig:
-    """How the rig switches the board's power, the last recovery step (harness/power/)."""
+    """How the rig switches the board's power, the last recovery step (harness/power/): its
+    method, the keys every method takes, and the keys only its method takes (a hub's
+    location, a command template), as the method's spec read them."""
 
     method: str
-    location: str | None = None  # uhubctl: the hub's location (-l), e.g. "1-1.2"
-    port: str | None = None  # uhubctl: the hub port(s) (-p), e.g. "3" or "1,3"
-    path: Path | None = None  # sysfs: the USB port's `disable` file
-    off: str | None = None  # command: templates with {port} {serial_number}
-    on: str | None = None
-    cycle: str | None = None  # command: one template that switches off and on
     off_s: float = 2.0  # how long the board stays unpowered
     timeout_s: float = 30.0  # each switching step, and the board's port coming back
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

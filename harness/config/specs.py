@@ -120,7 +120,7 @@ class GpioSpec:
     and the gpio: keys only it takes (passed to the rig as keyword options)."""
 
     rig: Callable[..., Any]  # (host, port, wiring, **options) -> GpioRig
-    daemon: str  # what it talks to, for messages: "pigpiod on a Pi 1-4"
+    daemon: str  # what it talks to, for messages: "toyd on a Pi 9"
     client: str  # the Python distribution of its client library (results.json's host)
     start: str  # how its daemon is started on the Pi, for a fix line
     default_port: int
@@ -131,19 +131,24 @@ class GpioSpec:
     option_keys: frozenset[str] = frozenset()
     options: Check | None = None  # reads option_keys
     address_key: str = ""  # an older target section holding only its daemon's host and port
+    # (the rig's identity as results.json keeps it) -> its daemon for the report's bench line
+    describe_daemon: Callable[[dict], str] | None = None
 
 
 @dataclass(frozen=True)
 class PowerSpec:
-    """A power switch: the keys of power: it needs and takes, and its own checks."""
+    """A power switch: the keys of power: it needs and takes, its own checks, and what
+    switches (harness/power/__init__.py's protocol)."""
 
     needs: tuple[str, ...] = ()
     keys: frozenset[str] = frozenset()
     simulated: bool = False  # switches a simulated bench only
-    defaults: dict[str, Any] = field(default_factory=dict)
-    check: Check | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)  # off_s, timeout_s
+    check: Check | None = None  # reads needs and keys -> PowerConfig.options
     switch: Callable[..., str | None] | None = None  # (PowerJob, on) -> port after power-on
+    cycle: Callable[..., str | None] | None = None  # (PowerJob) -> port: its own whole cycle
     ready: Callable[..., str] | None = None  # (PowerJob) -> one line: can it switch? (doctor)
+    describe: Callable[..., str] | None = None  # (PowerConfig) -> how a verdict names it
 
 
 @dataclass(frozen=True)
@@ -152,4 +157,5 @@ class FlashSpec:
     once it is back with the new image)."""
 
     flash: Callable[..., str]
+    keys: frozenset[str] = frozenset()  # its own flash: keys (strings) -> FlashConfig.options
     check: Check | None = None

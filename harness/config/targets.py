@@ -40,8 +40,8 @@ TARGET_KEYS = {"name", "kind", "firmware", "irq_wake", "irq_latency_us", "irq_ji
                "known_issues", "flash", "power", "profile", "emulate", "place"}
 SUBKEYS = {
     "firmware": {"executable", "overlay", "image"},
-    "flash": {"method", "volume", "chip", "command", "timeout_s"},
-    "power": {"method", "location", "port", "path", "off", "on", "cycle", "off_s", "timeout_s"},
+    "flash": {"method", "timeout_s"},  # and each method's own keys
+    "power": {"method", "off_s", "timeout_s"},  # and each method's own keys
     "gpio": {"backend", "host", "port"},  # and each backend's option_keys
     "serial": {"port", "vid", "pid", "serial_number", "baudrate"},
     "wiring": {"stimulus", "ack", "reset", "stimulus_sense"},
@@ -266,7 +266,7 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
 
 def target_keys() -> set[str]:
     """The keys a target (or defaults:) takes: the shared ones, and each GPIO backend's older
-    section for its daemon's address (pigpio:)."""
+    section for its daemon's address (its spec's address_key)."""
     return TARGET_KEYS | {g.address_key for g in specs(GPIO).values() if g.address_key}
 
 
@@ -274,18 +274,18 @@ def _flash(L: Loader, m: dict[str, Node], key: str) -> FlashConfig:
     """`flash:` (serial targets): how firmware.image gets onto the board; the method's spec
     checks what it needs."""
     fk = f"{key}.flash"
-    fl = L.mapping(m["flash"], fk, SUBKEYS["flash"])
+    own = {k for s in specs(FLASH).values() for k in s.keys}  # taken by any, as strings
+    fl = L.mapping(m["flash"], fk, SUBKEYS["flash"] | own)
     method = L.enum(L.require(fl, m["flash"], fk, "method"), f"{fk}.method",
                     names(FLASH))
     section = Section(L, fl, m["flash"], fk)
-    got: dict[str, Any] = {k: section.string(k) for k in ("volume", "chip", "command")
-                           if k in fl}
+    options: dict[str, Any] = {k: section.string(k) for k in sorted(own) if k in fl}
     flasher = spec(FLASH, method)
     if flasher.check is not None:
-        got.update(flasher.check(section))
-    if "timeout_s" in fl:
-        got["timeout_s"] = section.sane("timeout_s", "flash.timeout_s")
-    return FlashConfig(method, **got)
+        options.update(flasher.check(section))
+    got = {"timeout_s": section.sane("timeout_s", "flash.timeout_s")} if "timeout_s" in fl \
+        else {}
+    return FlashConfig(method, **got, options=options)
 
 
 def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,
@@ -298,7 +298,8 @@ def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,
     pn, pk = m["power"], f"{key}.power"
     if pn.value is None:
         return None
-    pm = L.mapping(pn, pk, SUBKEYS["power"])
+    own = {k for s in methods.values() for k in (*s.needs, *s.keys)}
+    pm = L.mapping(pn, pk, SUBKEYS["power"] | own)
     method = L.enum(L.require(pm, pn, pk, "method"), f"{pk}.method", tuple(methods))
     switch = methods[method]
     if switch.simulated != simulated:
@@ -317,11 +318,9 @@ def _power(L: Loader, m: dict[str, Node], key: str, simulated: bool,
     for k in switch.needs:
         L.require(pm, pn, pk, k)
     section = Section(L, pm, pn, pk)
-    got: dict[str, Any] = switch.check(section) if switch.check is not None else {}
-    for k in ("off_s", "timeout_s"):
-        if k in pm:
-            got[k] = section.sane(k, f"power.{k}")
-    return PowerConfig(method, **{**switch.defaults, **got})
+    options: dict[str, Any] = switch.check(section) if switch.check is not None else {}
+    got = {k: section.sane(k, f"power.{k}") for k in ("off_s", "timeout_s") if k in pm}
+    return PowerConfig(method, **{**switch.defaults, **got}, options=options)
 
 
 def _gpio(L: Loader, m: dict[str, Node], key: str) -> GpioConfig:
@@ -394,7 +393,7 @@ def _line_of(node: Node, *keys: str) -> int:
 
 
 def check_shared_wires(L: Loader, tn: Node, targets: list[TargetConfig]) -> None:
-    """Real benches can share a pigpiod: a Pi GPIO or a serial port used by two targets is a
+    """Real benches can share a GPIO daemon: a Pi GPIO or a serial port used by two targets is a
     wire declared twice. (A kind whose targets each have their own Pi is left out.)"""
     gpios: dict[tuple[str, int], int] = {}
     ports: dict[str, int] = {}

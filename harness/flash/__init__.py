@@ -1,33 +1,29 @@
 """Put a firmware image on a board and check the board then runs it.
 
-A target's `flash.method` names a flasher (harness/config/registry.py; the specs are in
-flash/methods.py): `flash(job) -> serial port`, the board's port once it is back with the new
-image. Every failure is one FlashError line naming
-the step and the fix; a flash failure is a bench fault (exit 2), never a firmware verdict.
+A target's `flash.method` names a flasher (harness/config/registry.py), one module each
+holding its spec, its checks and its flash (flash/rp2_uf2.py, esptool.py, dfu_util.py,
+command.py): `flash(job) -> serial port`, the board's port once it is back with the new
+image. This module is what they share (the job, entering the bootloader, running a tool
+within a deadline, waiting for the port) and the flash-then-verify. Every failure is one
+FlashError line naming the step and the fix; a flash failure is a bench fault (exit 2), never
+a firmware verdict.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
-import shlex
-import shutil
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.config.registry import FLASH, names, spec
 from harness.shipped import DEVICE_SCRIPTS
 from harness.tools import run_tool
 from harness.verdict import BenchFault
 
-DEFAULT_VOLUMES = ("/media/*/RPI-RP2", "/media/*/RP2350", "/run/media/*/RPI-RP2",
-                   "/run/media/*/RP2350")
-ESP_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0,
-               "esp32c6": 0x0, "esp32h2": 0x0, "esp32c5": 0x2000, "esp32p4": 0x2000}
 BOOTLOADER_CODE = "import machine; machine.bootloader()"
 IDENTITY_SCRIPT = DEVICE_SCRIPTS / "tsf_identity.py"
 ENV_RECORD = "TSFRIG_FLASH_RECORD"  # where image sha256 -> identity of past flashes is kept
@@ -47,9 +43,7 @@ class FlashJob:
     vid: int | None = None
     pid: int | None = None
     serial_number: str | None = None
-    volume: str | None = None  # rp2-uf2: glob(s) of the bootloader's volume, ":"-separated
-    chip: str | None = None  # esptool
-    command: str | None = None  # command: template with {image} {port} {serial_number}
+    options: dict[str, Any] = field(default_factory=dict)  # the method's own (FlashConfig's)
     timeout_s: float = 60.0
     baudrate: int = 115200
 
@@ -113,79 +107,6 @@ def wait_for_port(job: FlashJob, deadline: float) -> str:
 def run_command(argv: list[str], step: str, timeout_s: float, fix: str) -> None:
     run_tool(argv, f"flash: {step}", timeout_s, fix, FlashError,
              "check the board is connected, or raise flash.timeout_s")
-
-
-# ---- the methods -------------------------------------------------------------------------------
-
-def find_volume(globs: list[str]) -> Path | None:
-    for g in globs:
-        for d in sorted(glob.glob(os.path.expanduser(g))):
-            if (Path(d) / "INFO_UF2.TXT").is_file():
-                return Path(d)
-    return None
-
-
-def flash_rp2_uf2(job: FlashJob) -> str:
-    globs = job.volume.split(os.pathsep) if job.volume else list(DEFAULT_VOLUMES)
-    deadline = time.monotonic() + job.timeout_s
-    enter_bootloader(job)
-    while (vol := find_volume(globs)) is None:
-        if time.monotonic() >= deadline:
-            raise FlashError(f"flash: wait for the UF2 volume ({' or '.join(globs)} with "
-                             f"INFO_UF2.TXT): not there within {job.timeout_s:g} s; mount it "
-                             "(udisks/automount) or set flash.volume to where it appears")
-        time.sleep(0.05)  # polling for a mount that is not there yet
-    try:
-        shutil.copyfile(job.image, vol / job.image.name)  # UF2: just copy, no rename
-    except OSError as e:
-        raise FlashError(f"flash: copy {job.image} to {vol}: {e.strerror}; check the volume "
-                         "is mounted writable") from None
-    return wait_for_port(job, deadline)
-
-
-def esptool_command(job: FlashJob) -> list[str]:
-    chip = (job.chip or "esp32").lower().replace("-", "")
-    if chip not in ESP_OFFSETS:
-        raise FlashError(f"flash: esptool: unknown flash.chip {job.chip!r}; use one of "
-                         f"{', '.join(ESP_OFFSETS)}")
-    return [sys.executable, "-m", "esptool", "--port", job.port, "write-flash",
-            f"{ESP_OFFSETS[chip]:#x}", str(job.image)]
-
-
-def flash_esptool(job: FlashJob) -> str:
-    deadline = time.monotonic() + job.timeout_s
-    run_command(esptool_command(job), "esptool write-flash", job.timeout_s,
-                "install esptool (pip install esptool) and check flash.chip and the port")
-    return wait_for_port(job, deadline)
-
-
-def dfu_command(job: FlashJob) -> list[str]:
-    return ["dfu-util", "-a", "0", "-D", str(job.image)]
-
-
-def flash_dfu_util(job: FlashJob) -> str:
-    deadline = time.monotonic() + job.timeout_s
-    enter_bootloader(job)
-    run_command(dfu_command(job), "dfu-util download", job.timeout_s,
-                "install dfu-util and check the board is in DFU mode (dfu-util -l)")
-    return wait_for_port(job, deadline)
-
-
-def command_argv(job: FlashJob) -> list[str]:
-    try:
-        text = (job.command or "").format(image=shlex.quote(str(job.image)),
-                                          port=shlex.quote(job.port),
-                                          serial_number=shlex.quote(job.serial_number or ""))
-    except (KeyError, IndexError, ValueError) as e:
-        raise FlashError(f"flash: command template {job.command!r}: bad placeholder {e}; use "
-                         "{image}, {port}, {serial_number}") from None
-    return ["/bin/sh", "-c", text]
-
-
-def flash_command(job: FlashJob) -> str:
-    deadline = time.monotonic() + job.timeout_s
-    run_command(command_argv(job), "flash.command", job.timeout_s, "fix flash.command")
-    return wait_for_port(job, deadline)
 
 
 # ---- flash and verify --------------------------------------------------------------------------

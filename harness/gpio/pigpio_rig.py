@@ -276,8 +276,18 @@ def _connect_client(host: str, port: int, timeout_s: float) -> pigpio.pi:
                             port, timeout_s, "complete the pigpio handshake", FIX)
 
 
+def _hex(rev: object) -> str:
+    """pigpio's hardware revision as the Pi's docs and `tsfrig doctor` write it (0xc03111)."""
+    return f"0x{rev:x}" if isinstance(rev, int) else str(rev if rev is not None else "?")
+
+
+def describe_daemon(info: dict) -> str:
+    """The daemon as the report's bench line names it, from the identity results.json keeps."""
+    return f"v{info.get('pigpio_version', '?')} on hw revision {_hex(info.get('hw_revision'))}"
+
+
 SPEC = GpioSpec(
     rig=PigpioRig, daemon="pigpiod on a Pi 1-4 (or the simulated Pi)", client="pigpio",
     start="sudo pigpiod -s 1", default_port=8888,
     gpios=(0, 31), gpios_why="pigpio callbacks and notifications only cover bank 1",
-    pis=(1, 2, 3, 4), address_key="pigpio")
+    pis=(1, 2, 3, 4), address_key="pigpio", describe_daemon=describe_daemon)

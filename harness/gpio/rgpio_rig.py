@@ -295,8 +295,14 @@ def _options(section: Section) -> dict[str, Any]:
     return {"chip": section.integer("chip", 0, 63)} if "chip" in section else {}
 
 
+def describe_daemon(info: dict) -> str:
+    """The daemon as the report's bench line names it, from the identity results.json keeps."""
+    return f"lg {info.get('lg_version', '?')} on {info.get('sbc_name', '?')}"
+
+
 SPEC = GpioSpec(
     rig=RgpioRig, daemon="rgpiod (lg) on a Pi 5 or any Linux SBC", client="rgpio",
     start="rgpiod -n <this host>", default_port=8889,
     gpios=(0, 53), gpios_why="a gpiochip's line offsets (the Pi 5's RP1 has lines 0-53)",
-    pis=(5,), stimulus_sense=True, option_keys=frozenset({"chip"}), options=_options)
+    pis=(5,), stimulus_sense=True, option_keys=frozenset({"chip"}), options=_options,
+    describe_daemon=describe_daemon)

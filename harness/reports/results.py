@@ -238,7 +238,7 @@ def target_identity(target: TargetConfig, address: BenchAddress, board: dict, gp
                  "port": address.gpio_port, **gpio},
         "irq_wake_model": extra["irq_wake_model"],
         "second_waiter_expected": target.second_waiter,
-        **({"place": extra["place"]} if extra.get("place") else {}),  # labgrid
+        **({"place": extra["place"]} if extra.get("place") else {}),  # a bench kind's place
     }
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
+from harness.config.registry import GPIO, names, spec
 from harness.reports.charts import cdf_svg, histogram_svg, timeline_svg
 from harness.reports.results import SCHEMA_PATH, firmware_label, write_atomic
 from harness.suite.stats import QUANTILE_NAMES, detectable_shift, effect_size_floor, summary
@@ -97,10 +98,8 @@ def _identity(doc: dict) -> str:
     rows = []
     host = doc["rig"]["host"]
     for t in doc["targets"]:
-        fw, pg = t["firmware"], t.get("gpio") or {"backend": "pigpio", **t.get("pigpio", {})}
-        daemon = f"v{pg.get('pigpio_version', '?')} on hw revision {_hex(pg.get('hw_revision'))}" \
-            if pg["backend"] == "pigpio" else \
-            f"lg {pg.get('lg_version', '?')} on {pg.get('sbc_name', '?')}"
+        fw, pg = t["firmware"], _gpio_of(t)
+        daemon = _daemon(pg)
         items = [("target", f"{t['name']} ({t['kind']})"),
                  ("implementation", fw.get("implementation")), ("version", fw.get("version")),
                  ("uname", fw.get("uname")), ("build", fw.get("build_id")),
@@ -118,14 +117,27 @@ def _identity(doc: dict) -> str:
                                                 t.get("wiring_check", {}).items()) or None)]
         rows.append("".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
                             for k, v in items if v is not None))
+    first = names(GPIO)[0]  # the default backend's client, whichever the targets used
     hostline = (f"host {host['hostname']}, Python {host['python']}, tsfrig {host['tsfrig']}, "
-                f"pigpio client {host.get('pigpio_client')}, mpremote {host.get('mpremote')}")
+                f"{first} client {host.get(f'{first}_client')}, mpremote {host.get('mpremote')}")
     return "<table>" + "".join(rows) + f"</table><p>{escape(hostline)}</p>"
 
 
-def _hex(rev: object) -> str:
-    """pigpio's hardware revision as the Pi's docs and `tsfrig doctor` write it (0xc03111)."""
-    return f"0x{rev:x}" if isinstance(rev, int) else str(rev if rev is not None else "?")
+def _gpio_of(t: dict) -> dict:
+    """A target's GPIO daemon as recorded: `gpio:`, or in older results the default backend's
+    own section (its spec's address_key)."""
+    if t.get("gpio"):
+        return t["gpio"]
+    first = names(GPIO)[0]
+    return {"backend": first, **t.get(spec(GPIO, first).address_key, {})}
+
+
+def _daemon(pg: dict) -> str:
+    """The daemon's version and machine as its backend words them (its spec), from the
+    recorded identity; `?` for a backend this install does not know."""
+    backend = pg.get("backend", "")
+    describe = spec(GPIO, backend).describe_daemon if backend in names(GPIO) else None
+    return describe(pg) if describe is not None else "?"
 
 
 def _wiring_line(w: dict | None) -> str | None:

@@ -25,14 +25,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     try:
         if args.given_target:  # started by the harness (benches/sim.py): the target it loaded
             target = pickle.load(sys.stdin.buffer)
-        else:
+        else:  # by hand: loaded here, then served the same way
             target = load_with(args.config, args.overlay, args.firmware, args.target).targets[0]
-            kind = spec(KIND, target.kind)
-            if kind.serve is not None:  # a kind with a bench of its own (a virtual Pico)
-                return kind.serve(target, args.pigpio_port, args.rgpio_port)
-            if not kind.simulated:
-                return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated "
-                            "bench: pick a sim target with --target")
+        kind = spec(KIND, target.kind)
+        if kind.serve is not None:  # a kind with a bench of its own (a virtual Pico)
+            return kind.serve(target, args.pigpio_port, args.rgpio_port)
+        if not kind.simulated:
+            return _die(f"target {target.name!r} is kind {target.kind!r}, not a simulated "
+                        "bench: pick a sim target with --target")
         return serve(target, pigpio_port=args.pigpio_port,
                      flash_dir=Path(args.flash) if args.flash else None,
                      rgpio_port=args.rgpio_port)

@@ -1,5 +1,5 @@
 """Host-side choreography of each scenario: soft-reboot the board, start the device
-scenario, drive pigpio stimulus in step with the board, collect both ends' records.
+scenario, drive the GPIO stimulus in step with the board, collect both ends' records.
 
 Waits are on events (the Pi seeing an ack edge, the board sending a record), each
 with a deadline. Gaps between isolated pulses are stimulus spacing, not synchronisation.

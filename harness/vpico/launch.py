@@ -1,16 +1,16 @@
-"""The provider the pytest plugin starts a vpico bench with: `tsfrig sim --target NAME` (which
-runs harness.vpico.bench.serve for a vpico target) as a child process that dies with us,
-reached like a real bench through the lines it prints (harness/benches/sim.py)."""
+"""The provider the pytest plugin starts a vpico bench with: `tsfrig sim` given the target
+(which runs harness.vpico.bench.serve for a vpico target) as a child process that dies with
+us, reached like a real bench through the lines it prints (harness/benches/sim.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
-import sys
 from pathlib import Path
 
 from harness.benches import BenchAddress
-from harness.benches.sim import read_announcement
-from harness.children import die_with_parent, stop_bench
+from harness.benches.sim import read_announcement, start_given
+from harness.children import stop_bench
 from harness.config import RigConfig, TargetConfig
 from harness.config.specs import KindSpec
 from harness.vpico import NO_CORE1
@@ -31,12 +31,9 @@ class VPicoProvider:
         from harness.vpico.bench import image_for
 
         image = image_for(self.target)
-        cmd = [sys.executable, "-m", "harness.cli", "sim", "--config", str(self.rig.path),
-               "--target", self.target.name, "--firmware", str(image)]
-        if self.target.firmware.overlay:
-            cmd += ["--overlay", str(self.target.firmware.overlay)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     preexec_fn=die_with_parent)
+        # the child gets the target as loaded here, its image found, not a file to reload
+        self.proc = start_given(dataclasses.replace(
+            self.target, firmware=dataclasses.replace(self.target.firmware, image=image)))
         try:
             address = read_announcement(self.proc, BOOT_TIMEOUT_S + 10,
                                         self.target.gpio.backend)

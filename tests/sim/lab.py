@@ -165,7 +165,7 @@ def running_lab(tmp: Path) -> Iterator[Lab]:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=die_with_parent)
         procs.append(sim)
-        bench = read_announcement(sim, 30)
+        bench = read_announcement(sim, 30, "pigpio")
         start([str(LG_BIN / "labgrid-coordinator"), "-l", f"127.0.0.1:{port}"], "coordinator")
         assert wait_until(lambda: _listening(port), 20), (tmp / "coordinator.log").read_text()
         (tmp / "exporter.yaml").write_text(EXPORTER.format(

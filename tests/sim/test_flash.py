@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_config
-from harness.flash import FlashError, FlashJob, command_argv, dfu_command, esptool_command
+from harness.flash import FlashError, FlashJob
+from harness.flash.command import command_argv
+from harness.flash.dfu_util import dfu_command
+from harness.flash.esptool import esptool_command
 from harness.sim.bench import ENV_DROP_DIR
 from harness.sim.firmware import find_executable
 
@@ -78,8 +81,9 @@ def test_a_board_that_keeps_its_old_build_is_a_bench_fault(sim, tmp_path, run_fl
     assert lines and doc["verdict"] == "error", r.stdout[-2000:] + r.stderr[-2000:]
 
 
-def job(**kw) -> FlashJob:
-    return FlashJob(Path("/img/fw.bin"), "/dev/ttyUSB0", "auto", serial_number="ab12", **kw)
+def job(**options) -> FlashJob:
+    return FlashJob(Path("/img/fw.bin"), "/dev/ttyUSB0", "auto", serial_number="ab12",
+                    options=options)
 
 
 @pytest.mark.parametrize(("chip", "offset"), [("esp32", "0x1000"), ("esp32s2", "0x1000"),

@@ -2,8 +2,11 @@
 writing the one run a serial run writes (results.json, junit.xml, index.html, `latest`);
 a broken target errs or fails alone; SIGTERM ends it as interrupted with nothing left."""
 
+import errno
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,56 @@ def test_parallel_run_is_the_serial_run(tmp_path):
     # one bench per worker, brought up once for its target's tests
     connects = sorted(line.split()[0] for line in trace if "connecting to pigpiod" in line)
     assert connects == ["[gw0]", "[gw1]"], connects
+
+
+class ReadOnce:
+    """A rig config that can be read once: a FIFO whose first reader gets the config and
+    every later one a config that does not load (a second read would show)."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.text, self.reads = path, text, 0
+        os.mkfifo(path)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            with open(self.path, "w") as f:  # blocks until a reader opens it
+                if self.stop.is_set():
+                    return
+                f.write(self.text if self.reads == 0 else "version: 99\n")
+                self.reads += 1
+            while self._reader_open():  # one reader, one text: let it go first
+                time.sleep(0.01)  # the kernel tells no waiter when a FIFO's reader leaves
+
+    def _reader_open(self) -> bool:
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                return False
+            raise
+        return True
+
+    def close(self) -> None:
+        self.stop.set()
+        os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))  # wakes the writer's open
+        self.thread.join(5)
+
+
+def test_workers_get_the_config_the_run_loaded(tmp_path):
+    """`tsfrig run -n 2` loads the rig config once: its workers get it from the controller
+    (xdist's workerinput), not by reading the file again."""
+    once = ReadOnce(tmp_path / "rig.fifo", rig(tmp_path).read_text())
+    try:
+        out = run_faulted(tmp_path, Bench(args=["--config", str(once.path), "-n", "2"]),
+                          TWO_TESTS)
+    finally:
+        once.close()
+    assert out.code == 0, out.stderr[-3000:]
+    assert once.reads == 1
+    assert len(out.outcomes()) == 4 and set(out.outcomes().values()) == {"passed"}
 
 
 @pytest.mark.parametrize("broken, code, verdict, outcome", [

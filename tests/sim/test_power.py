@@ -111,18 +111,19 @@ def test_command_switch_runs_off_then_on(tmp_path):
     script = tmp_path / "switch.sh"
     script.write_text(f'#!/bin/sh\necho "$1 $2" >> {log}\n')
     script.chmod(0o755)
-    cfg = PowerConfig("command", off=f"{script} off {{port}}", on=f"{script} on {{port}}",
-                      off_s=0.05, timeout_s=5)
+    cfg = PowerConfig("command", off_s=0.05, timeout_s=5,
+                      options={"off": f"{script} off {{port}}", "on": f"{script} on {{port}}"})
     assert power_cycle(PowerJob(cfg, port="/dev/ttyACM0")) is None
     assert log.read_text().splitlines() == ["off /dev/ttyACM0", "on /dev/ttyACM0"]
-    one = PowerConfig("command", cycle=f"{script} cycle {{serial_number}}", timeout_s=5)
+    one = PowerConfig("command", timeout_s=5,
+                      options={"cycle": f"{script} cycle {{serial_number}}"})
     power_cycle(PowerJob(one, serial_number="E66038B7"))
     assert log.read_text().splitlines()[-1] == "cycle E66038B7"
 
 
 def test_command_switch_failure_is_one_line_naming_the_step(tmp_path):
-    cfg = PowerConfig("command", off="sh -c 'echo relay busy >&2; exit 3'", on="true",
-                      timeout_s=5)
+    cfg = PowerConfig("command", timeout_s=5,
+                      options={"off": "sh -c 'echo relay busy >&2; exit 3'", "on": "true"})
     with pytest.raises(PowerError) as e:
         power_cycle(PowerJob(cfg))
     assert str(e.value) == ("power: command off (sh): exit status 3: relay busy; check "
@@ -142,14 +143,14 @@ def test_sysfs_switch_writes_1_then_0(tmp_path):
 
     reader = threading.Thread(target=read_twice, daemon=True)
     reader.start()
-    power_cycle(PowerJob(PowerConfig("sysfs", path=fifo, off_s=0.01, timeout_s=5)))
+    power_cycle(PowerJob(PowerConfig("sysfs", 0.01, 5, {"path": fifo})))
     reader.join(5)
     assert seen == ["1", "0"]
 
 
 def test_missing_uhubctl_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a host without uhubctl
-    cfg = PowerConfig("uhubctl", location="1-1.2", port="3", timeout_s=5)
+    cfg = PowerConfig("uhubctl", timeout_s=5, options={"location": "1-1.2", "port": "3"})
     with pytest.raises(PowerError, match=r"^power: uhubctl off \(uhubctl 1-1.2 port 3\): "
                                          r"uhubctl not found; install uhubctl"):
         power_cycle(PowerJob(cfg))

@@ -180,7 +180,7 @@ def test_bootloader_takes_a_uf2_copied_to_its_volume(bench):
     other = os.environ.get("TSFRIG_VPICO_UF2_OTHER")
     image = Path(other or os.environ[ENV_UF2])
     job = FlashJob(image, bench.serial_port, bench.serial_port, None, None, None,
-                   str(bench.drop_dir), None, None, 60.0, 115200)
+                   {"volume": str(bench.drop_dir)}, 60.0, 115200)
     before = read_identity(bench.serial_port)
     if other:
         port, ident = flash_and_verify("rp2-uf2", job)

@@ -216,7 +216,7 @@ def test_known_issue_keys_are_exactly_the_suites_tests(tmp_path):
 
 def test_every_accepted_key_is_in_the_readme_config_reference():
     from harness.config.loader import TOP_KEYS
-    from harness.config.registry import GPIO, specs
+    from harness.config.registry import FLASH, GPIO, POWER, specs
     from harness.config.targets import SUBKEYS, target_keys
 
     readme = (REPO / "README.md").read_text()
@@ -224,6 +224,8 @@ def test_every_accepted_key_is_in_the_readme_config_reference():
     first_cells = [ln.split("|")[1] for ln in ref.splitlines() if ln.startswith("| `")]
     named = " ".join(re.findall(r"`([^`]+)`", " ".join(first_cells)))  # the key column
     keys = TOP_KEYS | target_keys() | {k for ks in SUBKEYS.values() for k in ks} \
-        | {k for g in specs(GPIO).values() for k in g.option_keys}
+        | {k for g in specs(GPIO).values() for k in g.option_keys} \
+        | {k for p in specs(POWER).values() for k in (*p.needs, *p.keys)} \
+        | {k for f in specs(FLASH).values() for k in f.keys}
     missing = sorted(k for k in keys if not re.search(rf"(^|[\s.{{]){k}\b", named))
     assert not missing, f"not in README's config reference: {missing}"

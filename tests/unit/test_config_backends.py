@@ -28,8 +28,8 @@ def test_flash_and_firmware_image_for_serial_targets(tmp_path, load_text, error_
                        "    flash: {method: rp2-uf2, volume: /media/*/RPI-RP2, timeout_s: 30}\n")
     t = load_text(tmp_path, ok).targets[0]
     assert t.firmware.image == tmp_path / "fw.uf2"
-    assert (t.flash.method, t.flash.volume, t.flash.timeout_s) == ("rp2-uf2", "/media/*/RPI-RP2",
-                                                                   30.0)
+    assert (t.flash.method, t.flash.options, t.flash.timeout_s) == (
+        "rp2-uf2", {"volume": "/media/*/RPI-RP2"}, 30.0)
     cases = [
         (SIM + "    flash: {method: rp2-uf2}\n",
          "rig.yaml:8: targets[0].flash: only for kind: serial; remove it"),
