@@ -137,10 +137,12 @@ def read_target(L: Loader, n: Node, idx: int, defaults: Node | None) -> TargetCo
             k: L.string(v, f"{key}.known_issues.{k}") for k, v in km.value.items()}
         try:
             suite = suite_tests()
+        except SyntaxError:  # the run says it, cause first, as the suite that did not collect
+            suite = None
         except ValueError as e:  # the suite's own file, not the config: say where
             raise ConfigError(str(e)) from None
         for k, v in km.value.items():
-            wrong = _unknown_test(k, suite)
+            wrong = _unknown_test(k, suite) if suite is not None else ""
             if wrong:
                 raise L.fail(v.line, f"{key}.known_issues", wrong)
     for k in ("irq_wake", "second_waiter"):

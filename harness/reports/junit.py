@@ -1,7 +1,8 @@
 """junit.xml as the run's verdict says: only tests that ran (pytest leaves a nameless
-`<testcase/>` for the test a signal cut short), the verdict as a suite property, and an
-interruption as a property and a system-err line, so a CI page of green test cases can't
-read as a pass when the run was cut short."""
+`<testcase/>` for the test a signal cut short), the verdict as a suite property, and why
+the bench could not measure (a suite that did not collect) and an interruption each as a
+property and a system-err line, so a CI page of green test cases can't read as a pass when
+the run was cut short or measured nothing."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 from harness.reports.results import write_atomic
 
 
-def tidy_junit(path: Path, verdict: str, interrupted: str | None = None) -> None:
-    """Rewrite junit.xml in place (atomically); a missing file stays missing."""
+def tidy_junit(path: Path, verdict: str, interrupted: str | None = None,
+               cause: str = "") -> None:
+    """Rewrite junit.xml in place (atomically); a missing file stays missing. cause: why
+    the run could not measure (results.json's bench_fault), said first for an `error`."""
     if not path.exists():
         return
     root = ET.parse(path).getroot()
@@ -27,8 +30,12 @@ def tidy_junit(path: Path, verdict: str, interrupted: str | None = None) -> None
             suite.insert(0, props)
         _set(props, "tsfrig.verdict", verdict)
         for old in suite.findall("system-err"):
-            if old.text and old.text.startswith("tsfrig: interrupted"):
+            if old.text and old.text.startswith(("tsfrig: interrupted", "tsfrig: verdict")):
                 suite.remove(old)
+        if cause:
+            _set(props, "tsfrig.cause", cause)
+            ET.SubElement(suite, "system-err").text = (
+                f"tsfrig: verdict {verdict}: {cause}; not a firmware verdict")
         if interrupted:
             _set(props, "tsfrig.interrupted", interrupted)
             ET.SubElement(suite, "system-err").text = (
