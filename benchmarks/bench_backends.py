@@ -27,7 +27,7 @@ from bench_suite import (  # benchmarks/ is on the path when run as a script
 from harness.config import load_config
 from harness.gpio.ticks import TICK_MASK, tick_diff
 from harness.sim.bench import SimBench
-from harness.suite.analysis import timeline
+from harness.suite.observation import timeline
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTED_US = 2000

@@ -26,8 +26,8 @@ from harness.config import TargetConfig, load_config
 from harness.gpio import connect_gpio
 from harness.gpio.ticks import TICK_MASK, tick_diff
 from harness.sim.bench import SimBench
-from harness.suite.analysis import Observation, timeline
 from harness.suite.catalogue import suite_tests
+from harness.suite.observation import Observation, timeline
 from harness.suite.scenarios import BenchHandle, run_isolated
 
 REPO = Path(__file__).resolve().parent.parent

@@ -387,7 +387,8 @@ def vm_stopped_8s_in_wake(tmp: Path) -> tuple[Outcome, Expect]:
     return run_faulted(tmp, bench, "test_wake and hard"), \
         Expect("fail", 1, r"^wake \[hard\] on sim: (lost wake-up|IRQ count|\d+ of \d+ pulses "
                r"reached the IRQ handler only after the scenario had ended \(the board fell "
-               r"behind\))(.|\n)*the scenario "
+               r"behind\)|pulse \d+: IRQ at \+\d+ µs \(\d+ ms after its edge: the board "
+               r"stalled)(.|\n)*the scenario "
                r"stopped after \d+ of its 20 pulses: 5 pulse\(s\) in a row got no wake")
 
 

@@ -35,6 +35,18 @@ def test_isolated_missing_wake_is_named_by_pulse():
     assert "no wake within 50 ms" in fails[0]
 
 
+def test_an_irq_taken_seconds_after_its_edge_says_the_board_stalled():
+    """A stopped board takes its queued IRQs when it resumes: the missing wake's line says
+    the IRQ itself came late, the cause, not only that no wake followed."""
+    irq, wake = [0, 1000, 8_001_000], [50, 1060]
+    obs = make_obs(irq, wake, stim=[1000, 2000, 3000], acks=[1000 + w + 5 for w in wake])
+    (line,) = a.check_isolated(obs, 500)
+    assert line.startswith("pulse 2: IRQ at +"), line
+    assert "ms after its edge: the board stalled" in line and "no wake within 500 ms" in line
+    on_time = make_obs([0, 1000, 2000], [50, 1060], stim=[1000, 2000, 3000])
+    assert "after its edge" not in a.check_isolated(on_time, 500)[0]
+
+
 def test_double_wake_is_caught():
     obs = make_obs([0, 1000], [50, 60, 1050])
     assert "woke 2 times" in a.check_isolated(obs, 50)[0]
