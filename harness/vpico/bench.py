@@ -29,7 +29,7 @@ from harness.sim.rgpiod import SimRgpiod
 from harness.vpico.board import BOOT_TIMEOUT_S, NodeBoard, VPicoError
 from harness.vpico.clock import CTRL, REPORT, EmulatedClock, unpack
 
-RUN_PIN = 255  # the wire's pin number for the RUN line (board.mjs)
+RUN_PIN = 255  # the wire's pin number for the RUN line (wire.mjs)
 ENV_UF2 = "TSFRIG_VPICO_UF2"  # the image when the target names none (tests, people)
 
 

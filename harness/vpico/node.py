@@ -1,9 +1,9 @@
 """Where the virtual Pico's Node side runs from, and installing its one dependency (rp2040js,
 pinned by the shipped package-lock.json) where a user may write.
 
-board.mjs imports rp2040js as an ES module, and Node finds one only in a node_modules beside
-or above the importing file (ES modules ignore NODE_PATH). So the board runs from a directory
-holding both:
+board.mjs (and the .mjs modules beside it) import rp2040js as an ES module, and Node finds one
+only in a node_modules beside or above the importing file (ES modules ignore NODE_PATH). So the
+board runs from a directory holding both:
 - beside the shipped files: a clone after `make vpico` (npm ci in harness/vpico);
 - else the per-user cache `tsfrig vpico-setup` fills, since an installed tsfrig's own directory
   (site-packages) is not the user's to write: $XDG_CACHE_HOME (or ~/.cache)/tsfrig/vpico-HASH,
@@ -24,7 +24,8 @@ from pathlib import Path
 from harness.children import die_with_parent
 
 HERE = Path(__file__).resolve().parent
-NODE_FILES = ("board.mjs", "uf2.mjs", "package.json", "package-lock.json")
+# board.mjs and the modules it imports (every *.mjs beside it), and npm's two files
+NODE_FILES = (*sorted(p.name for p in HERE.glob("*.mjs")), "package.json", "package-lock.json")
 MIN_NODE = 18
 ENV_NODE = "TSFRIG_NODE"  # the node executable (default: `node` on PATH)
 SETUP = "run `tsfrig vpico-setup` (or `make vpico` in a clone)"

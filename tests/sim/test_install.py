@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-VPICO_FILES = ("board.mjs", "uf2.mjs", "package.json", "package-lock.json", "rig_vpico.yaml")
+# board.mjs and every module beside it that it imports, npm's two files, the config
+NODE_MODULES = sorted(p.name for p in (REPO / "harness/vpico").glob("*.mjs"))
+VPICO_FILES = (*NODE_MODULES, "package.json", "package-lock.json", "rig_vpico.yaml")
 
 
 def run(argv: list, cwd: Path, timeout: float, **kw) -> subprocess.CompletedProcess:
@@ -97,6 +99,7 @@ def test_an_installed_vpico_is_set_up_in_the_users_cache(venv, tmp_path):
     cached = next((tmp_path / "cache/tsfrig").glob("vpico-*"))
     assert f"installed in {cached}" in said
     assert (cached / "node_modules/rp2040js/package.json").is_file()
+    assert {p.name for p in cached.glob("*.mjs")} == set(NODE_MODULES)  # all board.mjs imports
     assert not list(shipped.rglob("node_modules"))  # site-packages untouched
     assert "TSFRIG_VPICO_BOOTROM" in bench_says()[-1]  # past rp2040js: it was found
     again = run([tsfrig, "vpico-setup"], tmp_path, 60, env=env).stdout
