@@ -22,12 +22,17 @@ from pathlib import Path
 
 from harness.benches.sim import announce
 from harness.config import TargetConfig
-from harness.sim import pigpiod, rgpiod, wire
+from harness.sim import pigpiod, pigpiod_protocol, rgpiod, wire
 from harness.sim.bench import ENV_DROP_DIR, board_pin_number
 from harness.sim.pigpiod import SimPi
 from harness.sim.rgpiod import SimRgpiod
 from harness.vpico.board import BOOT_TIMEOUT_S, NodeBoard, VPicoError
 from harness.vpico.clock import CTRL, REPORT, EmulatedClock, unpack
+
+# every module of the simulated Pi that reads time through its `clock` (a waveform, an edge's
+# tick, a settle timer): all of them follow the emulator while a vpico runs, or the Pi's
+# waveforms run on wall time and never reach the board (tests/sim/test_vpico.py holds the list)
+CLOCK_READERS = (pigpiod, pigpiod_protocol, rgpiod)
 
 RUN_PIN = 255  # the wire's pin number for the RUN line (wire.mjs)
 ENV_UF2 = "TSFRIG_VPICO_UF2"  # the image when the target names none (tests, people)
@@ -93,8 +98,9 @@ class VPicoBench:
         self.rgpiod = SimRgpiod(self.pi, port=rgpio_port)
         self.clock = EmulatedClock(time.monotonic_ns() // 1000, self.pi._send_board,
                                    self.pi.lock)
-        self._clocks = (pigpiod.clock, rgpiod.clock)
-        pigpiod.clock = rgpiod.clock = self.clock  # the Pi's time is the emulator's
+        self._clocks = [m.clock for m in CLOCK_READERS]
+        for m in CLOCK_READERS:
+            m.clock = self.clock  # the Pi's time is the emulator's
         self.board: NodeBoard | None = None
         self.boot_s = 0.0  # wall time from starting the board process to its USB serial
 
@@ -162,7 +168,8 @@ class VPicoBench:
         self.clock.stop()
         self._ctrl.close()
         self._board_ctrl.close()
-        pigpiod.clock, rgpiod.clock = self._clocks
+        for m, c in zip(CLOCK_READERS, self._clocks, strict=True):
+            m.clock = c
         import shutil
 
         shutil.rmtree(self._tmp, ignore_errors=True)

@@ -227,7 +227,26 @@ def test_an_overlay_mutant_fails_on_the_real_rp2_firmware(tmp_path):
                         "-k", "test_wake and hard"], capture_output=True, text=True,
                        timeout=300, cwd=REPO)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "no wake within" in r.stdout
+    assert "no wake within" in r.stdout + r.stderr  # the console line; paths on stdout
     doc = json.loads(next((tmp_path / "r").glob("*/results.json")).read_text())
     assert doc["targets"][0]["firmware"]["overlay"] == str(overlay.resolve())
     assert "v1." in doc["targets"][0]["firmware"]["version"]
+
+
+def test_every_module_of_the_simulated_pi_that_reads_time_follows_the_emulator():
+    """The vpico swaps the simulated Pi's `clock` for the emulator's in every module that
+    reads it. When pigpiod's waveforms moved to their own module they kept wall time and
+    `tsfrig run` on a vpico lost every stimulus edge (a bench fault on a good build); no
+    image is needed to see the list is complete."""
+    import ast
+
+    import harness.sim
+    from harness.vpico.bench import CLOCK_READERS
+
+    readers = set()
+    for f in Path(harness.sim.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "harness.sim" \
+                    and any(a.name == "clock" for a in node.names):
+                readers.add(f"harness.sim.{f.stem}")
+    assert readers and readers == {m.__name__ for m in CLOCK_READERS}
