@@ -25,6 +25,13 @@ BROKEN = {  # appended to the suite's file: what a person's edit breaks, and wha
 RUNS = {"serial": [], "xdist": ["-n", "2", "--dist", "loadgroup"]}
 
 
+def ROOT(suite: Path) -> str:  # noqa: N802 (reads as the option it is)
+    """pytest's rootdir pinned to the suite's folder, so its test ids (and the cause) name
+    `test_flag.py` wherever this checkout is: left to pytest, the rootdir is the common
+    ancestor of the suite and the --rig-config path, /tmp for a clone under /tmp."""
+    return f"--rootdir={suite}"
+
+
 def break_suite(file: Path, broken: str, named: str = "test_flag.py") -> str:
     """Append the broken line to a copy of the suite's file; the cause the run must lead with
     (the file named as its test ids name it)."""
@@ -63,7 +70,7 @@ def test_pytest_on_a_suite_that_does_not_collect_is_exit_2_with_its_cause(tmp_pa
     cause = break_suite(suite / "test_flag.py", broken)
     run_dir = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "pytest", str(suite), *RUNS[run], "-q",
-                          "-p", "no:cacheprovider", RIG, f"--report-dir={run_dir}",
+                          "-p", "no:cacheprovider", RIG, ROOT(suite), f"--report-dir={run_dir}",
                           f"--junitxml={run_dir / 'junit.xml'}"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert_said_everywhere(cause, out.returncode, out.stderr, run_dir)
@@ -75,7 +82,7 @@ def test_pytest_without_a_report_dir_still_says_the_verdict(tmp_path, run):
     suite.mkdir()
     cause = break_suite(suite / "test_flag.py", "syntax")
     out = subprocess.run([sys.executable, "-m", "pytest", str(suite), *RUNS[run], "-q",
-                          "-p", "no:cacheprovider", RIG],
+                          "-p", "no:cacheprovider", RIG, ROOT(suite)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"tsfrig: verdict error: {cause} (0 passed, 0 failed, 0 errors); not a firmware " \
