@@ -138,15 +138,20 @@ def check_isolated(obs: Observation, wake_timeout_ms: float) -> list[str]:
     return fails
 
 
-def _late_irq(tl: list[dict], i: int, wake_timeout_ms: float) -> str:
-    """What a pulse's IRQ time says when it came a wake timeout or more after its edge: the
-    board stalled before it took the interrupt (a stopped VM, IRQs held off)."""
+def irq_delay_us(tl: list[dict], i: int) -> float | None:
+    """How long after its stimulus edge pulse i's IRQ came (µs, on the shared timeline); a
+    wake timeout or more says the board stalled before it took the interrupt (a stopped VM,
+    IRQs held off). None where the timeline cannot place it."""
     row = tl[i] if i < len(tl) else {}
     if row.get("irq_us") is None or row.get("stimulus_us") is None:
-        return ""
-    took = row["irq_us"] - row["stimulus_us"]
+        return None
+    return row["irq_us"] - row["stimulus_us"]
+
+
+def _late_irq(tl: list[dict], i: int, wake_timeout_ms: float) -> str:
+    took = irq_delay_us(tl, i)
     return f" ({took / 1000:.0f} ms after its edge: the board stalled, or takes its " \
-        "interrupts late)" if took > wake_timeout_ms * 1000 else ""
+        "interrupts late)" if took is not None and took > wake_timeout_ms * 1000 else ""
 
 
 def check_all_pulses_sent(obs: Observation) -> list[str]:
@@ -208,12 +213,10 @@ def check_wake_deadline(obs: Observation, wake_timeout_ms: float, busy_ms: float
     pulses = len({p for _, p, _ in late})
     stall = ""
     if i < len(irq) and i < len(obs.stim_us) and "Pi clock" in how:
-        rows = timeline(obs)
-        if rows[i]["irq_us"] is not None and rows[i]["stimulus_us"] is not None:
-            took = rows[i]["irq_us"] - rows[i]["stimulus_us"]
-            if took > limit_us:
-                stall = (f"; its IRQ came {took / 1000:.0f} ms after the edge (the board "
-                         "stalled, or takes its interrupts late)")
+        took = irq_delay_us(timeline(obs), i)
+        if took is not None and took > limit_us:
+            stall = (f"; its IRQ came {took / 1000:.0f} ms after the edge (the board "
+                     "stalled, or takes its interrupts late)")
     busy = f" after the scenario's {busy_ms:g} ms busy period" if busy_ms else ""
     return [f"lost wake-up: {pulses} pulse(s) woke the waiter later than wake_timeout_ms "
             f"({wake_timeout_ms:g} ms){busy}; worst pulse {i}, woken {worst / 1000:.0f} ms "
