@@ -9,18 +9,23 @@ with a deadline and the fix); neither has its own copy of a step.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from harness.benches import BenchAddress, BenchProvider, bench_for
 from harness.board.profiles import BoardProbe, probe_board, resolve_profile
-from harness.board.session import BoardSession
+from harness.board.recovery import recover
+from harness.board.session import BoardSession, BoardStopped
 from harness.board.wiring import check_wiring
 from harness.gpio import GpioRig, connect_gpio
 
 if TYPE_CHECKING:
     from harness.board.ports import Profile
     from harness.config import RigConfig, TargetConfig
+    from harness.power import PowerSwitch
 
+log = logging.getLogger(__name__)
 IDENTITY_CODE = "import tsf_identity, json\nprint(json.dumps(tsf_identity.identity()))"
 
 
@@ -65,3 +70,18 @@ def probe(t: BoardSession, target: TargetConfig) -> tuple[BoardProbe, Profile, l
 def wiring(t: BoardSession, rig: GpioRig, target: TargetConfig) -> dict:
     """Every wire's loopback self-test (harness/board/wiring.py): what each one saw."""
     return check_wiring(t, rig, target.wiring)
+
+
+def once_more_if_mute(step: Callable[..., Any], t: BoardSession, gpio_rig: GpioRig,
+                      switch: PowerSwitch | None, *args: Any) -> Any:
+    """step(*args), and once more after the escalating recovery if the board went mute in it:
+    a board can stall anywhere in the bring-up (the fault matrix stops its VM for 15 s as the
+    first soft reboot starts it; under load that lands in the upload or the probe). A board
+    still mute after that is the bring-up's fault, as before."""
+    try:
+        return step(*args)
+    except BoardStopped as e:
+        log.warning("the board went mute in the bring-up's %s (%s): recovering it, then "
+                    "once more", step.__name__.strip("_"), e)
+        recover(t, gpio_rig, switch)
+        return step(*args)

@@ -21,7 +21,7 @@ from typing import Any
 
 import serial
 import serial.tools.list_ports
-from mpremote.transport import TransportError
+from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
 from harness.board.log_protocol import LogParser, Record
@@ -185,8 +185,12 @@ class BoardSession:
                 try:
                     with self._mpremote_reads():
                         self.transport.fs_writefile(f.name, data)
-                except (OSError, TransportError, serial.SerialException) as e:
+                except (OSError, TransportExecError) as e:  # the link lost, or the board
+                    # refused the file (mpremote turns its OSError into ours)
                     raise TargetError(f"upload of {f.name} to {self.port} failed: {e}") from None
+                except TransportError as e:  # the port is up, the raw REPL does not answer
+                    raise BoardStopped(f"board on {self.port} stopped answering during the "
+                                       f"upload of {f.name} ({e})") from None
                 sent.append(f.name)
 
     def start(self, code: str) -> None:

@@ -145,6 +145,20 @@ def vm_stopped_15s_in_bring_up(tmp: Path) -> tuple[Outcome, Expect]:
 
 
 @case
+def vm_stopped_15s_in_upload(tmp: Path) -> tuple[Outcome, Expect]:
+    """Stopped once the upload's first file is on its flash: the upload goes mute, and the
+    bring-up recovers the board and sends the files again (CI once saw this as a bench
+    fault, when the row above stopped the VM late on a loaded machine)."""
+    bench, _ = sim_bench(tmp)
+
+    def uploading(tag: str) -> bool:
+        return any((Path(f"/proc/{pid}/cwd") / "tsf_clock.py").exists()
+                   for pid in vm_pids(tag))
+    bench.on_start = when(uploading, _stop_vm_for(15, bench))
+    return run_faulted(tmp, bench, "test_wake and hard"), Expect("pass", 0, "")
+
+
+@case
 def vm_slow_to_boot(tmp: Path) -> tuple[Outcome, Expect]:
     exe = slow_boot_executable(tmp, slow_boot=3, seconds=7)
     bench, _ = sim_bench(tmp, **{"executable: auto": f"executable: {exe}",
