@@ -1,9 +1,11 @@
 """Fixtures the unit tests share: loading a rig config from text and the one-line error a bad
-one gives; `tsfrig compare` of a base run and a new run's document."""
+one gives; `tsfrig compare` of a base run and a new run's document; pytest run on a folder of
+plain tests, where the plugin loads as in any project of its venv."""
 
 import functools
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,4 +67,15 @@ def compare(tsfrig):
     """`tsfrig compare BASE NEW EXTRA...`."""
     def run(base: Path, new: Path, *extra: str) -> subprocess.CompletedProcess:
         return tsfrig("compare", str(base), str(new), *extra)
+    return run
+
+
+@pytest.fixture
+def plain_pytest() -> Callable[..., subprocess.CompletedProcess]:
+    """`plain_pytest(folder, *args)`: pytest -q in a child process on that folder's tests, run
+    from it (no rig config there: the plugin loads as an entry point, as in a user's project)."""
+    def run(folder: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               *args, str(folder)], cwd=folder, capture_output=True, text=True,
+                              timeout=120)
     return run

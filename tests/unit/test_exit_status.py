@@ -2,23 +2,17 @@
 no suite test keeps pytest's own exit status. Its verdict once overrode it with 0, so a
 failing harness test passed `make test` and CI."""
 
-import subprocess
-import sys
-
 import pytest
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_a_failing_test_that_is_not_the_suite_fails_the_session(tmp_path, workers):
+def test_a_failing_test_that_is_not_the_suite_fails_the_session(tmp_path, workers,
+                                                                 plain_pytest):
     (tmp_path / "test_plain.py").write_text(
         "def test_holds():\n    assert True\n\n\ndef test_breaks():\n    assert False\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          *workers, str(tmp_path)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+    run = plain_pytest(tmp_path, *workers)
     assert run.returncode == 1, run.stdout[-1500:] + run.stderr[-1500:]
     assert "1 failed, 1 passed" in run.stdout
     (tmp_path / "test_plain.py").write_text("def test_holds():\n    assert True\n")
-    ok = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                         *workers, str(tmp_path)], cwd=tmp_path, capture_output=True,
-                        text=True, timeout=120)
+    ok = plain_pytest(tmp_path, *workers)
     assert ok.returncode == 0, ok.stdout[-1500:] + ok.stderr[-1500:]

@@ -4,9 +4,6 @@ reporter raised TypeError, and the run exited 1, the firmware's code, instead of
 (seen once in a fresh clone's fault matrix). Where the signal lands can't be timed, so the
 test puts such a frame at the end of the interrupt's traceback itself."""
 
-import subprocess
-import sys
-
 SUITE = '''
 import os
 import signal
@@ -45,11 +42,9 @@ def test_interrupted():
 '''
 
 
-def test_an_interrupt_pytest_cannot_render_still_exits_143(tmp_path):
+def test_an_interrupt_pytest_cannot_render_still_exits_143(tmp_path, plain_pytest):
     (tmp_path / "test_signal.py").write_text(SUITE)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=60)
+    run = plain_pytest(tmp_path)
     said = run.stdout[-2000:] + run.stderr[-2000:]
     assert run.returncode == 143, said
     assert "interrupted by SIGTERM" in said
